@@ -1,0 +1,312 @@
+"""Local backend: jina-embeddings-v3 (or any HF encoder) on torch, with token-budget batching.
+
+Tokenisation uses the checkpoint's ``tokenizer.json`` through the ``tokenizers`` library (fast, with exact char
+offsets for late chunking). Sequences are sorted by length and packed into batches of at most ``token_budget``
+padded tokens; results come back in input order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+from tqdm.auto import tqdm
+
+from jinav3 import late
+from jinav3.batching import token_budget_batches
+from jinav3.checkpoint import (
+    DEFAULT_MODEL,
+    is_jina_v3_original,
+    load_jina_v3,
+    load_plain_encoder,
+    read_config,
+    resolve_model_dir,
+)
+from jinav3.chunking import Span
+from jinav3.errors import InputTooLongError, InvalidInputError, ModelLoadError
+from jinav3.tasks import validate_task
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+# Late-chunking documents are processed in groups of about this many tokens so memory stays bounded.
+_LATE_GROUP_TOKENS = 65_536
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """CUDA: bf16 where supported; everything else fp32 (fp16 matmuls are very slow on CPUs)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None:
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    try:
+        return _DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise InvalidInputError(f"unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}") from None
+
+
+def pick_attention(device: torch.device) -> str:
+    """SDPA everywhere (never materialises the n x n scores); FlashAttention-2 on CUDA when installed."""
+    if device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def load_tokenizer(folder: Path) -> Tokenizer:
+    path = folder / "tokenizer.json"
+    if path.exists():
+        tokenizer = Tokenizer.from_file(str(path))
+    else:
+        from transformers import AutoTokenizer
+
+        hf = AutoTokenizer.from_pretrained(str(folder))
+        if not hasattr(hf, "backend_tokenizer"):
+            raise ModelLoadError(f"{folder} has no fast tokenizer (tokenizer.json); late chunking needs offsets")
+        tokenizer = hf.backend_tokenizer
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def _pad_id(tokenizer: Tokenizer, config: dict) -> int:
+    for token in ("<pad>", "[PAD]"):
+        found = tokenizer.token_to_id(token)
+        if found is not None:
+            return found
+    return int(config.get("pad_token_id") or 0)
+
+
+class LocalBackend:
+    """Runs the model in this process. Thread-safe: forward passes are serialised by a lock."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = DEFAULT_MODEL,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        max_length: int = 8192,
+        token_budget: int | None = None,
+        max_batch: int = 256,
+        attn_implementation: str | None = None,
+    ) -> None:
+        folder = resolve_model_dir(model)
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
+        self.attn_implementation = attn_implementation or pick_attention(self.device)
+        config = read_config(folder)
+        if is_jina_v3_original(config):
+            loaded = load_jina_v3(folder, config, self.dtype, self.device, self.attn_implementation)
+        else:
+            loaded = load_plain_encoder(folder, self.dtype, self.device, self.attn_implementation)
+        self._module = loaded.module
+        self._selection = loaded.selection
+        self.tasks = loaded.tasks
+        self.instructions = loaded.instructions
+        self.full_dimensions = loaded.hidden_size
+        self.model_name = str(model)
+        self.tokenizer = load_tokenizer(folder)
+        self._pad_id = _pad_id(self.tokenizer, config)
+        limit = loaded.max_positions
+        if limit is not None and config.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
+            limit -= 2  # RoBERTa-style positions start after the padding index
+        self.max_length = min(max_length, limit) if limit else max_length
+        self.token_budget = token_budget or (32_768 if self.device.type == "cuda" else 4_096)
+        self.max_batch = max_batch
+        self._lock = threading.Lock()
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def instruction(self, task: str | None) -> str:
+        return self.instructions.get(task, "") if task and self.tasks else ""
+
+    def _task_id(self, task: str | None) -> int:
+        validate_task(task)
+        if task is None or not self.tasks:
+            return -1
+        if task not in self.tasks:
+            raise InvalidInputError(f"task {task!r} has no adapter in this checkpoint (it has {self.tasks})")
+        return self.tasks.index(task)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": "local",
+            "model": self.model_name,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "max_length": self.max_length,
+        }
+
+    def close(self) -> None:
+        """Nothing to release; kept for the backend protocol."""
+
+    # -- forward -----------------------------------------------------------------------------------------
+    def _batches(
+        self, sequences: Sequence[np.ndarray], task_ids: Sequence[int], show_progress: bool
+    ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+        """Yield (indices, hidden states (B, L, D), attention mask (B, L)) for token-budget batches."""
+        lengths = [len(s) for s in sequences]
+        batches = token_budget_batches(lengths, self.token_budget, self.max_batch)
+        for batch in tqdm(batches, desc="embedding", unit="batch", disable=not show_progress):
+            longest = max(lengths[i] for i in batch)
+            ids = torch.full((len(batch), longest), self._pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), longest), dtype=torch.long)
+            for row, i in enumerate(batch):
+                ids[row, : lengths[i]] = torch.from_numpy(np.asarray(sequences[i], dtype=np.int64))
+                mask[row, : lengths[i]] = 1
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            with self._lock, torch.inference_mode():
+                if self._selection is not None:
+                    self._selection.set(torch.tensor([task_ids[i] for i in batch], device=self.device))
+                hidden = self._module(input_ids=ids, attention_mask=mask).last_hidden_state
+            yield batch, hidden, mask
+
+    def encode_ids(self, texts: Sequence[str], task: str | None, *, truncate: bool) -> list[np.ndarray]:
+        """Token ids of ``instruction + text`` for every text, truncated or rejected past ``max_length``."""
+        prefix = self.instruction(task)
+        encodings = self.tokenizer.encode_batch([prefix + t for t in texts])
+        out: list[np.ndarray] = []
+        for index, enc in enumerate(encodings):
+            ids = np.asarray(enc.ids, dtype=np.int64)
+            if len(ids) > self.max_length:
+                if not truncate:
+                    raise InputTooLongError(
+                        f"text {index} has {len(ids)} tokens, more than max_length={self.max_length}; pass "
+                        "truncate=True to cut it, or late-chunk it"
+                    )
+                ids = np.concatenate([ids[: self.max_length - 1], ids[-1:]])
+            out.append(ids)
+        return out
+
+    def embed_ids(self, sequences: Sequence[np.ndarray], task_ids: Sequence[int], show_progress: bool = False) -> np.ndarray:
+        """Mean-pooled raw vectors for already tokenised sequences (fp32 accumulation)."""
+        result = np.empty((len(sequences), self.full_dimensions), dtype=np.float32)
+        for batch, hidden, mask in self._batches(sequences, task_ids, show_progress):
+            weights = mask.unsqueeze(-1).to(torch.float32)
+            pooled = (hidden.float() * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            result[batch] = pooled.cpu().numpy()
+        return result
+
+    def token_vectors(
+        self, sequences: Sequence[np.ndarray], task_ids: Sequence[int], show_progress: bool = False
+    ) -> list[np.ndarray]:
+        """Per-token output vectors (fp32) of every sequence."""
+        out: list[np.ndarray] = [np.empty(0)] * len(sequences)
+        for batch, hidden, _ in self._batches(sequences, task_ids, show_progress):
+            hidden = hidden.float().cpu().numpy()
+            for row, i in enumerate(batch):
+                out[i] = hidden[row, : len(sequences[i])]
+        return out
+
+    # -- protocol ----------------------------------------------------------------------------------------
+    def embed(self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool = False) -> np.ndarray:
+        task_id = self._task_id(task)
+        sequences = self.encode_ids(texts, task, truncate=truncate)
+        return self.embed_ids(sequences, [task_id] * len(sequences), show_progress)
+
+    def tokenize_document(self, document: str, task: str | None) -> late.TokenizedDocument:
+        prefix = self.instruction(task)
+        enc = self.tokenizer.encode(prefix + document)
+        return late.split_encoding(enc.ids, enc.offsets, enc.special_tokens_mask, len(prefix))
+
+    def late_chunk(
+        self,
+        documents: Sequence[str],
+        spans: Sequence[Sequence[Span]],
+        task: str | None,
+        *,
+        include_special_tokens: bool = True,
+        window: int | None = None,
+        overlap: int | None = None,
+        show_progress: bool = False,
+    ) -> list[np.ndarray]:
+        task_id = self._task_id(task)
+        window = window or self.max_length
+        if not 16 <= window <= self.max_length:
+            raise InvalidInputError(f"window must be between 16 and max_length={self.max_length}, got {window}")
+        results: list[np.ndarray] = []
+        group: list[tuple[late.TokenizedDocument, np.ndarray]] = []
+        group_tokens = 0
+        progress = tqdm(total=len(documents), desc="late chunking", unit="doc", disable=not show_progress)
+        for document, doc_spans in zip(documents, spans, strict=True):
+            doc = self.tokenize_document(document, task)
+            group.append((doc, late.token_ranges(doc, doc_spans, include_special_tokens)))
+            group_tokens += doc.length
+            if group_tokens >= _LATE_GROUP_TOKENS:
+                results.extend(self._late_group(group, task_id, window, overlap))
+                progress.update(len(group))
+                group, group_tokens = [], 0
+        if group:
+            results.extend(self._late_group(group, task_id, window, overlap))
+            progress.update(len(group))
+        progress.close()
+        return results
+
+    def _late_group(
+        self, group: Sequence[tuple[late.TokenizedDocument, np.ndarray]], task_id: int, window: int, overlap: int | None
+    ) -> list[np.ndarray]:
+        """Run every window of every document of the group in shared batches (never a shared sequence)."""
+        plans: list[list[late.Window]] = []
+        sequences: list[np.ndarray] = []
+        for doc, _ in group:
+            content_window = window - len(doc.head) - len(doc.tail)
+            if content_window < 8:
+                raise InvalidInputError(f"window={window} leaves no room for the document after the instruction")
+            ov = min(512, content_window // 4) if overlap is None else overlap
+            plan = late.plan_windows(len(doc.content), content_window, ov)
+            plans.append(plan)
+            sequences.extend(late.window_sequences(doc, plan))
+        outputs = self.token_vectors(sequences, [task_id] * len(sequences))
+        pooled: list[np.ndarray] = []
+        at = 0
+        for (doc, ranges), plan in zip(group, plans, strict=True):
+            vectors = late.stitch(doc, plan, outputs[at : at + len(plan)])
+            at += len(plan)
+            pooled.append(late.pool_ranges(vectors, ranges))
+        return pooled
+
+    async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool = False) -> np.ndarray:
+        return await asyncio.to_thread(self.embed, texts, task, truncate=truncate)
+
+    async def alate_chunk(
+        self,
+        documents: Sequence[str],
+        spans: Sequence[Sequence[Span]],
+        task: str | None,
+        *,
+        include_special_tokens: bool = True,
+        window: int | None = None,
+        overlap: int | None = None,
+    ) -> list[np.ndarray]:
+        return await asyncio.to_thread(
+            self.late_chunk,
+            documents,
+            spans,
+            task,
+            include_special_tokens=include_special_tokens,
+            window=window,
+            overlap=overlap,
+        )

@@ -1,0 +1,207 @@
+"""Turn a document into character spans ``(start, end)``. No model lives here.
+
+Late chunking only changes how a chunk's vector is computed, so chunk boundaries may come from anywhere: the
+chunkers below (sentences, paragraphs, fixed token windows), explicit spans, or the chunk texts of any external
+splitter, located back in the document by :func:`spans_from_texts`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from jinav3.errors import InvalidInputError
+
+Span = tuple[int, int]
+
+
+@runtime_checkable
+class Chunker(Protocol):
+    """Anything that can cut a text into character spans, in document order."""
+
+    def spans(self, text: str) -> list[Span]: ...
+
+
+def _strip_span(text: str, start: int, end: int) -> Span | None:
+    """Shrink ``[start, end)`` to exclude surrounding whitespace; None if nothing is left."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None
+
+
+def _spans_between(text: str, cuts: Sequence[int]) -> list[Span]:
+    spans: list[Span] = []
+    previous = 0
+    for cut in [*cuts, len(text)]:
+        span = _strip_span(text, previous, cut)
+        if span is not None:
+            spans.append(span)
+        previous = cut
+    return spans
+
+
+# Sentence ends: Latin/Cyrillic/Greek/Devanagari/Arabic terminators (with closing quotes or brackets) followed by
+# whitespace; CJK full-width terminators need no whitespace after them; blank lines always end a sentence.
+_SENTENCE_END = re.compile(
+    r"[.!?…।॥؟۔]+[\"'”’»)\]]*(?=\s)"
+    r"|[。！？!?][」』”’）)]*"
+    r"|\n\s*\n"
+)
+_PARAGRAPH_END = re.compile(r"\n[ \t]*\n\s*")
+
+
+@dataclass(frozen=True)
+class SentenceChunker:
+    """Split into sentences (multilingual, CJK punctuation included).
+
+    ``min_chars`` merges a sentence shorter than that into the next one, so headings and fragments such as
+    "Fig. 3." do not become chunks of their own.
+    """
+
+    min_chars: int = 0
+
+    def spans(self, text: str) -> list[Span]:
+        spans = _spans_between(text, [m.end() for m in _SENTENCE_END.finditer(text)])
+        return _merge_short(spans, self.min_chars)
+
+
+@dataclass(frozen=True)
+class ParagraphChunker:
+    """Split at blank lines; ``min_chars`` merges short paragraphs into the next one."""
+
+    min_chars: int = 0
+
+    def spans(self, text: str) -> list[Span]:
+        spans = _spans_between(text, [m.start() for m in _PARAGRAPH_END.finditer(text)])
+        return _merge_short(spans, self.min_chars)
+
+
+def _merge_short(spans: list[Span], min_chars: int) -> list[Span]:
+    if min_chars <= 0 or len(spans) < 2:
+        return spans
+    merged: list[Span] = []
+    pending: int | None = None
+    for start, end in spans:
+        start = start if pending is None else pending
+        if end - start < min_chars:
+            pending = start
+            continue
+        merged.append((start, end))
+        pending = None
+    if pending is not None:
+        if merged:
+            merged[-1] = (merged[-1][0], spans[-1][1])
+        else:
+            merged.append((pending, spans[-1][1]))
+    return merged
+
+
+class TokenChunker:
+    """Fixed windows of ``size`` tokens (``overlap`` tokens shared between neighbours), cut on token offsets.
+
+    ``tokenizer`` is a ``tokenizers.Tokenizer`` or a transformers fast tokenizer; :class:`jinav3.Embedder` passes
+    the model's own when you ask for ``chunker="tokens"``.
+    """
+
+    def __init__(self, tokenizer: Any, size: int = 256, overlap: int = 0) -> None:
+        if size < 1:
+            raise InvalidInputError(f"token chunk size must be at least 1, got {size}")
+        if not 0 <= overlap < size:
+            raise InvalidInputError(f"token chunk overlap must be in [0, size), got {overlap} for size {size}")
+        self._tokenizer = getattr(tokenizer, "backend_tokenizer", tokenizer)
+        self.size = size
+        self.overlap = overlap
+
+    def spans(self, text: str) -> list[Span]:
+        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        offsets = [(s, e) for s, e in encoding.offsets if e > s]
+        spans: list[Span] = []
+        step = self.size - self.overlap
+        for first in range(0, len(offsets), step):
+            window = offsets[first : first + self.size]
+            span = _strip_span(text, window[0][0], window[-1][1])
+            if span is not None:
+                spans.append(span)
+            if first + self.size >= len(offsets):
+                break
+        return spans
+
+
+def spans_from_texts(document: str, chunk_texts: Sequence[str]) -> list[Span]:
+    """Locate each chunk text in ``document``, in order (overlapping chunks allowed).
+
+    Splitters that strip or collapse whitespace inside a chunk are matched with flexible whitespace. A chunk that
+    cannot be found is an error naming it, never a silently missing vector.
+    """
+    spans: list[Span] = []
+    search_from = 0
+    for index, chunk in enumerate(chunk_texts):
+        if not isinstance(chunk, str) or not chunk.strip():
+            raise InvalidInputError(f"chunk {index} is empty or not a string: {chunk!r}")
+        needle = chunk.strip()
+        start = document.find(needle, search_from)
+        if start < 0:
+            start = document.find(needle)  # splitters with overlap may step back before the previous chunk
+        if start >= 0:
+            end = start + len(needle)
+        else:
+            pattern = r"\s+".join(re.escape(part) for part in needle.split())
+            match = re.compile(pattern).search(document, search_from) or re.compile(pattern).search(document)
+            if match is None:
+                raise InvalidInputError(f"chunk {index} ({needle[:60]!r}...) does not occur in the document")
+            start, end = match.span()
+        spans.append((start, end))
+        search_from = start + 1
+    return spans
+
+
+def validate_spans(document: str, spans: Sequence[Sequence[int]]) -> list[Span]:
+    """Check explicit spans: integer pairs with ``0 <= start < end <= len(document)``."""
+    checked: list[Span] = []
+    for index, span in enumerate(spans):
+        try:
+            start, end = (int(v) for v in span)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"span {index} must be a (start, end) pair of ints, got {span!r}") from None
+        if not 0 <= start < end <= len(document):
+            raise InvalidInputError(
+                f"span {index} = ({start}, {end}) is empty or outside the document of {len(document)} characters"
+            )
+        checked.append((start, end))
+    if not checked:
+        raise InvalidInputError("no chunk spans were given")
+    return checked
+
+
+ChunkerLike = Chunker | Callable[[str], Sequence[Any]] | str
+
+
+def make_chunker(
+    chunker: ChunkerLike, tokenizer: Any | None = None, chunk_size: int = 256, chunk_overlap: int = 0
+) -> Chunker | Callable[[str], Sequence[Any]]:
+    """Resolve a chunker name (``sentences``, ``paragraphs``, ``tokens``) or pass an object/callable through."""
+    if not isinstance(chunker, str):
+        if isinstance(chunker, Chunker) or callable(chunker):
+            return chunker
+        raise InvalidInputError(f"chunker must be a name, a Chunker or a callable, got {type(chunker).__name__}")
+    if chunker in ("sentences", "sentence"):
+        return SentenceChunker()
+    if chunker in ("paragraphs", "paragraph"):
+        return ParagraphChunker()
+    if chunker in ("tokens", "token"):
+        if tokenizer is None:
+            raise InvalidInputError("the 'tokens' chunker needs a tokenizer; this backend has none, pass spans")
+        return TokenChunker(tokenizer, size=chunk_size, overlap=chunk_overlap)
+    raise InvalidInputError(f"unknown chunker {chunker!r}; use 'sentences', 'paragraphs', 'tokens' or an object")
+
+
+def chunk_spans(document: str, chunker: Chunker | Callable[[str], Sequence[Any]]) -> list[Span]:
+    """Apply a chunker. A callable may return spans or chunk texts (those are located in the document)."""
+    produced = chunker.spans(document) if isinstance(chunker, Chunker) else list(chunker(document))
+    if produced and all(isinstance(item, str) for item in produced):
+        return spans_from_texts(document, produced)
+    return validate_spans(document, produced)

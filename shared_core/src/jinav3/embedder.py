@@ -1,0 +1,315 @@
+"""``Embedder``: the one public door. Validates input, picks tasks by role, applies Matryoshka and encodings.
+
+Backends return raw full-width vectors; everything a user chooses about the output (task, dimensions,
+normalisation, encoding, chunking) is decided here, identically for every backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from jinav3.backends import Backend
+from jinav3.chunking import ChunkerLike, Span, chunk_spans, make_chunker, validate_spans
+from jinav3.errors import InvalidInputError
+from jinav3.matryoshka import encode, truncate_normalise, validate_dimensions, validate_embedding_type
+from jinav3.tasks import RoleTasks, validate_task
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One late-chunked piece of a document: its text, character span and contextual vector."""
+
+    text: str
+    start: int
+    end: int
+    embedding: Any  # np.ndarray (float32 / packed int8 / uint8) or a base64 str, per embedding_type
+    index: int = 0
+
+
+def _check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
+    if isinstance(texts, str):
+        raise InvalidInputError(f"{what} must be a list of strings, got one string; wrap it in a list")
+    items = list(texts)
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise InvalidInputError(f"{what}[{i}] must be a string, got {type(text).__name__}")
+    return items
+
+
+class Embedder:
+    """Embed texts and late-chunk documents with jina-embeddings-v3 (or a plain encoder), on any backend."""
+
+    def __init__(self, backend: Backend, roles: RoleTasks | None = None) -> None:
+        self.backend = backend
+        self.roles = roles or RoleTasks()
+
+    # -- construction --------------------------------------------------------------------------------------
+    @classmethod
+    def local(
+        cls,
+        model: str | os.PathLike[str] = "jinaai/jina-embeddings-v3",
+        device: str | None = None,
+        dtype: str | None = None,
+        *,
+        query_task: str | None = "retrieval.query",
+        document_task: str | None = "retrieval.passage",
+        **options: Any,
+    ) -> Embedder:
+        """Load a checkpoint (folder or hub id) in this process. ``options`` go to :class:`LocalBackend`
+        (``max_length``, ``token_budget``, ``max_batch``, ``attn_implementation``)."""
+        from jinav3.backends.local import LocalBackend
+
+        roles = RoleTasks(query=query_task, document=document_task)
+        return cls(LocalBackend(model, device=device, dtype=dtype, **options), roles)
+
+    # -- introspection -----------------------------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        return self.backend.model_name
+
+    @property
+    def dimensions(self) -> int:
+        """Full output width of the model (Matryoshka sizes go up to this)."""
+        return self.backend.full_dimensions
+
+    @property
+    def max_length(self) -> int:
+        return self.backend.max_length
+
+    @property
+    def tokenizer(self) -> Any | None:
+        return self.backend.tokenizer
+
+    def describe(self) -> dict[str, Any]:
+        """Everything that determines the vectors (no secrets): for cache keys and serialised configs."""
+        return {**self.backend.describe(), "query_task": self.roles.query, "document_task": self.roles.document}
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Embedder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Embedder({self.describe()!r})"
+
+    # -- output ------------------------------------------------------------------------------------------
+    def _finish(self, raw: np.ndarray, dimensions: int | None, normalized: bool, embedding_type: str) -> Any:
+        return encode(truncate_normalise(raw, dimensions, normalized), embedding_type)
+
+    def _check_output(self, dimensions: int | None, embedding_type: str) -> None:
+        validate_dimensions(dimensions, self.dimensions)
+        validate_embedding_type(embedding_type)
+
+    # -- plain embeddings ----------------------------------------------------------------------------------
+    def embed(
+        self,
+        texts: Sequence[str],
+        task: str | None = "retrieval.passage",
+        dimensions: int | None = None,
+        *,
+        normalized: bool = True,
+        embedding_type: str = "float",
+        truncate: bool = False,
+        show_progress: bool = False,
+    ) -> Any:
+        """One vector per text: ``(len(texts), dimensions)`` float32 (packed bytes for binary types, a list of
+        strings for base64). Truncates to ``dimensions`` first, then L2-normalises unless ``normalized=False``."""
+        items = _check_texts(texts)
+        validate_task(task)
+        self._check_output(dimensions, embedding_type)
+        if not items:
+            return self._finish(np.zeros((0, self.dimensions), np.float32), dimensions, normalized, embedding_type)
+        raw = self.backend.embed(items, task, truncate=truncate, show_progress=show_progress)
+        return self._finish(raw, dimensions, normalized, embedding_type)
+
+    async def aembed(
+        self,
+        texts: Sequence[str],
+        task: str | None = "retrieval.passage",
+        dimensions: int | None = None,
+        *,
+        normalized: bool = True,
+        embedding_type: str = "float",
+        truncate: bool = False,
+    ) -> Any:
+        items = _check_texts(texts)
+        validate_task(task)
+        self._check_output(dimensions, embedding_type)
+        if not items:
+            return self._finish(np.zeros((0, self.dimensions), np.float32), dimensions, normalized, embedding_type)
+        raw = await self.backend.aembed(items, task, truncate=truncate)
+        return self._finish(raw, dimensions, normalized, embedding_type)
+
+    def embed_query(self, text: str, dimensions: int | None = None, **kwargs: Any) -> Any:
+        """One query vector, with the query role's task (``retrieval.query`` unless overridden)."""
+        if not isinstance(text, str):
+            raise InvalidInputError(f"query must be a string, got {type(text).__name__}")
+        return self.embed([text], self.roles.query, dimensions, **kwargs)[0]
+
+    def embed_documents(self, texts: Sequence[str], dimensions: int | None = None, **kwargs: Any) -> Any:
+        """Document vectors, with the document role's task (``retrieval.passage`` unless overridden)."""
+        return self.embed(texts, self.roles.document, dimensions, **kwargs)
+
+    async def aembed_query(self, text: str, dimensions: int | None = None, **kwargs: Any) -> Any:
+        if not isinstance(text, str):
+            raise InvalidInputError(f"query must be a string, got {type(text).__name__}")
+        return (await self.aembed([text], self.roles.query, dimensions, **kwargs))[0]
+
+    async def aembed_documents(self, texts: Sequence[str], dimensions: int | None = None, **kwargs: Any) -> Any:
+        return await self.aembed(texts, self.roles.document, dimensions, **kwargs)
+
+    # -- late chunking -------------------------------------------------------------------------------------
+    def chunk_spans(
+        self,
+        document: str,
+        chunker: ChunkerLike = "sentences",
+        spans: Sequence[Sequence[int]] | None = None,
+        *,
+        chunk_size: int = 256,
+        chunk_overlap: int = 0,
+    ) -> list[Span]:
+        """The spans a late-chunking call would use for ``document`` (explicit ``spans`` win over ``chunker``)."""
+        if not isinstance(document, str):
+            raise InvalidInputError(f"document must be a string, got {type(document).__name__}")
+        if not document.strip():
+            raise InvalidInputError("cannot late-chunk an empty document")
+        if spans is not None:
+            return validate_spans(document, spans)
+        resolved = make_chunker(chunker, self.tokenizer, chunk_size, chunk_overlap)
+        found = chunk_spans(document, resolved)
+        if not found:
+            raise InvalidInputError("the chunker produced no chunks for the document")
+        return found
+
+    def _prepare_many(
+        self,
+        documents: Sequence[str],
+        chunker: ChunkerLike,
+        spans: Sequence[Sequence[Sequence[int]]] | None,
+        chunk_size: int,
+        chunk_overlap: int,
+    ) -> tuple[list[str], list[list[Span]]]:
+        docs = _check_texts(documents, "documents")
+        if spans is not None and len(spans) != len(docs):
+            raise InvalidInputError(f"got {len(spans)} span lists for {len(docs)} documents")
+        all_spans = [
+            self.chunk_spans(doc, chunker, None if spans is None else spans[i], chunk_size=chunk_size,
+                             chunk_overlap=chunk_overlap)
+            for i, doc in enumerate(docs)
+        ]
+        return docs, all_spans
+
+    def _chunks(
+        self, docs: list[str], all_spans: list[list[Span]], raws: list[np.ndarray],
+        dimensions: int | None, normalized: bool, embedding_type: str,
+    ) -> list[list[Chunk]]:
+        result: list[list[Chunk]] = []
+        for doc, doc_spans, raw in zip(docs, all_spans, raws, strict=True):
+            vectors = self._finish(raw, dimensions, normalized, embedding_type)
+            result.append([
+                Chunk(doc[s:e], s, e, vectors[i], i) for i, (s, e) in enumerate(doc_spans)
+            ])
+        return result
+
+    def late_chunk_many(
+        self,
+        documents: Sequence[str],
+        chunker: ChunkerLike = "sentences",
+        spans: Sequence[Sequence[Sequence[int]]] | None = None,
+        task: str | None = _UNSET,
+        dimensions: int | None = None,
+        *,
+        normalized: bool = True,
+        embedding_type: str = "float",
+        include_special_tokens: bool = True,
+        window: int | None = None,
+        overlap: int | None = None,
+        chunk_size: int = 256,
+        chunk_overlap: int = 0,
+        show_progress: bool = False,
+    ) -> list[list[Chunk]]:
+        """Late-chunk every document on its own: one pass over the whole document (macro windows past the
+        context), then each chunk's vector is the mean of its tokens' vectors. ``task`` defaults to the
+        document role's task. ``chunker``: ``sentences``/``paragraphs``/``tokens``, a Chunker, or a callable
+        returning spans or chunk texts; ``spans`` (one list per document) overrides it."""
+        task = self.roles.document if task is _UNSET else task
+        validate_task(task)
+        self._check_output(dimensions, embedding_type)
+        docs, all_spans = self._prepare_many(documents, chunker, spans, chunk_size, chunk_overlap)
+        if not docs:
+            return []
+        raws = self.backend.late_chunk(
+            docs, all_spans, task, include_special_tokens=include_special_tokens, window=window, overlap=overlap,
+            show_progress=show_progress,
+        )
+        return self._chunks(docs, all_spans, raws, dimensions, normalized, embedding_type)
+
+    def late_chunk(
+        self,
+        document: str,
+        chunker: ChunkerLike = "sentences",
+        spans: Sequence[Sequence[int]] | None = None,
+        task: str | None = _UNSET,
+        dimensions: int | None = None,
+        **kwargs: Any,
+    ) -> list[Chunk]:
+        """Late-chunk one document; see :meth:`late_chunk_many`."""
+        if not isinstance(document, str):
+            raise InvalidInputError(f"document must be a string, got {type(document).__name__}")
+        return self.late_chunk_many(
+            [document], chunker, None if spans is None else [spans], task, dimensions, **kwargs
+        )[0]
+
+    async def alate_chunk_many(
+        self,
+        documents: Sequence[str],
+        chunker: ChunkerLike = "sentences",
+        spans: Sequence[Sequence[Sequence[int]]] | None = None,
+        task: str | None = _UNSET,
+        dimensions: int | None = None,
+        *,
+        normalized: bool = True,
+        embedding_type: str = "float",
+        include_special_tokens: bool = True,
+        window: int | None = None,
+        overlap: int | None = None,
+        chunk_size: int = 256,
+        chunk_overlap: int = 0,
+    ) -> list[list[Chunk]]:
+        task = self.roles.document if task is _UNSET else task
+        validate_task(task)
+        self._check_output(dimensions, embedding_type)
+        docs, all_spans = self._prepare_many(documents, chunker, spans, chunk_size, chunk_overlap)
+        if not docs:
+            return []
+        raws = await self.backend.alate_chunk(
+            docs, all_spans, task, include_special_tokens=include_special_tokens, window=window, overlap=overlap
+        )
+        return self._chunks(docs, all_spans, raws, dimensions, normalized, embedding_type)
+
+    async def alate_chunk(
+        self,
+        document: str,
+        chunker: ChunkerLike = "sentences",
+        spans: Sequence[Sequence[int]] | None = None,
+        task: str | None = _UNSET,
+        dimensions: int | None = None,
+        **kwargs: Any,
+    ) -> list[Chunk]:
+        if not isinstance(document, str):
+            raise InvalidInputError(f"document must be a string, got {type(document).__name__}")
+        chunks = await self.alate_chunk_many(
+            [document], chunker, None if spans is None else [spans], task, dimensions, **kwargs
+        )
+        return chunks[0]

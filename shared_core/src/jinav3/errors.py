@@ -1,0 +1,27 @@
+"""Exception types of jinav3: one family, messages that say what to do next."""
+
+from __future__ import annotations
+
+
+class JinaV3Error(Exception):
+    """Base class of every error raised by jinav3."""
+
+
+class InvalidInputError(JinaV3Error, ValueError):
+    """A caller passed something jinav3 cannot use (unknown task, bad dimensions, empty text...)."""
+
+
+class InputTooLongError(InvalidInputError):
+    """A text is longer than the model's context and truncation was not allowed."""
+
+
+class ChunkAlignmentError(InvalidInputError):
+    """A chunk span could not be mapped onto the document's tokens."""
+
+
+class ModelLoadError(JinaV3Error, OSError):
+    """A checkpoint could not be found or does not have the expected layout."""
+
+
+class BackendError(JinaV3Error, RuntimeError):
+    """The backend failed to produce embeddings (for example the HTTP API answered with an error)."""

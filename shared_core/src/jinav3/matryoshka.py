@@ -1,0 +1,79 @@
+"""Matryoshka (MRL) dimensions and output encodings: truncate first, then L2-normalise, then encode.
+
+The order matters: normalising before truncation leaves shorter vectors with norms below one (model card fix #60).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Literal
+
+import numpy as np
+
+from jinav3.errors import InvalidInputError
+
+#: Sizes the model was trained for; any size from 1 to the full width works, these are the ones that keep quality.
+TRAINED_DIMENSIONS: tuple[int, ...] = (32, 64, 128, 256, 512, 768, 1024)
+
+EmbeddingType = Literal["float", "binary", "ubinary", "base64"]
+EMBEDDING_TYPES: tuple[str, ...] = ("float", "binary", "ubinary", "base64")
+
+
+def validate_dimensions(dimensions: int | None, full: int) -> int:
+    """Return the output width for ``dimensions`` (None = full width), rejecting sizes the model cannot give."""
+    if dimensions is None:
+        return full
+    if isinstance(dimensions, bool) or not isinstance(dimensions, (int, np.integer)):
+        raise InvalidInputError(f"dimensions must be an integer, got {dimensions!r}")
+    if not 1 <= dimensions <= full:
+        raise InvalidInputError(
+            f"dimensions must be between 1 and {full} (trained sizes: {', '.join(map(str, TRAINED_DIMENSIONS))}), "
+            f"got {dimensions}"
+        )
+    return int(dimensions)
+
+
+def validate_embedding_type(embedding_type: str) -> str:
+    if embedding_type not in EMBEDDING_TYPES:
+        raise InvalidInputError(
+            f"unknown embedding_type {embedding_type!r}; use one of {', '.join(map(repr, EMBEDDING_TYPES))}"
+        )
+    return embedding_type
+
+
+def truncate_normalise(vectors: np.ndarray, dimensions: int | None = None, normalized: bool = True) -> np.ndarray:
+    """Cut ``vectors`` (n, full) to ``dimensions`` columns, then scale each row to unit L2 norm if ``normalized``."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2:
+        raise InvalidInputError(f"expected a 2-D array of vectors, got shape {vectors.shape}")
+    width = validate_dimensions(dimensions, vectors.shape[1])
+    out = np.array(vectors[:, :width], dtype=np.float32, copy=True)
+    if normalized:
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.maximum(norms, 1e-12, out=norms)
+        out /= norms
+    return out
+
+
+def encode(vectors: np.ndarray, embedding_type: str = "float") -> np.ndarray | list[str]:
+    """Encode float vectors like the Jina API's ``embedding_type``.
+
+    ``binary``/``ubinary`` pack the sign bits (1 where the value is > 0) eight per byte, as int8 (offset by -128)
+    and uint8 respectively; ``base64`` gives the little-endian float32 bytes of each vector as a string.
+    """
+    validate_embedding_type(embedding_type)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if embedding_type == "float":
+        return vectors
+    if embedding_type == "base64":
+        little = vectors.astype("<f4", copy=False)
+        return [base64.b64encode(row.tobytes()).decode("ascii") for row in little]
+    bits = np.packbits(vectors > 0, axis=-1)
+    if embedding_type == "ubinary":
+        return bits
+    return (bits.astype(np.int16) - 128).astype(np.int8)
+
+
+def decode_base64(value: str) -> np.ndarray:
+    """Inverse of the ``base64`` encoding for one vector."""
+    return np.frombuffer(base64.b64decode(value), dtype="<f4").astype(np.float32)

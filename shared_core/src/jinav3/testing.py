@@ -1,0 +1,154 @@
+"""Build small random checkpoints in the published jina-embeddings-v3 layout (for tests and benchmarks).
+
+The files match the hub repository's shapes and names: ``config.json`` with ``lora_adaptations`` and
+``task_instructions``, ``model.safetensors`` with ``roberta.*`` keys, fused ``Wqkv`` and a LoRA bank for every
+Linear and Embedding, and an XLM-R-style ``tokenizer.json`` (Unigram + Metaspace, ``<s>``=0 ``<pad>``=1
+``</s>``=2 ``<unk>``=3) trained with the ``tokenizers`` library. ``full_size=True`` gives the real architecture.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from jinav3.tasks import DEFAULT_INSTRUCTIONS, TASKS
+
+CORPUS = [
+    "Berlin is the capital and largest city of Germany, both by area and by population.",
+    "Its more than 3.85 million inhabitants make it the European Union's most populous city.",
+    "The city is also one of the states of Germany, and is the third smallest state in the country.",
+    "Paris est la capitale de la France. Elle compte plus de deux millions d'habitants.",
+    "Berlin ist die Hauptstadt Deutschlands. Die Stadt hat mehr als drei Millionen Einwohner.",
+    "Madrid es la capital de España y su ciudad más poblada.",
+    "東京は日本の首都です。人口は約千四百万人です。",
+    "北京是中华人民共和国的首都。它有悠久的历史！",
+    "Москва — столица России и крупнейший город страны.",
+    "Represent the query for retrieving evidence documents: ",
+    "Represent the document for retrieval: ",
+    "What is the capital of Germany? How many people live in Paris? Which city is in Japan?",
+    "Late chunking embeds the whole document once and pools token vectors per chunk.",
+    "The quick brown fox jumps over the lazy dog. 0123456789 !?.,;:'\"()[]-",
+]
+
+
+def train_tokenizer(vocab_size: int = 600, corpus: list[str] | None = None):
+    """An XLM-R-like SentencePiece-Unigram tokenizer (``tokenizers.Tokenizer``)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>", max_piece_length=8
+    )
+    tokenizer.train_from_iterator(corpus or CORPUS, trainer)
+    tokenizer.add_special_tokens(["<mask>"])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    return tokenizer
+
+
+def jina_v3_config(vocab_size: int, hidden: int, layers: int, heads: int, intermediate: int) -> dict:
+    return {
+        "architectures": ["XLMRobertaModel"],
+        "model_type": "xlm-roberta",
+        "vocab_size": vocab_size,
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": intermediate,
+        "hidden_act": "gelu",
+        "layer_norm_eps": 1e-5,
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "max_position_embeddings": 8194,
+        "position_embedding_type": "rotary",
+        "rotary_emb_base": 20000.0,
+        "type_vocab_size": 1,
+        "pad_token_id": 1,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "lora_adaptations": list(TASKS),
+        "task_instructions": dict(DEFAULT_INSTRUCTIONS),
+        "lora_rank": 4,
+        "lora_alpha": 1,
+        "lora_dropout_p": 0.0,
+        "matryoshka_dimensions": [32, 64, 128, 256, 512, 768, 1024],
+        "use_flash_attn": True,
+        "torch_dtype": "bfloat16",
+    }
+
+
+def random_state_dict(config: dict, seed: int = 0, lora_std: float = 0.3, dtype: torch.dtype = torch.float32):
+    """Random weights with the original key names and shapes (``roberta.`` prefix, LoRA banks, pooler)."""
+    gen = torch.Generator().manual_seed(seed)
+    t, r = len(config["lora_adaptations"]), config["lora_rank"]
+    h, ff, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    state: dict[str, torch.Tensor] = {}
+
+    def randn(*shape: int, std: float = 0.02) -> torch.Tensor:
+        return (torch.randn(*shape, generator=gen) * std).to(dtype)
+
+    def linear(name: str, fan_out: int, fan_in: int) -> None:
+        state[f"roberta.{name}.parametrizations.weight.original"] = randn(fan_out, fan_in, std=fan_in**-0.5)
+        state[f"roberta.{name}.parametrizations.weight.0.lora_A"] = randn(t, r, fan_in, std=lora_std)
+        state[f"roberta.{name}.parametrizations.weight.0.lora_B"] = randn(t, fan_out, r, std=lora_std)
+        state[f"roberta.{name}.bias"] = randn(fan_out)
+
+    def embedding(name: str, rows: int) -> None:
+        state[f"roberta.{name}.parametrizations.weight.original"] = randn(rows, h, std=0.5)
+        state[f"roberta.{name}.parametrizations.weight.0.lora_A"] = randn(t, rows, r, std=lora_std)
+        state[f"roberta.{name}.parametrizations.weight.0.lora_B"] = randn(t, r, h, std=lora_std)
+
+    def norm(name: str) -> None:
+        state[f"roberta.{name}.weight"] = (1 + randn(h, std=0.1)).to(dtype)
+        state[f"roberta.{name}.bias"] = randn(h, std=0.1)
+
+    embedding("embeddings.word_embeddings", v)
+    embedding("embeddings.token_type_embeddings", config["type_vocab_size"])
+    norm("emb_ln")
+    for i in range(config["num_hidden_layers"]):
+        linear(f"encoder.layers.{i}.mixer.Wqkv", 3 * h, h)
+        linear(f"encoder.layers.{i}.mixer.out_proj", h, h)
+        norm(f"encoder.layers.{i}.norm1")
+        linear(f"encoder.layers.{i}.mlp.fc1", ff, h)
+        linear(f"encoder.layers.{i}.mlp.fc2", h, ff)
+        norm(f"encoder.layers.{i}.norm2")
+    linear("pooler.dense", h, h)
+    return state
+
+
+def build_checkpoint(
+    folder: str | Path,
+    *,
+    hidden: int = 32,
+    layers: int = 2,
+    heads: int = 4,
+    intermediate: int = 64,
+    vocab_size: int | None = None,
+    tokenizer_vocab: int = 600,
+    seed: int = 0,
+    full_size: bool = False,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write a random jina-embeddings-v3-layout checkpoint to ``folder`` and return the folder."""
+    if full_size:
+        hidden, layers, heads, intermediate, vocab_size = 1024, 24, 16, 4096, 250002
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer(tokenizer_vocab)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "XLMRobertaTokenizer", "model_max_length": 8194, "bos_token": "<s>",
+                    "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>", "mask_token": "<mask>"}),
+        encoding="utf-8",
+    )
+    config = jina_v3_config(vocab_size or tokenizer.get_vocab_size(), hidden, layers, heads, intermediate)
+    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    save_file(random_state_dict(config, seed, dtype=dtype), str(folder / "model.safetensors"))
+    return folder
