@@ -7,6 +7,7 @@ normalisation, encoding, chunking) is decided here, identically for every backen
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from jinav3.matryoshka import encode, truncate_normalise, validate_dimensions, v
 from jinav3.tasks import RoleTasks, validate_task
 
 _UNSET: Any = object()
+_SHARED: dict[tuple, Embedder] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,46 @@ class Embedder:
 
         roles = RoleTasks(query=query_task, document=document_task)
         return cls(LocalBackend(model, device=device, dtype=dtype, **options), roles)
+
+    @classmethod
+    def api(
+        cls,
+        model: str = "jina-embeddings-v3",
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        query_task: str | None = "retrieval.query",
+        document_task: str | None = "retrieval.passage",
+        **options: Any,
+    ) -> Embedder:
+        """Use the Jina Embeddings HTTP API (or a ``jinav3 serve`` server at ``base_url``). The key comes from
+        ``api_key`` or ``JINA_API_KEY``/``JINAAI_API_KEY``; ``options`` go to :class:`ApiBackend` (``timeout``,
+        ``max_retries``, ``max_concurrency``, batching limits)."""
+        from jinav3.backends.api import ApiBackend
+
+        roles = RoleTasks(query=query_task, document=document_task)
+        return cls(ApiBackend(model=model, api_key=api_key, base_url=base_url, **options), roles)
+
+    @classmethod
+    def create(cls, backend: str = "local", model: str | None = None, **options: Any) -> Embedder:
+        """Build an embedder from plain settings (what adapters serialise): ``backend`` is ``local`` or ``api``;
+        ``model`` defaults to each backend's jina-embeddings-v3."""
+        if backend == "local":
+            return cls.local(model or "jinaai/jina-embeddings-v3", **options)
+        if backend == "api":
+            return cls.api(model or "jina-embeddings-v3", **options)
+        raise InvalidInputError(f"unknown backend {backend!r}; use 'local' or 'api'")
+
+    @classmethod
+    def shared(cls, backend: str = "local", model: str | None = None, **options: Any) -> Embedder:
+        """Like :meth:`create`, but one instance per distinct settings per process, so the query embedder, the
+        document embedder and the splitter of one pipeline load a local model only once."""
+        key = (backend, model, tuple(sorted((k, repr(v)) for k, v in options.items())))
+        with _SHARED_LOCK:
+            found = _SHARED.get(key)
+            if found is None:
+                found = _SHARED[key] = cls.create(backend, model, **options)
+            return found
 
     # -- introspection -----------------------------------------------------------------------------------
     @property

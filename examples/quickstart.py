@@ -1,0 +1,72 @@
+"""Quickstart: index a small multilingual corpus with late chunking, then search it with the query task.
+
+    python examples/quickstart.py                 # jina-embeddings-v3 if cached/reachable, else a small offline model
+    python examples/quickstart.py --model PATH    # any folder or hub id
+
+Every document is embedded whole, once; each sentence-level chunk then gets the mean of its tokens' vectors, so
+"It hosts several universities" still knows it is about Berlin. Queries use the retrieval.query adapter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from jinav3 import Chunk, Embedder, SentenceChunker
+from jinav3.models import resolve_model
+
+CORPUS = Path(__file__).parent / "corpus"
+QUERIES = [
+    "Which city was divided by a wall?",
+    "Wo steht die Elbphilharmonie?",
+    "Quelle ville est connue pour la soie ?",
+    "日本の古い都はどこですか？",
+    "Which airport replaced Tegel?",
+]
+
+
+def build_index(embedder: Embedder, folder: Path, dimensions: int | None) -> tuple[list[tuple[str, Chunk]], np.ndarray]:
+    """Late-chunk every document of ``folder``; return (source, chunk) pairs and their vectors as one matrix."""
+    files = sorted(folder.glob("*.txt"))
+    documents = [f.read_text(encoding="utf-8") for f in files]
+    per_document = embedder.late_chunk_many(documents, chunker=SentenceChunker(min_chars=40), dimensions=dimensions)
+    entries = [(f.name, chunk) for f, chunks in zip(files, per_document, strict=True) for chunk in chunks]
+    return entries, np.stack([chunk.embedding for _, chunk in entries])
+
+
+def search(embedder: Embedder, entries: list[tuple[str, Chunk]], matrix: np.ndarray, query: str,
+           top: int, dimensions: int | None) -> list[tuple[float, str, Chunk]]:
+    scores = matrix @ embedder.embed_query(query, dimensions=dimensions)
+    best = np.argsort(-scores)[:top]
+    return [(float(scores[i]), *entries[i]) for i in best]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model folder or hub id")
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="folder of .txt documents")
+    parser.add_argument("--dimensions", type=int, default=None, help="Matryoshka size (e.g. 256)")
+    parser.add_argument("--top", type=int, default=3)
+    parser.add_argument("queries", nargs="*", help="queries (default: a built-in multilingual set)")
+    args = parser.parse_args(argv)
+
+    model, notice = resolve_model(args.model)
+    if notice:
+        print(notice, file=sys.stderr)
+    embedder = Embedder.local(model)
+    entries, matrix = build_index(embedder, args.corpus, args.dimensions)
+    print(f"indexed {len(entries)} late-chunked sentences from {len({s for s, _ in entries})} documents "
+          f"with {embedder.model_name} ({matrix.shape[1]} dimensions)\n")
+    for query in args.queries or QUERIES:
+        print(f"query: {query}")
+        for score, source, chunk in search(embedder, entries, matrix, query, args.top, args.dimensions):
+            print(f"  {score:.3f}  {source}[{chunk.start}:{chunk.end}]  {chunk.text[:90]}")
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
