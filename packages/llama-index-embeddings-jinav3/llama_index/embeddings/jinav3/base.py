@@ -1,0 +1,125 @@
+"""``JinaV3Embedding``: a LlamaIndex embedding model that routes queries and documents to their own tasks.
+
+LlamaIndex already separates the two paths: retrievers call ``get_query_embedding`` and indexing calls
+``get_text_embedding_batch``. jina-embeddings-v3 needs exactly that split (``retrieval.query`` vs
+``retrieval.passage`` LoRA adapters), so this class only maps each path to its task and hands the texts to the
+core ``Embedder``; pooling, batching, Matryoshka and HTTP all stay in the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from llama_index.core.bridge.pydantic import Field, field_validator
+from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.embeddings.jinav3.settings import LATE_CHUNKED_KEY, JinaV3CoreSettings
+
+from jinav3 import InvalidInputError
+from jinav3.tasks import validate_task
+
+
+class JinaV3Embedding(JinaV3CoreSettings, BaseEmbedding):
+    """jina-embeddings-v3 for LlamaIndex: ``retrieval.query`` for queries, ``retrieval.passage`` for texts.
+
+    Use it as ``Settings.embed_model`` or ``VectorStoreIndex(..., embed_model=...)``. In an ``IngestionPipeline``
+    it leaves nodes alone that :class:`~llama_index.node_parser.jinav3.JinaV3LateChunkingNodeParser` already
+    embedded (their late-chunked vectors carry document context a plain re-embedding would lose), and refuses
+    such nodes when they come from another model or width.
+    """
+
+    embed_batch_size: int = Field(
+        default=64, gt=0, le=2048, description="Texts per core call (the core batches by tokens inside)."
+    )
+    query_task: str | None = Field(
+        default="retrieval.query", description="Task (LoRA adapter) for queries; None = base weights."
+    )
+    document_task: str | None = Field(
+        default="retrieval.passage", description="Task (LoRA adapter) for texts and nodes; None = base weights."
+    )
+    truncate: bool = Field(
+        default=False, description="Cut texts past the model's context instead of raising an error."
+    )
+
+    @field_validator("query_task", "document_task")
+    @classmethod
+    def _known_task(cls, task: str | None) -> str | None:
+        return validate_task(task)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "JinaV3Embedding"
+
+    def to_payload(self) -> dict[str, Any]:
+        """What instrumentation sees: everything that identifies the vectors, never the API key."""
+        return {
+            **super().to_payload(),
+            "backend": self.backend,
+            "query_task": self.query_task,
+            "document_task": self.document_task,
+            "dimensions": self.dimensions,
+        }
+
+    # -- the three LlamaIndex paths, each mapped to its task -------------------------------------------------
+    def _vectors(self, texts: list[str], task: str | None) -> list[Embedding]:
+        return self.core.embed(texts, task=task, dimensions=self.dimensions, truncate=self.truncate).tolist()
+
+    async def _avectors(self, texts: list[str], task: str | None) -> list[Embedding]:
+        vectors = await self.core.aembed(texts, task=task, dimensions=self.dimensions, truncate=self.truncate)
+        return vectors.tolist()
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self._vectors([query], self.query_task)[0]
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return (await self._avectors([query], self.query_task))[0]
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._vectors([text], self.document_task)[0]
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return (await self._avectors([text], self.document_task))[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self._vectors(texts, self.document_task)
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return await self._avectors(texts, self.document_task)
+
+    # -- IngestionPipeline: keep late-chunked vectors -------------------------------------------------------
+    def _nodes_to_embed(self, nodes: Sequence[BaseNode]) -> list[BaseNode]:
+        """The nodes this model must embed: all but those the late-chunking parser embedded in our space."""
+        todo: list[BaseNode] = []
+        space: str | None = None
+        for node in nodes:
+            mark = node.metadata.get(LATE_CHUNKED_KEY)
+            if mark is None:
+                todo.append(node)
+                continue
+            space = space or self.vector_space()
+            if mark != space:
+                raise InvalidInputError(
+                    f"node {node.node_id!r} was late-chunked in vector space {mark!r} but this embedding model "
+                    f"produces {space!r}; use the same model and dimensions for the parser and the embed model"
+                )
+            if node.embedding is None:
+                raise InvalidInputError(
+                    f"node {node.node_id!r} is marked late-chunked but has no embedding (lost in storage?); "
+                    "re-run JinaV3LateChunkingNodeParser on its document instead of embedding the chunk alone"
+                )
+        return todo
+
+    def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        todo = self._nodes_to_embed(nodes)
+        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in todo]
+        for node, embedding in zip(todo, self.get_text_embedding_batch(texts, **kwargs), strict=True):
+            node.embedding = embedding
+        return nodes
+
+    async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        todo = self._nodes_to_embed(nodes)
+        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in todo]
+        for node, embedding in zip(todo, await self.aget_text_embedding_batch(texts, **kwargs), strict=True):
+            node.embedding = embedding
+        return nodes

@@ -1,0 +1,106 @@
+"""Which core ``Embedder`` to use, as pydantic fields shared by the embedding model and the node parser.
+
+Every value that changes the vectors is a pydantic ``Field``: it serialises with ``to_dict()`` and so feeds
+``IngestionPipeline``'s cache key (private config would give stale cache hits). The API key is excluded from dumps
+and reprs. The core ``Embedder`` is built lazily through ``Embedder.shared``, so an embedding model and a parser with
+the same backend settings load a local model once per process.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    model_validator,
+)
+
+from jinav3 import Embedder, InvalidInputError
+
+#: Model used when ``model_name`` is left out, per backend.
+DEFAULT_MODELS: dict[str, str] = {"local": "jinaai/jina-embeddings-v3", "api": "jina-embeddings-v3"}
+
+#: Metadata key the late-chunking parser sets on the nodes it embedded. Its value names the vector space
+#: (see :meth:`JinaV3CoreSettings.vector_space`); it is excluded from the embed and LLM metadata strings.
+LATE_CHUNKED_KEY = "jinav3_late_chunked"
+
+_LOCAL_OPTIONS = ("device", "dtype", "max_length", "token_budget")
+_API_OPTIONS = ("api_key", "base_url", "timeout", "max_retries")
+
+
+def canonical_model(name: str) -> str:
+    """The hub id and the API name of jina-embeddings-v3 denote the same vectors: compare them without owner."""
+    return name.removeprefix("jinaai/")
+
+
+class JinaV3CoreSettings(BaseModel):
+    """Backend, model, Matryoshka width and backend options; builds the shared core ``Embedder`` on first use."""
+
+    model_config = ConfigDict(protected_namespaces=(), extra="forbid", arbitrary_types_allowed=True)
+
+    backend: Literal["local", "api"] = Field(
+        default="local", description="'local' runs the model in this process; 'api' calls the Jina Embeddings API."
+    )
+    model_name: str = Field(
+        default="",
+        validation_alias=AliasChoices("model_name", "model"),
+        description="Checkpoint folder or hub id (local) or API model name; empty = jina-embeddings-v3.",
+    )
+    dimensions: int | None = Field(
+        default=None, gt=0, description="Matryoshka output width (32..1024 trained); None = full width."
+    )
+    device: str | None = Field(default=None, description="Local backend: torch device; None = auto.")
+    dtype: str | None = Field(default=None, description="Local backend: float32/bfloat16/float16; None = auto.")
+    max_length: int | None = Field(default=None, gt=0, description="Local backend: tokens per sequence.")
+    token_budget: int | None = Field(default=None, gt=0, description="Local backend: padded tokens per batch.")
+    base_url: str | None = Field(default=None, description="API backend: endpoint (e.g. a `jinav3 serve`).")
+    timeout: float | None = Field(default=None, gt=0, description="API backend: seconds per request.")
+    max_retries: int | None = Field(default=None, ge=0, description="API backend: retries on 429/5xx.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="API backend: key; None = JINA_API_KEY / JINAAI_API_KEY. Never serialised.",
+    )
+
+    _embedder: Embedder | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_backend_settings(self) -> JinaV3CoreSettings:
+        if not self.model_name:
+            self.model_name = DEFAULT_MODELS[self.backend]
+        foreign = _API_OPTIONS if self.backend == "local" else _LOCAL_OPTIONS
+        misplaced = [name for name in foreign if getattr(self, name) is not None]
+        if misplaced:
+            raise InvalidInputError(
+                f"setting(s) {', '.join(misplaced)} do not apply to backend={self.backend!r}; remove them or change "
+                "the backend"
+            )
+        return self
+
+    def backend_options(self) -> dict[str, Any]:
+        """Options for ``Embedder.shared`` (only those set, so each backend keeps its own defaults)."""
+        names = _LOCAL_OPTIONS if self.backend == "local" else _API_OPTIONS
+        options = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        if isinstance(options.get("api_key"), SecretStr):
+            options["api_key"] = options["api_key"].get_secret_value()
+        return options
+
+    @property
+    def core(self) -> Embedder:
+        """The shared core embedder for these settings (loaded on first use, then reused)."""
+        embedder = getattr(self, "_embedder", None)  # LlamaIndex's __getstate__ may drop private attributes
+        if embedder is None:
+            embedder = Embedder.shared(self.backend, self.model_name, **self.backend_options())
+            self._embedder = embedder
+        return embedder
+
+    def vector_space(self) -> str:
+        """Names the space the vectors live in (model and output width), e.g. ``jina-embeddings-v3@256``."""
+        width = self.dimensions or self.core.dimensions
+        return f"{canonical_model(self.core.model_name)}@{width}"
