@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +49,34 @@ def build_parser() -> argparse.ArgumentParser:
     chunk.add_argument("--chunk-size", type=int, default=256, help="tokens per chunk for --chunker tokens")
     chunk.add_argument("--chunk-overlap", type=int, default=0, help="tokens shared by neighbouring token chunks")
     _add_model_options(chunk)
+
+    serve = sub.add_parser("serve", help="serve the Jina Embeddings API contract (POST /v1/embeddings) over HTTP",
+                           description="A self-hosted, Jina-compatible embeddings server on the local model, with "
+                           "micro-batching across concurrent requests. Needs the server extra (fastapi, uvicorn).")
+    serve.add_argument("--model", help="model folder or hub id (default: jina-embeddings-v3, else a small "
+                       "bundled model when offline)")
+    serve.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
+    serve.add_argument("--dtype", help="float32 or bfloat16 (default: bf16 on CUDA, else fp32)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--api-key", action="append", default=[],
+                       help="accept only requests with 'Authorization: Bearer KEY' (repeatable; default: the "
+                       "comma-separated keys in $JINAV3_SERVE_API_KEY, else no authentication)")
+    serve.add_argument("--model-name", default="jina-embeddings-v3",
+                       help="the model name clients send and the server reports (default: jina-embeddings-v3)")
+    serve.add_argument("--max-inputs", type=int, default=2048, help="inputs per request (default: 2048)")
+    serve.add_argument("--max-request-tokens", type=int, help="tokens per request, all inputs together "
+                       "(default: no limit beyond max-inputs x the model's context)")
+    serve.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024, help="request body size limit")
+    serve.add_argument("--batch-tokens", type=int, default=65_536,
+                       help="tokens gathered from concurrent requests into one round of forward passes")
+    serve.add_argument("--batch-wait-ms", type=float, default=2.0,
+                       help="how long a request waits for others to share its batch (default: 2 ms)")
+    serve.add_argument("--max-pending", type=int, default=100_000,
+                       help="inputs allowed to wait; beyond it requests get 503 with Retry-After")
+    serve.add_argument("--graceful-timeout", type=float, default=30.0,
+                       help="seconds to let in-flight requests finish on SIGTERM/SIGINT")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
 
@@ -117,9 +146,29 @@ def _cmd_chunk(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from jinav3.server.app import ServerConfig
+        from jinav3.server.run import run_server
+    except ImportError as exc:
+        raise SystemExit(f"jinav3 serve needs the server extra: pip install 'jinav3[server]' ({exc})") from None
+    keys = args.api_key or [k.strip() for k in os.environ.get("JINAV3_SERVE_API_KEY", "").split(",") if k.strip()]
+    config = ServerConfig(
+        model_name=args.model_name, api_keys=tuple(keys), max_inputs=args.max_inputs,
+        max_body_bytes=args.max_body_bytes, max_request_tokens=args.max_request_tokens,
+        max_batch_tokens=args.batch_tokens, batch_wait_ms=args.batch_wait_ms, max_pending=args.max_pending,
+    )
+    embedder = _embedder(args)
+    print(f"jinav3 serve: {embedder.model_name} on http://{args.host}:{args.port}/v1/embeddings "
+          f"({'Bearer key required' if keys else 'no authentication'})", file=sys.stderr)
+    run_server(embedder.backend, config, host=args.host, port=args.port, graceful_timeout=args.graceful_timeout,
+               log_level=args.log_level)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"embed": _cmd_embed, "chunk": _cmd_chunk}
+    handlers = {"embed": _cmd_embed, "chunk": _cmd_chunk, "serve": _cmd_serve}
     try:
         return handlers[args.command](args)
     except (JinaV3Error, OSError) as exc:

@@ -1,0 +1,118 @@
+"""Request and response shapes of ``POST /v1/embeddings``, after the official Jina OpenAPI document.
+
+The request follows ``EmbeddingsV3Request`` (unknown fields are rejected, as Jina's own server does) and also
+accepts the aliases real clients send: ``encoding_type`` (LlamaIndex, Jina's pydantic alias) and OpenAI's
+``encoding_format`` and ``user``. Responses follow ``EmbeddingResponse``; errors ``ErrorResponse`` and, for
+422, ``HTTPValidationError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+EmbeddingTypeName = Literal["float", "base64", "binary", "ubinary"]
+TaskName = Literal["retrieval.query", "retrieval.passage", "text-matching", "classification", "separation"]
+
+
+class TextDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+
+
+class EmbeddingsRequest(BaseModel):
+    """One embeddings request. ``output_types()`` and ``texts()`` resolve the aliases and input forms."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    input: str | TextDoc | list[str | TextDoc]
+    task: TaskName | None = None
+    dimensions: int | None = Field(default=None, gt=0)
+    late_chunking: bool | None = None
+    embedding_type: EmbeddingTypeName | list[EmbeddingTypeName] | None = None
+    encoding_type: EmbeddingTypeName | list[EmbeddingTypeName] | None = None  # Jina's alias of embedding_type
+    encoding_format: Literal["float", "base64"] | None = None  # OpenAI's name
+    normalized: bool | None = True
+    truncate: bool | None = False
+    user: str | None = None  # OpenAI's end-user tag: accepted for compatibility, not used
+
+    def texts(self) -> list[str]:
+        items = self.input if isinstance(self.input, list) else [self.input]
+        return [item.text if isinstance(item, TextDoc) else item for item in items]
+
+    def output_types(self) -> tuple[list[str], bool]:
+        """The requested encodings and whether the caller asked for a list (then each embedding is a dict)."""
+        given = {
+            name: value
+            for name, value in (
+                ("embedding_type", self.embedding_type),
+                ("encoding_type", self.encoding_type),
+                ("encoding_format", self.encoding_format),
+            )
+            if value is not None
+        }
+        if len({repr(v) for v in given.values()}) > 1:
+            raise ValueError(f"{' and '.join(given)} disagree; send only one of them")
+        value = next(iter(given.values()), "float")
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("embedding_type list is empty")
+            return list(dict.fromkeys(value)), True
+        return [value], False
+
+
+class EmbeddingData(BaseModel):
+    object: str = "embedding"
+    index: int
+    embedding: list[float] | list[int] | str | dict[str, Any]
+
+
+class Usage(BaseModel):
+    total_tokens: int
+    prompt_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    model: str
+    object: str = "list"
+    usage: Usage
+    data: list[EmbeddingData]
+
+
+class ErrorResponse(BaseModel):
+    code: str | None = None
+    detail: str
+    request_id: str
+
+
+class FieldError(BaseModel):
+    field: str
+    input: Any = None
+    message: str
+    type: str
+
+
+class HTTPValidationError(BaseModel):
+    detail: str
+    errors: list[FieldError]
+
+
+def field_errors(error: ValidationError) -> list[FieldError]:
+    """Pydantic's errors in the spec's ``{field, input, message, type}`` shape (``input`` only for scalars, so
+    a huge input list is never echoed back)."""
+    out: list[FieldError] = []
+    for item in error.errors(include_url=False):
+        value = item.get("input")
+        scalar = value is None or (isinstance(value, (str, int, float, bool)) and len(str(value)) <= 200)
+        out.append(
+            FieldError(
+                field=".".join(str(part) for part in item["loc"]) or "body",
+                input=value if scalar else None,
+                message=item["msg"],
+                type=item["type"],
+            )
+        )
+    return out
+
