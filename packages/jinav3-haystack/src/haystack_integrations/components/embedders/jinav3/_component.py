@@ -1,0 +1,142 @@
+"""What every jinav3 Haystack component shares: backend settings, the API key as a ``Secret``, validation,
+lazy creation of the core :class:`jinav3.Embedder`, and the serialised form of those settings.
+
+The core embedder comes from ``Embedder.shared``, so a query embedder, a document embedder and a splitter with the
+same backend settings load a local model once per process. Because that instance is shared, components always pass
+their own ``task`` to the core and never rely on its query/document roles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from haystack import Document
+from haystack.utils import Secret, deserialize_secrets_inplace
+
+from jinav3 import TASKS, Embedder, InvalidInputError
+
+BACKENDS: tuple[str, ...] = ("local", "api")
+
+
+def default_api_key() -> Secret:
+    """The key is read from ``JINA_API_KEY`` or ``JINAAI_API_KEY``, and only when ``backend="api"``: not strict, so
+    a local-only user needs no key at all."""
+    return Secret.from_env_var(["JINA_API_KEY", "JINAAI_API_KEY"], strict=False)
+
+
+def check_documents(documents: Any, component: str) -> list[Document]:
+    """Haystack convention: a wrong input type is a ``TypeError`` that says what was expected."""
+    if not isinstance(documents, list) or not all(isinstance(doc, Document) for doc in documents):
+        raise TypeError(
+            f"{component} expects a list of Documents as input; to embed a single string, use JinaV3TextEmbedder"
+        )
+    return documents
+
+
+def batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    """Consecutive slices of ``size`` items: how many texts or documents go to the core per call."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def check_batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return batch_size
+
+
+class JinaV3Component:
+    """Base of the jinav3 components: holds the backend settings and builds the core embedder on ``warm_up``."""
+
+    def _init_backend(
+        self,
+        model: str | None,
+        backend: str,
+        api_key: Secret,
+        task: str | None,
+        dimensions: int | None,
+        backend_options: dict[str, Any] | None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise InvalidInputError(f"unknown backend {backend!r}; use 'local' or 'api'")
+        if task is not None and task not in TASKS:
+            raise InvalidInputError(
+                f"unknown task {task!r}; valid tasks are {', '.join(map(repr, TASKS))} (or None for no adapter)"
+            )
+        if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)
+                                       or dimensions < 1):
+            raise InvalidInputError(
+                f"dimensions must be a positive integer (jina-embeddings-v3: 32, 64, 128, 256, 512, 768 or 1024) "
+                f"or None for the full width, got {dimensions!r}"
+            )
+        if not isinstance(api_key, Secret):
+            raise TypeError(
+                f"api_key must be a haystack Secret (Secret.from_env_var(...) or Secret.from_token(...)), "
+                f"got {type(api_key).__name__}"
+            )
+        options = dict(backend_options or {})
+        if "api_key" in options:
+            raise InvalidInputError("pass the API key as api_key=Secret..., not in backend_options (it would be saved)")
+        self.model = model
+        self.backend = backend
+        self.api_key = api_key
+        self.task = task
+        self.dimensions = dimensions
+        self.backend_options = options
+        self._embedder: Embedder | None = None
+
+    def warm_up(self) -> None:
+        """Create (or reuse) the core embedder; for the local backend this loads the model. Idempotent."""
+        if self._embedder is None:
+            options = dict(self.backend_options)
+            if self.backend == "api":
+                key = self.api_key.resolve_value()
+                if key is not None:
+                    options["api_key"] = key
+            self._embedder = Embedder.shared(self.backend, self.model, **options)
+
+    async def warm_up_async(self) -> None:
+        """Load off the event loop: building a local model takes seconds and must not block other coroutines."""
+        if self._embedder is None:
+            await asyncio.to_thread(self.warm_up)
+
+    @property
+    def embedder(self) -> Embedder:
+        """The core embedder, created on first use when ``run`` is called before ``warm_up``."""
+        self.warm_up()
+        assert self._embedder is not None
+        return self._embedder
+
+    def _run_meta(self, texts: Sequence[str]) -> dict[str, Any]:
+        """``{"model": ..., "usage": {...}}``. Usage counts the input tokens with the model's tokenizer (special
+        tokens included, task instruction not); it is absent when the backend exposes no tokenizer."""
+        embedder = self.embedder
+        meta: dict[str, Any] = {"model": embedder.model_name}
+        tokenizer = embedder.tokenizer
+        if tokenizer is not None and texts:
+            tokens = sum(len(encoding.ids) for encoding in tokenizer.encode_batch(list(texts)))
+            meta["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return meta
+
+    def _get_telemetry_data(self) -> dict[str, Any]:
+        """Non-sensitive data for Haystack's usage telemetry."""
+        return {"model": self.model, "backend": self.backend}
+
+    def _backend_params(self) -> dict[str, Any]:
+        """The shared init parameters, in the form ``default_to_dict`` expects (the Secret serialises itself and
+        refuses to when it holds a plain token)."""
+        return {
+            "model": self.model,
+            "backend": self.backend,
+            "api_key": self.api_key,
+            "task": self.task,
+            "dimensions": self.dimensions,
+            "backend_options": self.backend_options or None,
+        }
+
+
+def restore_secrets(data: dict[str, Any]) -> dict[str, Any]:
+    """Turn the serialised ``api_key`` back into a ``Secret`` before ``default_from_dict``."""
+    deserialize_secrets_inplace(data.get("init_parameters", {}), keys=["api_key"])
+    return data

@@ -1,0 +1,221 @@
+"""``JinaV3LateChunkingSplitter``: full Documents in, chunk Documents with contextual embeddings out.
+
+Each source document is embedded once, whole; every chunk's vector is the mean of its own tokens' vectors from that
+pass, so a chunk such as "It hosts several universities" still knows which city it is about. An indexing pipeline is
+``converter → JinaV3LateChunkingSplitter → DocumentWriter`` with no document embedder.
+
+Chunk boundaries come from the core's chunkers (``sentences``, ``paragraphs``, ``tokens``) or from any Haystack
+splitter component passed as ``document_splitter`` (e.g. ``DocumentSplitter``): then the output is exactly that
+splitter's output (same contents, meta and ids) with ``embedding`` added.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any, Literal
+
+from haystack import Document, component, default_from_dict, default_to_dict, logging
+from haystack.core.serialization import component_to_dict
+from haystack.utils import Secret
+from haystack.utils.deserialization import deserialize_component_inplace
+from haystack_integrations.components.embedders.jinav3._component import (
+    JinaV3Component,
+    batches,
+    check_batch_size,
+    check_documents,
+    default_api_key,
+    restore_secrets,
+)
+from haystack_integrations.components.embedders.jinav3._sources import spans_in_source
+from tqdm import tqdm
+
+from jinav3 import InvalidInputError, ParagraphChunker, SentenceChunker, Span
+
+logger = logging.getLogger(__name__)
+
+CHUNKERS: tuple[str, ...] = ("sentences", "paragraphs", "tokens")
+
+
+@component
+class JinaV3LateChunkingSplitter(JinaV3Component):
+    """Split Documents into chunks and give every chunk a late-chunked (contextual) jina-embeddings-v3 vector.
+
+    ```python
+    from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChunkingSplitter
+
+    splitter = JinaV3LateChunkingSplitter(chunker="sentences", min_chars=40, dimensions=256)
+    chunks = splitter.run(documents=[Document(content=long_text)])["documents"]   # each with .embedding
+    ```
+
+    Output meta follows ``DocumentSplitter``: the source's meta plus ``source_id``, ``page_number``, ``split_id``
+    and ``split_idx_start``; ids are what the same chunks would get without an embedding.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        backend: str = "local",
+        api_key: Secret = default_api_key(),  # noqa: B008 (Haystack's convention for secrets)
+        task: str | None = "retrieval.passage",
+        dimensions: int | None = None,
+        chunker: Literal["sentences", "paragraphs", "tokens"] = "sentences",
+        chunk_size: int = 256,
+        chunk_overlap: int = 0,
+        min_chars: int = 0,
+        document_splitter: Any | None = None,
+        window: int | None = None,
+        overlap: int | None = None,
+        normalized: bool = True,
+        batch_size: int = 8,
+        progress_bar: bool = True,
+        backend_options: dict[str, Any] | None = None,
+    ) -> None:
+        """
+        :param model: Folder or hub id (local) or API model name; None = jina-embeddings-v3 for the backend.
+        :param backend: ``"local"`` or ``"api"``.
+        :param api_key: Used only with ``backend="api"``; default reads ``JINA_API_KEY`` / ``JINAAI_API_KEY``.
+        :param task: LoRA task for the chunks (``retrieval.passage`` pairs with a ``retrieval.query`` text embedder).
+        :param dimensions: Matryoshka size (trained: 32…1024); None = full width.
+        :param chunker: ``sentences`` (multilingual), ``paragraphs`` (blank lines) or ``tokens`` (windows of
+            ``chunk_size`` model tokens sharing ``chunk_overlap``). Ignored when ``document_splitter`` is given.
+        :param chunk_size: Tokens per chunk for ``chunker="tokens"``.
+        :param chunk_overlap: Tokens shared by neighbouring chunks for ``chunker="tokens"``.
+        :param min_chars: For ``sentences``/``paragraphs``: pieces shorter than this join the next one, so
+            headings and fragments do not become chunks of their own.
+        :param document_splitter: A Haystack splitter component (``run(documents=...) -> {"documents": ...}`` with
+            ``source_id``/``split_idx_start`` meta, e.g. ``DocumentSplitter``) that decides the chunks instead.
+        :param window: Macro-window size in tokens for sources longer than the context (None = the model's).
+        :param overlap: Tokens shared by neighbouring macro windows (None = the core's default).
+        :param normalized: L2-normalise after truncation to ``dimensions``.
+        :param batch_size: Source documents per core call.
+        :param progress_bar: Show a progress bar over the batches.
+        :param backend_options: Further settings for the core backend (see ``JinaV3TextEmbedder``).
+        """
+        self._init_backend(model, backend, api_key, task, dimensions, backend_options)
+        if chunker not in CHUNKERS:
+            raise InvalidInputError(f"unknown chunker {chunker!r}; use one of {', '.join(map(repr, CHUNKERS))}")
+        if document_splitter is not None and not callable(getattr(document_splitter, "run", None)):
+            raise TypeError(
+                f"document_splitter must be a Haystack splitter component, got {type(document_splitter).__name__}"
+            )
+        if chunker == "tokens" and not 0 <= chunk_overlap < chunk_size:
+            raise InvalidInputError(f"chunk_overlap must be in [0, chunk_size), got {chunk_overlap} for {chunk_size}")
+        self.chunker = chunker
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
+        self.min_chars = min_chars
+        self.document_splitter = document_splitter
+        self.window = window
+        self.overlap = overlap
+        self.normalized = normalized
+        self.batch_size = check_batch_size(batch_size)
+        self.progress_bar = progress_bar
+
+    def warm_up(self) -> None:
+        """Build the core embedder (loads a local model) and warm up the nested splitter, if any. Idempotent."""
+        if self.document_splitter is not None and hasattr(self.document_splitter, "warm_up"):
+            self.document_splitter.warm_up()
+        super().warm_up()
+
+    def to_dict(self) -> dict[str, Any]:
+        splitter = self.document_splitter
+        return default_to_dict(
+            self,
+            **self._backend_params(),
+            chunker=self.chunker,
+            chunk_size=self.chunk_size,
+            chunk_overlap=self.chunk_overlap,
+            min_chars=self.min_chars,
+            document_splitter=None if splitter is None else component_to_dict(splitter, "document_splitter"),
+            window=self.window,
+            overlap=self.overlap,
+            normalized=self.normalized,
+            batch_size=self.batch_size,
+            progress_bar=self.progress_bar,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JinaV3LateChunkingSplitter:
+        params = data.get("init_parameters", {})
+        if params.get("document_splitter") is not None:
+            deserialize_component_inplace(params, key="document_splitter")
+        return default_from_dict(cls, restore_secrets(data))
+
+    # -- splitting ----------------------------------------------------------------------------------------------
+    def _core_chunker(self) -> Any:
+        if self.chunker == "sentences":
+            return SentenceChunker(min_chars=self.min_chars)
+        if self.chunker == "paragraphs":
+            return ParagraphChunker(min_chars=self.min_chars)
+        return "tokens"
+
+    def _split(self, doc: Document) -> tuple[list[Document], list[Span]]:
+        """One source's chunk Documents (no embedding yet, so their ids are those of a plain split) and spans."""
+        text = doc.content or ""
+        if self.document_splitter is not None:
+            chunks = list(self.document_splitter.run(documents=[doc])["documents"])
+            return chunks, (spans_in_source(text, chunks) if chunks else [])
+        spans = self.embedder.chunk_spans(text, self._core_chunker(), chunk_size=self.chunk_size,
+                                          chunk_overlap=self.chunk_overlap)
+        chunks = []
+        for split_id, (start, end) in enumerate(spans):
+            meta = copy.deepcopy(doc.meta)
+            meta["source_id"] = doc.id
+            meta["page_number"] = 1 + text.count("\f", 0, start)
+            meta["split_id"] = split_id
+            meta["split_idx_start"] = start
+            chunks.append(Document(content=text[start:end], meta=meta))
+        return chunks, spans
+
+    def _plan(self, documents: Any) -> list[tuple[Document, list[Document], list[Span]]]:
+        """Split every non-empty source; an empty one is skipped with a warning, as ``DocumentSplitter`` does."""
+        planned = []
+        for doc in check_documents(documents, "JinaV3LateChunkingSplitter"):
+            if doc.content is None:
+                raise ValueError(f"JinaV3LateChunkingSplitter needs text documents; document {doc.id} has no content")
+            if not doc.content.strip():
+                logger.warning("Document ID {doc_id} has no text. Skipping this document.", doc_id=doc.id)
+                continue
+            chunks, spans = self._split(doc)
+            if chunks:
+                planned.append((doc, chunks, spans))
+        return planned
+
+    def _parts(self, planned: list[Any]) -> Any:
+        return tqdm(batches(planned, self.batch_size), disable=not self.progress_bar, desc="Late chunking")
+
+    def _late_options(self) -> dict[str, Any]:
+        return {"task": self.task, "dimensions": self.dimensions, "normalized": self.normalized,
+                "window": self.window, "overlap": self.overlap}
+
+    @staticmethod
+    def _embedded(part: Any, found: list[list[Any]]) -> list[Document]:
+        return [
+            replace(chunk, embedding=vector.embedding.tolist())
+            for (_, chunks, _), vectors in zip(part, found, strict=True)
+            for chunk, vector in zip(chunks, vectors, strict=True)
+        ]
+
+    @component.output_types(documents=list[Document])
+    def run(self, documents: list[Document]) -> dict[str, list[Document]]:
+        """Split and late-chunk ``documents``; returns the chunk Documents, in source and split order."""
+        self.warm_up()
+        output: list[Document] = []
+        for part in self._parts(self._plan(documents)):
+            found = self.embedder.late_chunk_many([doc.content for doc, _, _ in part],
+                                                  spans=[spans for _, _, spans in part], **self._late_options())
+            output += self._embedded(part, found)
+        return {"documents": output}
+
+    @component.output_types(documents=list[Document])
+    async def run_async(self, documents: list[Document]) -> dict[str, list[Document]]:
+        """Same as :meth:`run`, without blocking the event loop."""
+        await self.warm_up_async()
+        output: list[Document] = []
+        for part in self._parts(self._plan(documents)):
+            found = await self.embedder.alate_chunk_many([doc.content for doc, _, _ in part],
+                                                         spans=[spans for _, _, spans in part], **self._late_options())
+            output += self._embedded(part, found)
+        return {"documents": output}

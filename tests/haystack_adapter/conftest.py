@@ -1,0 +1,28 @@
+"""Fixtures for the Haystack adapter: component settings that point at the tiny checkpoint on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BERLIN = (
+    "Berlin is the capital of Germany. It hosts several universities and many museums. "
+    "The wall divided the city until 1989."
+)
+KYOTO = "Kyoto was the capital of Japan for a thousand years. It is famous for its temples. Many tourists visit."
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_checkpoint: Path) -> dict[str, Any]:
+    """Keyword arguments that make any jinav3 component use the tiny checkpoint on the CPU, without progress bars
+    where the component has them."""
+    return {"model": str(tiny_checkpoint), "backend_options": {"device": "cpu"}}
+
+
+@pytest.fixture(autouse=True)
+def no_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local use must never need a key."""
+    monkeypatch.delenv("JINA_API_KEY", raising=False)
+    monkeypatch.delenv("JINAAI_API_KEY", raising=False)
