@@ -7,12 +7,6 @@ from typing import Any
 
 import pytest
 
-BERLIN = (
-    "Berlin is the capital of Germany. It hosts several universities and many museums. "
-    "The wall divided the city until 1989."
-)
-KYOTO = "Kyoto was the capital of Japan for a thousand years. It is famous for its temples. Many tourists visit."
-
 
 @pytest.fixture(scope="session")
 def tiny(tiny_checkpoint: Path) -> dict[str, Any]:

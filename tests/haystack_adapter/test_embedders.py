@@ -12,7 +12,7 @@ from haystack.utils import Secret
 from haystack_integrations.components.embedders.jinav3 import JinaV3DocumentEmbedder, JinaV3TextEmbedder
 from jinav3 import InvalidInputError
 
-from .conftest import BERLIN, KYOTO
+from .texts import BERLIN, KYOTO
 
 ENV_KEY = {"type": "env_var", "env_vars": ["JINA_API_KEY", "JINAAI_API_KEY"], "strict": False}
 TEXT_TYPE = "haystack_integrations.components.embedders.jinav3.text_embedder.JinaV3TextEmbedder"

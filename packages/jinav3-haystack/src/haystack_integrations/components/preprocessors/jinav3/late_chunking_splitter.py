@@ -117,7 +117,7 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
         """Build the core embedder (loads a local model) and warm up the nested splitter, if any. Idempotent."""
         if self.document_splitter is not None and hasattr(self.document_splitter, "warm_up"):
             self.document_splitter.warm_up()
-        super().warm_up()
+        JinaV3Component.warm_up(self)  # zero-argument super() breaks: @component rebuilds the class
 
     def to_dict(self) -> dict[str, Any]:
         splitter = self.document_splitter
