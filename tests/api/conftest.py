@@ -1,0 +1,161 @@
+"""Fixtures of the API tests: the real ``jinav3 serve`` app on loopback, and a fault-injecting HTTP server.
+
+Both are real HTTP servers on 127.0.0.1 (free ports); nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from jinav3 import Embedder
+from jinav3.server import ServerConfig, create_app
+from jinav3.server.run import BackgroundServer
+
+FAKE_WIDTH = 16
+
+
+@pytest.fixture(scope="session")
+def start_server(tiny_embedder: Embedder) -> Iterator[Callable[..., BackgroundServer]]:
+    """Start the real server app on the tiny checkpoint (shared model) with the given ServerConfig fields."""
+    servers: list[BackgroundServer] = []
+
+    def start(**config: object) -> BackgroundServer:
+        server = BackgroundServer(create_app(tiny_embedder, ServerConfig(**config))).start()  # type: ignore[arg-type]
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(start_server: Callable[..., BackgroundServer]) -> BackgroundServer:
+    return start_server()
+
+
+@pytest.fixture
+def api(server: BackgroundServer, tiny_embedder: Embedder) -> Iterator[Embedder]:
+    """``Embedder.api`` on the loopback server (no key: the default server has no authentication)."""
+    emb = Embedder.api(base_url=server.base_url, full_dimensions=tiny_embedder.dimensions, backoff=0.01)
+    yield emb
+    emb.close()
+
+
+def fake_vector(text: str) -> np.ndarray:
+    """What the fault server answers for ``text``: a fixed vector derived from its bytes."""
+    return np.frombuffer(hashlib.sha256(text.encode()).digest()[:FAKE_WIDTH], dtype=np.uint8).astype(np.float32) - 100
+
+
+@dataclass
+class FaultServer:
+    """Answers Jina-shaped requests with :func:`fake_vector`; ``script`` lists behaviours for the next requests
+    in arrival order (``ok``, ``429``, ``503``, ``500``, ``400``, ``401``, ``slow``, ``garbage``, ``short``,
+    ``drop``); when it is empty, ``default`` applies. ``bodies`` and ``headers`` record every request."""
+
+    script: list[str] = field(default_factory=list)
+    default: str = "ok"
+    retry_after: str | None = None
+    slow_seconds: float = 1.0
+    echo_detail: str = ""
+    bodies: list[dict] = field(default_factory=list)
+    headers: list[dict] = field(default_factory=list)
+    base_url: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_behaviour(self, body: dict, headers: dict) -> str:
+        with self.lock:
+            self.bodies.append(body)
+            self.headers.append(headers)
+            return self.script.pop(0) if self.script else self.default
+
+    @property
+    def requests(self) -> int:
+        return len(self.bodies)
+
+    width = FAKE_WIDTH
+
+    @staticmethod
+    def vectors(texts: list[str]) -> np.ndarray:
+        return np.stack([fake_vector(t) for t in texts])
+
+
+def _handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:  # keep test output quiet
+            pass
+
+        def _send(self, status: int, payload: bytes, extra: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = json.loads(raw)
+            behaviour = state.next_behaviour(body, dict(self.headers))
+            texts = body["input"]
+            data = [
+                {"object": "embedding", "index": i, "embedding": base64.b64encode(fake_vector(t).tobytes()).decode()}
+                for i, t in enumerate(texts)
+            ]
+            ok = json.dumps({"model": body["model"], "object": "list", "data": data,
+                             "usage": {"total_tokens": 1, "prompt_tokens": 1}}).encode()
+            if behaviour == "ok":
+                self._send(200, ok)
+            elif behaviour == "slow":
+                time.sleep(state.slow_seconds)
+                self._send(200, ok)
+            elif behaviour == "garbage":
+                self._send(200, b'{"data": [truncated')
+            elif behaviour == "short":
+                short = json.dumps({"model": "m", "object": "list", "data": data[:-1],
+                                    "usage": {"total_tokens": 1, "prompt_tokens": 1}})
+                self._send(200, short.encode())
+            elif behaviour == "drop":
+                self.close_connection = True
+                self.connection.shutdown(2)
+            else:
+                status = int(behaviour)
+                detail = {"detail": f"injected {status}{state.echo_detail}", "code": f"CODE_{status}",
+                          "request_id": "rid-1"}
+                extra = {"Retry-After": state.retry_after} if state.retry_after and status == 429 else {}
+                self._send(status, json.dumps(detail).encode(), extra)
+
+    return Handler
+
+
+@pytest.fixture
+def fault_server() -> Iterator[FaultServer]:
+    state = FaultServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def fault_api(fault_server: FaultServer) -> Iterator[Embedder]:
+    emb = Embedder.api(base_url=fault_server.base_url, full_dimensions=FAKE_WIDTH, backoff=0.01, max_backoff=0.05,
+                       timeout=5.0)
+    yield emb
+    emb.close()
