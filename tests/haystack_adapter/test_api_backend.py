@@ -1,0 +1,59 @@
+"""backend="api": the Secret is resolved only then, and the components give the same vectors through a real
+``jinav3 serve`` app on 127.0.0.1 (tiny checkpoint, key required) as the local model does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from haystack import Document
+from haystack.utils import Secret
+from haystack_integrations.components.embedders.jinav3 import JinaV3DocumentEmbedder, JinaV3TextEmbedder
+from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChunkingSplitter
+from jinav3 import BackendError, Embedder, SentenceChunker
+from jinav3.server import ServerConfig, create_app
+from jinav3.server.run import BackgroundServer
+
+from .texts import BERLIN
+
+KEY = "sk-haystack-test"
+
+
+@pytest.fixture(scope="module")
+def server(tiny_embedder: Embedder) -> Iterator[BackgroundServer]:
+    running = BackgroundServer(create_app(tiny_embedder, ServerConfig(api_keys=(KEY,)))).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def api(server: BackgroundServer, tiny_embedder: Embedder) -> dict[str, object]:
+    options = {"base_url": server.base_url, "full_dimensions": tiny_embedder.dimensions, "backoff": 0.01}
+    return {"backend": "api", "backend_options": options}
+
+
+def test_the_key_comes_from_either_env_var_only_for_the_api(monkeypatch, api, tiny_embedder):
+    monkeypatch.setenv("JINAAI_API_KEY", KEY)
+    result = JinaV3TextEmbedder(**api, dimensions=16).run(text="Which city was divided?")
+    expected = tiny_embedder.embed(["Which city was divided?"], "retrieval.query", 16)[0]
+    np.testing.assert_allclose(result["embedding"], expected, atol=1e-4)
+    assert result["meta"] == {"model": "jina-embeddings-v3"}  # no client-side tokenizer, so no token count
+
+
+def test_a_wrong_key_is_a_clear_backend_error(api):
+    embedder = JinaV3DocumentEmbedder(**api, api_key=Secret.from_env_var("NO_SUCH_KEY_VAR", strict=False),
+                                      progress_bar=False)
+    with pytest.raises(BackendError):
+        embedder.run(documents=[Document(content="hello")])
+
+
+async def test_splitter_and_document_embedder_over_http_match_local(monkeypatch, api, tiny_embedder):
+    monkeypatch.setenv("JINA_API_KEY", KEY)
+    source = Document(content=BERLIN)
+    remote = (await JinaV3LateChunkingSplitter(**api, progress_bar=False).run_async(documents=[source]))["documents"]
+    spans = SentenceChunker().spans(BERLIN)
+    local = tiny_embedder.late_chunk(BERLIN, spans=spans, task="retrieval.passage")
+    np.testing.assert_allclose([d.embedding for d in remote], [c.embedding for c in local], atol=1e-4)
+    plain = JinaV3DocumentEmbedder(**api, progress_bar=False).run(documents=[source])["documents"][0]
+    np.testing.assert_allclose(plain.embedding, tiny_embedder.embed([BERLIN])[0], atol=1e-4)
