@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -105,6 +106,16 @@ def test_serialisation_round_trip_and_cache_key(embed_model):
     nodes = [TextNode(text="x")]
     other = JinaV3Embedding.from_dict({**data, "document_task": "text-matching"})
     assert get_transformation_hash(nodes, other) != get_transformation_hash(nodes, embed_model)
+
+
+def test_pickle_keeps_settings_not_the_model(embed_model):
+    query = embed_model.get_query_embedding(QUERY)
+    data = pickle.dumps(embed_model)
+    assert len(data) < 10_000  # settings only, no weights
+    copy = pickle.loads(data)
+    assert copy.to_dict() == embed_model.to_dict()
+    assert embed_model._embedder is not None  # pickling did not strip the original
+    np.testing.assert_allclose(copy.get_query_embedding(QUERY), query)
 
 
 def test_api_key_never_serialised():

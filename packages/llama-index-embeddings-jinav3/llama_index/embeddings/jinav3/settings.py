@@ -100,6 +100,17 @@ class JinaV3CoreSettings(BaseModel):
             self._embedder = embedder
         return embedder
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the settings, never the loaded model (a copy reloads it lazily, once per process)."""
+        embedder = getattr(self, "_embedder", None)
+        self._embedder = None
+        try:
+            state = super().__getstate__()
+            state["__pydantic_private__"] = dict(state.get("__pydantic_private__") or {})  # detach from self
+        finally:
+            self._embedder = embedder
+        return state
+
     def vector_space(self) -> str:
         """Names the space the vectors live in (model and output width), e.g. ``jina-embeddings-v3@256``."""
         width = self.dimensions or self.core.dimensions
