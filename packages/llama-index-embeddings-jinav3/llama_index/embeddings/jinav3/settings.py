@@ -30,7 +30,7 @@ DEFAULT_MODELS: dict[str, str] = {"local": "jinaai/jina-embeddings-v3", "api": "
 LATE_CHUNKED_KEY = "jinav3_late_chunked"
 
 _LOCAL_OPTIONS = ("device", "dtype", "max_length", "token_budget")
-_API_OPTIONS = ("api_key", "base_url", "timeout", "max_retries")
+_API_OPTIONS = ("api_key", "base_url", "timeout", "max_retries", "full_dimensions")
 
 
 def canonical_model(name: str) -> str:
@@ -61,6 +61,9 @@ class JinaV3CoreSettings(BaseModel):
     base_url: str | None = Field(default=None, description="API backend: endpoint (e.g. a `jinav3 serve`).")
     timeout: float | None = Field(default=None, gt=0, description="API backend: seconds per request.")
     max_retries: int | None = Field(default=None, ge=0, description="API backend: retries on 429/5xx.")
+    full_dimensions: int | None = Field(
+        default=None, gt=0, description="API backend: full width of the server's model; None = 1024."
+    )
     api_key: SecretStr | None = Field(
         default=None,
         exclude=True,

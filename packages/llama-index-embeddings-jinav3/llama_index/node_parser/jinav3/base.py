@@ -27,7 +27,9 @@ from jinav3.tasks import validate_task
 
 _DEFAULT_CHUNK_SIZE = 256
 _DEFAULT_CHUNK_OVERLAP = 0
-_BACKEND_FIELDS = ("device", "dtype", "max_length", "token_budget", "api_key", "base_url", "timeout", "max_retries")
+_BACKEND_FIELDS = (
+    "device", "dtype", "max_length", "token_budget", "api_key", "base_url", "timeout", "max_retries", "full_dimensions"
+)
 
 
 def _restore_id_func(data: dict[str, Any]) -> dict[str, Any]:
