@@ -1,0 +1,207 @@
+"""``JinaV3Embeddings``: LangChain ``Embeddings`` that route queries and documents to their own task adapters.
+
+Vector stores call ``embed_documents`` when they add texts and ``embed_query`` when they search; jina-embeddings-v3
+wants ``retrieval.passage`` for the first and ``retrieval.query`` for the second, so this class maps each call to
+its task and hands the texts to the core ``Embedder``. Pooling, batching, Matryoshka and HTTP stay in the core.
+``embed_documents`` also picks up the late-chunked vectors that :class:`JinaV3LateChunkingSplitter` left for
+the chunks it produced (see :mod:`langchain_jinav3.handoff`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from jinav3 import Chunk, Embedder, InvalidInputError
+from jinav3.chunking import ChunkerLike
+from jinav3.tasks import validate_task
+from langchain_core.embeddings import Embeddings
+from langchain_core.utils import secret_from_env
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from langchain_jinav3.handoff import LateChunkHandOff, Vector
+
+#: Model used when ``model`` is left out, per backend.
+DEFAULT_MODELS: dict[str, str] = {"local": "jinaai/jina-embeddings-v3", "api": "jina-embeddings-v3"}
+
+_LOCAL_OPTIONS = ("device", "dtype", "max_length", "token_budget")
+_API_OPTIONS = ("base_url", "timeout", "max_retries", "full_dimensions")
+
+
+def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
+    """The list of strings LangChain passes around; one bare string or a non-string item is an error."""
+    if isinstance(texts, str):
+        raise InvalidInputError(f"{what} must be a list of strings, got one string; wrap it in a list")
+    items = list(texts)
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise InvalidInputError(f"{what}[{i}] must be a string, got {type(text).__name__}")
+    return items
+
+
+class JinaV3Embeddings(BaseModel, Embeddings):
+    """jina-embeddings-v3 for LangChain: ``retrieval.query`` for queries, ``retrieval.passage`` for documents.
+
+    ``backend="local"`` runs the model in this process (``model`` is a folder or hub id); ``backend="api"``
+    calls the Jina Embeddings API or a ``jinav3 serve`` server at ``base_url``, with the key from ``api_key`` or
+    ``JINA_API_KEY`` / ``JINAAI_API_KEY``. The core model is loaded on first use and shared by every instance with
+    the same backend settings, so a splitter and a store's embeddings load it once.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+
+    backend: Literal["local", "api"] = Field(
+        default="local", description="'local' runs the model in this process; 'api' calls the Jina Embeddings API."
+    )
+    model: str = Field(
+        default="",
+        validation_alias=AliasChoices("model", "model_name"),
+        description="Checkpoint folder or hub id (local) or API model name; empty = jina-embeddings-v3.",
+    )
+    dimensions: int | None = Field(
+        default=None, gt=0, description="Matryoshka output width (32..1024 trained); None = full width."
+    )
+    query_task: str | None = Field(
+        default="retrieval.query", description="Task (LoRA adapter) of embed_query; None = base weights."
+    )
+    document_task: str | None = Field(
+        default="retrieval.passage", description="Task of embed_documents and late chunking; None = base weights."
+    )
+    truncate: bool = Field(default=False, description="Cut texts past the context instead of raising an error.")
+    device: str | None = Field(default=None, description="Local backend: torch device; None = auto.")
+    dtype: str | None = Field(default=None, description="Local backend: float32/bfloat16/float16; None = auto.")
+    max_length: int | None = Field(default=None, gt=0, description="Local backend: tokens per sequence.")
+    token_budget: int | None = Field(default=None, gt=0, description="Local backend: padded tokens per batch.")
+    base_url: str | None = Field(default=None, description="API backend: endpoint, e.g. a `jinav3 serve` server.")
+    timeout: float | None = Field(default=None, gt=0, description="API backend: seconds per request.")
+    max_retries: int | None = Field(default=None, ge=0, description="API backend: retries on 429/5xx.")
+    full_dimensions: int | None = Field(
+        default=None, gt=0, description="API backend: full width of the server's model; None = 1024."
+    )
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env(["JINA_API_KEY", "JINAAI_API_KEY"], default=None),
+        description="API backend: key; defaults to JINA_API_KEY or JINAAI_API_KEY. Shown masked, never in clear.",
+    )
+
+    _embedder: Embedder | None = PrivateAttr(default=None)
+    _handoff: LateChunkHandOff = PrivateAttr(default_factory=LateChunkHandOff)
+
+    @field_validator("query_task", "document_task")
+    @classmethod
+    def _known_task(cls, task: str | None) -> str | None:
+        return validate_task(task)
+
+    @model_validator(mode="after")
+    def _check_backend_settings(self) -> JinaV3Embeddings:
+        if not self.model:
+            self.model = DEFAULT_MODELS[self.backend]
+        foreign = (*_API_OPTIONS, "api_key") if self.backend == "local" else _LOCAL_OPTIONS
+        # An api_key from the environment is fine with the local backend; only an explicit one is misplaced.
+        misplaced = [
+            name for name in foreign
+            if getattr(self, name) is not None and (name != "api_key" or name in self.model_fields_set)
+        ]
+        if misplaced:
+            raise InvalidInputError(
+                f"setting(s) {', '.join(misplaced)} do not apply to backend={self.backend!r}; remove them or change "
+                "the backend"
+            )
+        return self
+
+    # -- the core embedder -----------------------------------------------------------------------------------
+    def backend_options(self) -> dict[str, Any]:
+        """Options for ``Embedder.shared``: only those set, so each backend keeps its own defaults."""
+        names = _LOCAL_OPTIONS if self.backend == "local" else _API_OPTIONS
+        options = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        if self.backend == "api" and self.api_key is not None:
+            options["api_key"] = self.api_key.get_secret_value()
+        return options
+
+    @property
+    def core(self) -> Embedder:
+        """The shared core embedder for these settings (loaded on first use, then reused)."""
+        if self._embedder is None:
+            self._embedder = Embedder.shared(self.backend, self.model, **self.backend_options())
+        return self._embedder
+
+    # -- LangChain's Embeddings interface --------------------------------------------------------------------
+    def embed_query(self, text: str) -> list[float]:
+        """One query vector with ``query_task``, as Python floats."""
+        if not isinstance(text, str):
+            raise InvalidInputError(f"query must be a string, got {type(text).__name__}")
+        return self.core.embed([text], self.query_task, self.dimensions, truncate=self.truncate)[0].tolist()
+
+    async def aembed_query(self, text: str) -> list[float]:
+        if not isinstance(text, str):
+            raise InvalidInputError(f"query must be a string, got {type(text).__name__}")
+        vectors = await self.core.aembed([text], self.query_task, self.dimensions, truncate=self.truncate)
+        return vectors[0].tolist()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Document vectors with ``document_task``. Chunks that :class:`JinaV3LateChunkingSplitter` produced get
+        their late-chunked vector back (once each, in split order); every other text is embedded on its own."""
+        items = check_texts(texts)
+        taken = self._handoff.take(items)
+        try:
+            rest = [text for text, vector in zip(items, taken, strict=True) if vector is None]
+            fresh = self.core.embed(rest, self.document_task, self.dimensions, truncate=self.truncate).tolist()
+        except BaseException:
+            self._handoff.give_back(items, taken)
+            raise
+        return _merge(taken, fresh)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        items = check_texts(texts)
+        taken = self._handoff.take(items)
+        try:
+            rest = [text for text, vector in zip(items, taken, strict=True) if vector is None]
+            fresh = await self.core.aembed(rest, self.document_task, self.dimensions, truncate=self.truncate)
+        except BaseException:
+            self._handoff.give_back(items, taken)
+            raise
+        return _merge(taken, fresh.tolist())
+
+    # -- late chunking (used by the splitter) -------------------------------------------------------------------
+    def late_chunk(
+        self, documents: Sequence[str], chunker: ChunkerLike = "sentences", **options: Any
+    ) -> list[list[Chunk]]:
+        """Late-chunk each document on its own with ``document_task`` and ``dimensions``; ``options`` go to
+        ``Embedder.late_chunk_many`` (``window``, ``overlap``, ``chunk_size``, ``chunk_overlap``...)."""
+        return self.core.late_chunk_many(
+            documents, chunker, task=self.document_task, dimensions=self.dimensions, **options
+        )
+
+    async def alate_chunk(
+        self, documents: Sequence[str], chunker: ChunkerLike = "sentences", **options: Any
+    ) -> list[list[Chunk]]:
+        return await self.core.alate_chunk_many(
+            documents, chunker, task=self.document_task, dimensions=self.dimensions, **options
+        )
+
+    def register_late_chunks(self, texts: Sequence[str], vectors: Sequence[Vector]) -> None:
+        """Leave ``vectors`` for the next ``embed_documents`` calls that see ``texts`` (one use each)."""
+        self._handoff.put(texts, vectors)
+
+    @property
+    def pending_late_chunks(self) -> int:
+        """How many late-chunked vectors wait for ``embed_documents`` (split but not yet stored)."""
+        return len(self._handoff)
+
+    def discard_late_chunks(self) -> None:
+        """Forget every waiting late-chunked vector (chunks that were split but will never be stored)."""
+        self._handoff.clear()
+
+
+def _merge(taken: list[Vector | None], fresh: list[Vector]) -> list[Vector]:
+    """Fill the gaps of ``taken`` with ``fresh`` vectors, in order."""
+    remaining = iter(fresh)
+    return [vector if vector is not None else next(remaining) for vector in taken]
