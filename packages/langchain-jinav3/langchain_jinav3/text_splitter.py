@@ -119,6 +119,11 @@ class JinaV3LateChunkingSplitter(TextSplitter):
         documents = self.create_documents([text])
         return [document.page_content for document in documents]
 
+    def split_documents(self, documents: Iterable[Document]) -> list[Document]:
+        """Chunks of ``documents`` with their metadata; their vectors wait for ``embed_documents``."""
+        texts, metadatas = _unpack(documents)
+        return self.create_documents(texts, metadatas)
+
     def create_documents(self, texts: list[str], metadatas: list[dict[Any, Any]] | None = None) -> list[Document]:
         """Chunks of ``texts`` (all late-chunked in one core call); their vectors wait for ``embed_documents``."""
         documents, vectors = self.create_documents_with_embeddings(texts, metadatas)

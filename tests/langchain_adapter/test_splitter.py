@@ -1,0 +1,121 @@
+"""JinaV3LateChunkingSplitter: LangChain splitter behaviour (metadata, start_index, any boundary source) and
+late-chunked vectors equal to the core's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from jinav3 import InvalidInputError
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_jinav3 import JinaV3LateChunkingSplitter
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from .conftest import DIMS, DOC_A, DOC_B
+
+
+def core_vectors(tiny_embedder, documents, chunks):
+    """The core's late-chunked vectors for ``chunks`` (Documents with start_index) of ``documents``."""
+    spans = [
+        [(c.metadata["start_index"], c.metadata["start_index"] + len(c.page_content))
+         for c in chunks if c.metadata["source"] == d.metadata["source"]]
+        for d in documents
+    ]
+    found = tiny_embedder.late_chunk_many([d.page_content for d in documents], spans=spans,
+                                          task="retrieval.passage", dimensions=DIMS)
+    return np.array([c.embedding for per_doc in found for c in per_doc])
+
+
+def test_chunks_carry_start_index_and_their_documents_metadata(splitter, documents):
+    chunks = splitter.split_documents(documents)
+    assert [c.page_content for c in chunks[:3]] == [
+        "Berlin is the capital of Germany.", "It has a famous wall.", "More than three million people live there."
+    ]
+    for chunk in chunks:
+        source = DOC_A if chunk.metadata["source"] == "a.txt" else DOC_B
+        start = chunk.metadata["start_index"]
+        assert source[start:start + len(chunk.page_content)] == chunk.page_content
+    assert {c.metadata.get("city") for c in chunks if c.metadata["source"] == "a.txt"} == {"Berlin"}
+    assert len(chunks) == 7
+    chunks[0].metadata["city"] = "changed"
+    assert documents[0].metadata["city"] == "Berlin"  # each chunk has its own copy
+
+
+def test_vectors_are_the_cores_late_chunked_ones(splitter, documents, tiny_embedder, embeddings):
+    chunks, vectors = splitter.split_documents_with_embeddings(documents)
+    assert len(vectors) == len(chunks) and all(type(v[0]) is float and len(v) == DIMS for v in vectors)
+    np.testing.assert_allclose(vectors, core_vectors(tiny_embedder, documents, chunks), atol=1e-6)
+    wall = [i for i, c in enumerate(chunks) if c.page_content == "It has a famous wall."]
+    assert len(wall) == 2 and not np.allclose(vectors[wall[0]], vectors[wall[1]], atol=1e-3)  # own context
+    plain = embeddings.embed_documents(["It has a famous wall."])[0]
+    assert not np.allclose(vectors[wall[0]], plain, atol=1e-3)
+    assert embeddings.pending_late_chunks == 0  # the (documents, vectors) path leaves nothing behind
+
+
+def test_all_documents_go_to_the_core_in_one_late_chunking_call(splitter, documents, recorded):
+    splitter.split_documents([*documents, Document(page_content="  \n ", metadata={"source": "empty.txt"})])
+    assert recorded.calls == [("late_chunk", "retrieval.passage", 2)]
+
+
+def test_any_langchain_splitter_gives_the_boundaries(embeddings, documents, tiny_embedder):
+    boundaries = RecursiveCharacterTextSplitter(chunk_size=40, chunk_overlap=12)
+    splitter = JinaV3LateChunkingSplitter(embeddings, boundaries)
+    chunks, vectors = splitter.split_documents_with_embeddings(documents)
+    expected = [t.strip() for d in documents for t in boundaries.split_text(d.page_content)]
+    assert [c.page_content for c in chunks] == expected
+    np.testing.assert_allclose(vectors, core_vectors(tiny_embedder, documents, chunks), atol=1e-6)
+
+
+def test_core_chunkers_and_callables(embeddings):
+    by_tokens = JinaV3LateChunkingSplitter(embeddings, "tokens", chunk_size=6, chunk_overlap=2)
+    pieces = by_tokens.split_text(DOC_B)
+    assert len(pieces) > 3 and all(piece in DOC_B for piece in pieces)
+    by_paragraph = JinaV3LateChunkingSplitter(embeddings, "paragraphs")
+    assert len(by_paragraph.split_text(DOC_A)) == 2
+    halves = JinaV3LateChunkingSplitter(embeddings, lambda text: [(0, 10), (10, len(text))])
+    assert halves.split_text(DOC_B) == [DOC_B[:10], DOC_B[10:]]
+
+
+def test_transform_documents_leaves_the_vectors_for_embed_documents(splitter, documents, embeddings):
+    chunks, vectors = splitter.split_documents_with_embeddings(documents)
+    assert splitter.transform_documents(documents) == chunks
+    assert embeddings.pending_late_chunks == len(chunks)
+    np.testing.assert_allclose(embeddings.embed_documents([c.page_content for c in chunks]), vectors, atol=1e-6)
+    assert embeddings.pending_late_chunks == 0
+
+
+async def test_async_transform_registers_the_same_vectors(splitter, documents, embeddings):
+    chunks, vectors = splitter.split_documents_with_embeddings(documents)
+    async_chunks = await splitter.atransform_documents(documents)
+    assert async_chunks == chunks and embeddings.pending_late_chunks == len(chunks)
+    np.testing.assert_allclose(await embeddings.aembed_documents([c.page_content for c in chunks]), vectors,
+                               atol=1e-6)
+    _, async_vectors = await splitter.asplit_documents_with_embeddings(documents)
+    np.testing.assert_allclose(async_vectors, vectors, atol=1e-6)
+
+
+def test_start_index_can_be_left_out(embeddings):
+    chunks = JinaV3LateChunkingSplitter(embeddings, add_start_index=False).create_documents([DOC_B], [{"k": 1}])
+    assert all(c.metadata == {"k": 1} for c in chunks)
+
+
+def test_bad_input_is_named(splitter, embeddings):
+    with pytest.raises(InvalidInputError, match="must be a JinaV3Embeddings"):
+        JinaV3LateChunkingSplitter(DeterministicFakeEmbedding(size=8))
+    with pytest.raises(InvalidInputError, match="another JinaV3LateChunkingSplitter"):
+        JinaV3LateChunkingSplitter(embeddings, splitter)
+    with pytest.raises(InvalidInputError, match="unknown chunker 'words'"):
+        JinaV3LateChunkingSplitter(embeddings, "words").split_text(DOC_B)
+    with pytest.raises(InvalidInputError, match="got 1 metadata dicts for 2 texts"):
+        splitter.create_documents([DOC_A, DOC_B], [{}])
+    with pytest.raises(InvalidInputError, match="got one string"):
+        splitter.create_documents(DOC_A)
+    with pytest.raises(InvalidInputError, match=r"documents\[0\] must be a langchain Document, got str"):
+        splitter.split_documents_with_embeddings([DOC_A])
+    with pytest.raises(InvalidInputError, match=r"documents\[1\] must be a langchain Document, got dict"):
+        splitter.split_documents([Document(page_content=DOC_A), {"page_content": DOC_B}])
+    with pytest.raises(InvalidInputError, match="text must be a string"):
+        splitter.split_text(None)
+    with pytest.raises(InvalidInputError, match="does not occur in the document"):
+        JinaV3LateChunkingSplitter(embeddings, lambda text: ["not in there"]).split_text(DOC_B)
+    assert embeddings.pending_late_chunks == 0
