@@ -9,10 +9,10 @@ from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 
-class _Local:
-    @pytest.fixture(autouse=True)
-    def _tiny(self, tiny_model: str) -> None:
-        self._model_dir = tiny_model
+class _JinaV3:
+    """The class under test; ``_params`` comes from a fixture, since the settings point at test-built things."""
+
+    _params: dict
 
     @property
     def embeddings_class(self) -> type[JinaV3Embeddings]:
@@ -20,7 +20,13 @@ class _Local:
 
     @property
     def embedding_model_params(self) -> dict:
-        return {"model": self._model_dir, "device": "cpu", "dimensions": 16}
+        return self._params
+
+
+class _Local(_JinaV3):
+    @pytest.fixture(autouse=True)
+    def _tiny(self, tiny_model: str) -> None:
+        self._params = {"model": tiny_model, "device": "cpu", "dimensions": 16}
 
 
 class TestLocalUnit(_Local, EmbeddingsUnitTests):
@@ -31,33 +37,19 @@ class TestLocalIntegration(_Local, EmbeddingsIntegrationTests):
     pass
 
 
-class TestApiUnit(EmbeddingsUnitTests):
-    """Construction only (the model is contacted on first use): the key comes from JINA_API_KEY."""
+class TestApiUnit(_JinaV3, EmbeddingsUnitTests):
+    """Construction only (the server is contacted on first use); the key may come from JINA_API_KEY."""
 
-    @property
-    def embeddings_class(self) -> type[JinaV3Embeddings]:
-        return JinaV3Embeddings
-
-    @property
-    def embedding_model_params(self) -> dict:
-        return {"backend": "api", "api_key": "jina_test", "dimensions": 256}
+    _params = {"backend": "api", "api_key": "jina_test", "dimensions": 256}  # noqa: RUF012
 
     @property
     def init_from_env_params(self) -> tuple[dict, dict, dict]:
         return {"JINA_API_KEY": "jina_from_env"}, {"backend": "api"}, {"api_key": "jina_from_env"}
 
 
-class TestApiIntegration(EmbeddingsIntegrationTests):
+class TestApiIntegration(_JinaV3, EmbeddingsIntegrationTests):
     """The whole integration suite over HTTP, against the loopback server."""
 
     @pytest.fixture(autouse=True)
     def _server(self, api_settings: dict) -> None:
-        self._settings = api_settings
-
-    @property
-    def embeddings_class(self) -> type[JinaV3Embeddings]:
-        return JinaV3Embeddings
-
-    @property
-    def embedding_model_params(self) -> dict:
-        return {**self._settings, "dimensions": 16}
+        self._params = {**api_settings, "dimensions": 16}
