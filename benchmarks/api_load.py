@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from jinav3 import TASKS, Embedder
 from jinav3.server import ServerConfig, create_app
 from jinav3.server.run import BackgroundServer

@@ -22,6 +22,7 @@ from haystack.components.converters import TextFileToDocument
 from haystack.components.retrievers.in_memory import InMemoryEmbeddingRetriever
 from haystack.components.writers import DocumentWriter
 from haystack.document_stores.in_memory import InMemoryDocumentStore
+
 from haystack_integrations.components.embedders.jinav3 import JinaV3TextEmbedder
 from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChunkingSplitter
 from jinav3.models import resolve_model

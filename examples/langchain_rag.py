@@ -16,11 +16,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from jinav3.models import resolve_model
 from langchain_core.documents import Document
 from langchain_core.vectorstores import InMemoryVectorStore
-from langchain_jinav3 import JinaV3Embeddings, JinaV3LateChunkingSplitter
 from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from jinav3.models import resolve_model
+from langchain_jinav3 import JinaV3Embeddings, JinaV3LateChunkingSplitter
 
 CORPUS = Path(__file__).parent / "corpus"
 QUERIES = [

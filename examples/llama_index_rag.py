@@ -14,9 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from jinav3.models import resolve_model
 from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
 from llama_index.core.node_parser import SentenceSplitter
+
+from jinav3.models import resolve_model
 from llama_index.embeddings.jinav3 import JinaV3Embedding
 from llama_index.node_parser.jinav3 import JinaV3LateChunkingNodeParser
 

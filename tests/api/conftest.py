@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+
 from jinav3 import Embedder
 from jinav3.server import ServerConfig, create_app
 from jinav3.server.run import BackgroundServer

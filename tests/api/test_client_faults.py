@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from jinav3 import Embedder, InvalidInputError
 from jinav3.backends.api import ApiError, estimate_tokens
 

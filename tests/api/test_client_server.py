@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from jinav3 import TASKS, Embedder
 from jinav3.matryoshka import decode_base64
 from jinav3.testing import CORPUS

@@ -19,6 +19,7 @@ import jsonschema
 import numpy as np
 import openai
 import pytest
+
 from jinav3 import Embedder
 from jinav3.matryoshka import decode_base64
 from jinav3.testing import CORPUS

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from jinav3 import InvalidInputError, ParagraphChunker, SentenceChunker, TokenChunker, spans_from_texts
@@ -43,7 +45,7 @@ def test_token_windows_cover_the_text(tiny_embedder):
     spans = TokenChunker(tiny_embedder.tokenizer, size=10, overlap=2).spans(doc)
     assert len(spans) > 3
     assert spans[0][0] == 0 and spans[-1][1] == len(doc.rstrip())
-    assert all(b[0] < a[1] for a, b in zip(spans, spans[1:]))  # overlapping neighbours
+    assert all(b[0] < a[1] for a, b in itertools.pairwise(spans))  # overlapping neighbours
     with pytest.raises(InvalidInputError):
         TokenChunker(tiny_embedder.tokenizer, size=4, overlap=4)
 

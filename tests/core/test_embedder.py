@@ -68,7 +68,7 @@ def test_query_must_be_a_string(tiny_embedder):
 def test_loading_errors_are_clear(tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
         Embedder.local(str(tmp_path / "missing"))
-    with pytest.raises(ModelLoadError, match="config.json"):
+    with pytest.raises(ModelLoadError, match=r"config\.json"):
         Embedder.local(str(tmp_path))
     with pytest.raises(InvalidInputError, match="unknown backend"):
         Embedder.create("grpc")

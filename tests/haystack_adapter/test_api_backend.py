@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from haystack import Document
 from haystack.utils import Secret
+
 from haystack_integrations.components.embedders.jinav3 import JinaV3DocumentEmbedder, JinaV3TextEmbedder
 from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChunkingSplitter
 from jinav3 import BackendError, Embedder, SentenceChunker

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from haystack import Document
 from haystack.components.preprocessors import DocumentSplitter
+
 from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChunkingSplitter
 from jinav3 import InvalidInputError, SentenceChunker
 

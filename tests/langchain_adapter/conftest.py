@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from langchain_core.documents import Document
+
 from jinav3 import Embedder
 from jinav3.backends.local import LocalBackend
 from jinav3.server import ServerConfig, create_app
 from jinav3.server.run import BackgroundServer
-from langchain_core.documents import Document
 from langchain_jinav3 import JinaV3Embeddings, JinaV3LateChunkingSplitter
 
 DIMS = 16  # the tiny checkpoint is 32 wide

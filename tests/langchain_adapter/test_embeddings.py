@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import SecretStr, ValidationError
+
 from jinav3 import BackendError, Embedder, InvalidInputError
 from langchain_jinav3 import JinaV3Embeddings
-from pydantic import SecretStr, ValidationError
 
 from .conftest import DIMS
 

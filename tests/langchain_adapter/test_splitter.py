@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from jinav3 import InvalidInputError
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from langchain_jinav3 import JinaV3LateChunkingSplitter
 from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from jinav3 import InvalidInputError
+from langchain_jinav3 import JinaV3LateChunkingSplitter
 
 from .conftest import DIMS, DOC_A, DOC_B
 

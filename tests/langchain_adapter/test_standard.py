@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import pytest
-from langchain_jinav3 import JinaV3Embeddings
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
+
+from langchain_jinav3 import JinaV3Embeddings
 
 
 class _JinaV3:

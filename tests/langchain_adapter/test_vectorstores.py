@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jinav3 import InputTooLongError
 from langchain_core.documents import Document
 from langchain_core.vectorstores import InMemoryVectorStore
+
+from jinav3 import InputTooLongError
 from langchain_jinav3 import JinaV3Embeddings, JinaV3LateChunkingSplitter
 
 from .conftest import DIMS

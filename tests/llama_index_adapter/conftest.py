@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from llama_index.core import Document
+
 from jinav3 import Embedder
 from jinav3.backends.local import LocalBackend
-from llama_index.core import Document
 from llama_index.embeddings.jinav3 import JinaV3Embedding
 from llama_index.node_parser.jinav3 import JinaV3LateChunkingNodeParser
 

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from llama_index.core import Document
+
 from jinav3 import Embedder
 from jinav3.server import ServerConfig, create_app
 from jinav3.server.run import BackgroundServer
-from llama_index.core import Document
 from llama_index.embeddings.jinav3 import JinaV3Embedding
 from llama_index.node_parser.jinav3 import JinaV3LateChunkingNodeParser
 

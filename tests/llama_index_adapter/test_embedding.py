@@ -7,10 +7,11 @@ import pickle
 
 import numpy as np
 import pytest
-from jinav3 import Embedder, InvalidInputError
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.ingestion.pipeline import get_transformation_hash
 from llama_index.core.schema import TextNode
+
+from jinav3 import Embedder, InvalidInputError
 from llama_index.embeddings.jinav3 import JinaV3Embedding
 
 TEXTS = ["Berlin is the capital of Germany.", "Paris est la capitale de la France.", "東京は日本の首都です。",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
+
 from llama_index.embeddings.jinav3 import JinaV3Embedding
 from llama_index.node_parser.jinav3 import JinaV3LateChunkingNodeParser
 

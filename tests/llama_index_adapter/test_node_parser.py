@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from jinav3 import Embedder, InvalidInputError
 from llama_index.core import Document
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.node_parser import SentenceSplitter, TokenTextSplitter
 from llama_index.core.schema import MetadataMode, NodeRelationship
+
+from jinav3 import Embedder, InvalidInputError
 from llama_index.embeddings.jinav3 import LATE_CHUNKED_KEY, JinaV3Embedding
 from llama_index.node_parser.jinav3 import JinaV3LateChunkingNodeParser
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from jinav3 import Embedder, InvalidInputError
 from llama_index.core import StorageContext, VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.schema import TextNode
 from llama_index.core.storage.docstore import SimpleDocumentStore
 from llama_index.core.vector_stores import SimpleVectorStore
+
+from jinav3 import Embedder, InvalidInputError
 from llama_index.embeddings.jinav3 import LATE_CHUNKED_KEY, JinaV3Embedding
 
 

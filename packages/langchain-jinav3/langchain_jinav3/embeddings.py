@@ -12,9 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from jinav3 import Chunk, Embedder, InvalidInputError
-from jinav3.chunking import ChunkerLike
-from jinav3.tasks import validate_task
 from langchain_core.embeddings import Embeddings
 from langchain_core.utils import secret_from_env
 from pydantic import (
@@ -28,6 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from jinav3 import Chunk, Embedder, InvalidInputError
+from jinav3.chunking import ChunkerLike
+from jinav3.tasks import validate_task
 from langchain_jinav3.handoff import LateChunkHandOff, Vector
 
 #: Model used when ``model`` is left out, per backend.

@@ -19,11 +19,11 @@ import copy
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from jinav3 import Chunk, InvalidInputError
-from jinav3.chunking import ChunkerLike
 from langchain_core.documents import Document
 from langchain_text_splitters import TextSplitter
 
+from jinav3 import Chunk, InvalidInputError
+from jinav3.chunking import ChunkerLike
 from langchain_jinav3.embeddings import JinaV3Embeddings, check_texts
 from langchain_jinav3.handoff import Vector
 

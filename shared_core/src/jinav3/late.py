@@ -48,7 +48,10 @@ def split_encoding(
         raise ChunkAlignmentError("the tokenizer placed special tokens inside the document; cannot late-chunk it")
     content_last = np.maximum.accumulate(last_char[first : last + 1] - prefix_chars)
     return TokenizedDocument(
-        head=ids_arr[:first], content=ids_arr[first : last + 1], tail=ids_arr[last + 1 :], content_last_char=content_last
+        head=ids_arr[:first],
+        content=ids_arr[first : last + 1],
+        tail=ids_arr[last + 1 :],
+        content_last_char=content_last,
     )
 
 
@@ -104,7 +107,7 @@ def plan_windows(n_content: int, size: int, overlap: int) -> list[Window]:
     if not 0 <= overlap < size:
         raise InvalidInputError(f"window overlap must be in [0, {size}), got {overlap}")
     stride = size - overlap
-    starts = list(range(0, n_content - size, stride)) + [n_content - size]
+    starts = [*range(0, n_content - size, stride), n_content - size]
     bounds = [(s, min(s + size, n_content)) for s in starts]
     cuts = [0] + [(bounds[k + 1][0] + bounds[k][1]) // 2 for k in range(len(bounds) - 1)] + [n_content]
     return [Window(s, e, cuts[k], cuts[k + 1]) for k, (s, e) in enumerate(bounds)]

@@ -28,7 +28,9 @@ class TaskSelection:
 class LoRALinear(nn.Module):
     """``nn.Linear`` plus a bank of task adapters: ``lora_a`` (T, r, in), ``lora_b`` (T, out, r)."""
 
-    def __init__(self, base: nn.Linear, lora_a: torch.Tensor, lora_b: torch.Tensor, scale: float, sel: TaskSelection):
+    def __init__(
+        self, base: nn.Linear, lora_a: torch.Tensor, lora_b: torch.Tensor, scale: float, sel: TaskSelection
+    ) -> None:
         super().__init__()
         self.base = base
         self.register_buffer("lora_a", lora_a, persistent=False)
@@ -54,7 +56,9 @@ class LoRALinear(nn.Module):
 class LoRAEmbedding(nn.Module):
     """``nn.Embedding`` plus task adapters: ``E_t[ids] = E[ids] + s * A_t[ids] @ B_t`` (A: (T, V, r), B: (T, r, d))."""
 
-    def __init__(self, base: nn.Embedding, lora_a: torch.Tensor, lora_b: torch.Tensor, scale: float, sel: TaskSelection):
+    def __init__(
+        self, base: nn.Embedding, lora_a: torch.Tensor, lora_b: torch.Tensor, scale: float, sel: TaskSelection
+    ) -> None:
         super().__init__()
         self.base = base
         self.register_buffer("lora_a", lora_a, persistent=False)

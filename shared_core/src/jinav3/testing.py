@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from tokenizers import Tokenizer
 
 from jinav3.tasks import DEFAULT_INSTRUCTIONS, TASKS
 
@@ -34,9 +35,9 @@ CORPUS = [
 ]
 
 
-def train_tokenizer(vocab_size: int = 600, corpus: list[str] | None = None):
+def train_tokenizer(vocab_size: int = 600, corpus: list[str] | None = None) -> Tokenizer:
     """An XLM-R-like SentencePiece-Unigram tokenizer (``tokenizers.Tokenizer``)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     tokenizer = Tokenizer(models.Unigram())
     tokenizer.normalizer = normalizers.NFKC()
@@ -84,7 +85,9 @@ def jina_v3_config(vocab_size: int, hidden: int, layers: int, heads: int, interm
     }
 
 
-def random_state_dict(config: dict, seed: int = 0, lora_std: float = 0.3, dtype: torch.dtype = torch.float32):
+def random_state_dict(
+    config: dict, seed: int = 0, lora_std: float = 0.3, dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
     """Random weights with the original key names and shapes (``roberta.`` prefix, LoRA banks, pooler)."""
     gen = torch.Generator().manual_seed(seed)
     t, r = len(config["lora_adaptations"]), config["lora_rank"]

@@ -201,7 +201,9 @@ class LocalBackend:
             out.append(ids)
         return out
 
-    def embed_ids(self, sequences: Sequence[np.ndarray], task_ids: Sequence[int], show_progress: bool = False) -> np.ndarray:
+    def embed_ids(
+        self, sequences: Sequence[np.ndarray], task_ids: Sequence[int], show_progress: bool = False
+    ) -> np.ndarray:
         """Mean-pooled raw vectors for already tokenised sequences (fp32 accumulation)."""
         result = np.empty((len(sequences), self.full_dimensions), dtype=np.float32)
         for batch, hidden, mask in self._batches(sequences, task_ids, show_progress):
@@ -222,7 +224,9 @@ class LocalBackend:
         return out
 
     # -- protocol ----------------------------------------------------------------------------------------
-    def embed(self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool = False) -> np.ndarray:
+    def embed(
+        self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool = False
+    ) -> np.ndarray:
         task_id = self._task_id(task)
         sequences = self.encode_ids(texts, task, truncate=truncate)
         return self.embed_ids(sequences, [task_id] * len(sequences), show_progress)

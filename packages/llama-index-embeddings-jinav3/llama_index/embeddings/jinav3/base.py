@@ -14,10 +14,10 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, field_validator
 from llama_index.core.schema import BaseNode, MetadataMode
-from llama_index.embeddings.jinav3.settings import LATE_CHUNKED_KEY, JinaV3CoreSettings
 
 from jinav3 import InvalidInputError
 from jinav3.tasks import validate_task
+from llama_index.embeddings.jinav3.settings import LATE_CHUNKED_KEY, JinaV3CoreSettings
 
 
 class JinaV3Embedding(JinaV3CoreSettings, BaseEmbedding):

@@ -17,13 +17,13 @@ from llama_index.core.node_parser import MetadataAwareTextSplitter, NodeParser, 
 from llama_index.core.node_parser.loading import load_parser
 from llama_index.core.node_parser.node_utils import build_nodes_from_splits
 from llama_index.core.schema import BaseNode, Document, MetadataMode
-from llama_index.embeddings.jinav3.base import JinaV3Embedding
-from llama_index.embeddings.jinav3.settings import LATE_CHUNKED_KEY, JinaV3CoreSettings, canonical_model
 from pydantic import Field, PrivateAttr, SerializeAsAny, field_validator, model_validator
 
 from jinav3 import Chunk, InvalidInputError
 from jinav3.chunking import ChunkerLike, Span
 from jinav3.tasks import validate_task
+from llama_index.embeddings.jinav3.base import JinaV3Embedding
+from llama_index.embeddings.jinav3.settings import LATE_CHUNKED_KEY, JinaV3CoreSettings, canonical_model
 
 _DEFAULT_CHUNK_SIZE = 256
 _DEFAULT_CHUNK_OVERLAP = 0

@@ -14,6 +14,8 @@ from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import Secret
+from tqdm import tqdm
+
 from haystack_integrations.components.embedders.jinav3._component import (
     JinaV3Component,
     batches,
@@ -23,8 +25,6 @@ from haystack_integrations.components.embedders.jinav3._component import (
     restore_secrets,
 )
 from haystack_integrations.components.embedders.jinav3._sources import chunk_texts, group_by_source, rebuild_source
-from tqdm import tqdm
-
 from jinav3 import InvalidInputError, Span
 
 

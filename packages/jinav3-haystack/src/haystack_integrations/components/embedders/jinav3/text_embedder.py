@@ -6,6 +6,7 @@ from typing import Any
 
 from haystack import component, default_from_dict, default_to_dict
 from haystack.utils import Secret
+
 from haystack_integrations.components.embedders.jinav3._component import (
     JinaV3Component,
     default_api_key,

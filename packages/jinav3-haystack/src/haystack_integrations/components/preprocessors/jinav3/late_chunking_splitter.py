@@ -19,6 +19,8 @@ from haystack import Document, component, default_from_dict, default_to_dict, lo
 from haystack.core.serialization import component_to_dict
 from haystack.utils import Secret
 from haystack.utils.deserialization import deserialize_component_inplace
+from tqdm import tqdm
+
 from haystack_integrations.components.embedders.jinav3._component import (
     JinaV3Component,
     batches,
@@ -28,8 +30,6 @@ from haystack_integrations.components.embedders.jinav3._component import (
     restore_secrets,
 )
 from haystack_integrations.components.embedders.jinav3._sources import spans_in_source
-from tqdm import tqdm
-
 from jinav3 import InvalidInputError, ParagraphChunker, SentenceChunker, Span
 
 logger = logging.getLogger(__name__)
