@@ -110,3 +110,12 @@ def test_embedding_is_masked_mean_of_token_vectors(tiny_embedder):
     tokens = backend.token_vectors([ids], [backend._task_id("separation")])[0]
     raw = tiny_embedder.embed(["mean pooling check"], "separation", normalized=False)[0]
     np.testing.assert_allclose(raw, tokens.mean(0), atol=1e-5)
+
+
+def test_merged_and_runtime_lora_agree_across_task_switches(tiny_checkpoint, tiny_embedder):
+    from jinav3 import Embedder
+
+    runtime = Embedder.local(str(tiny_checkpoint), device="cpu", merge_lora=False)
+    texts = ["switching tasks", "back and forth"]
+    for task in ["retrieval.query", None, "classification", "retrieval.query", "text-matching"]:
+        np.testing.assert_allclose(tiny_embedder.embed(texts, task), runtime.embed(texts, task), atol=1e-5)

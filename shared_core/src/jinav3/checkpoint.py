@@ -88,7 +88,12 @@ def _take(state: dict[str, torch.Tensor], key: str) -> torch.Tensor:
 
 
 def load_jina_v3(
-    folder: Path, config: dict, dtype: torch.dtype, device: torch.device, attn_implementation: str
+    folder: Path,
+    config: dict,
+    dtype: torch.dtype,
+    device: torch.device,
+    attn_implementation: str,
+    merge_lora: bool = True,
 ) -> LoadedModel:
     """Build the native model from the original (LoRA-parametrised) checkpoint."""
     from transformers import JinaEmbeddingsV3Config, JinaEmbeddingsV3Model
@@ -168,8 +173,11 @@ def load_jina_v3(
         parent_name, _, child = name.rpartition(".")
         parent = module.get_submodule(parent_name)
         original = getattr(parent, child)
-        wrapper = LoRAEmbedding if isinstance(original, nn.Embedding) else LoRALinear
-        setattr(parent, child, wrapper(original, cast(lora_a), cast(lora_b), scale, selection))
+        if isinstance(original, nn.Embedding):
+            wrapped: nn.Module = LoRAEmbedding(original, cast(lora_a), cast(lora_b), scale, selection)
+        else:
+            wrapped = LoRALinear(original, cast(lora_a), cast(lora_b), scale, selection, merge=merge_lora)
+        setattr(parent, child, wrapped)
     module.eval()
     instructions = {**DEFAULT_INSTRUCTIONS, **(config.get("task_instructions") or {})}
     return LoadedModel(module, selection, tasks, instructions, hidden_size=hidden)

@@ -77,7 +77,35 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--graceful-timeout", type=float, default=30.0,
                        help="seconds to let in-flight requests finish on SIGTERM/SIGINT")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _add_eval_parser(sub)
     return parser
+
+
+def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("eval", help="retrieval evaluation on a BEIR folder: naive vs late chunking vs whole documents",
+                        description="Chunk every document, embed the chunks alone (naive), with late chunking, and "
+                        "each whole document unchunked; rank documents by their best chunk; print nDCG@10, "
+                        "Recall@100 and embedding time per setting (the protocol of arXiv 2409.04701, section 4).")
+    ev.add_argument("folder", help="BEIR folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+    ev.add_argument("--split", default="test", help="qrels file to use (default: test)")
+    ev.add_argument("--limit-queries", type=int, help="evaluate only the first N judged queries")
+    ev.add_argument("--limit-docs", type=int, help="shrink the corpus to N documents (relevant ones always kept)")
+    ev.add_argument("--chunker", nargs="+", choices=["tokens", "sentences", "paragraphs"],
+                    default=["tokens", "sentences"], help="chunkings to compare (default: tokens sentences)")
+    ev.add_argument("--chunk-size", type=int, default=256, help="tokens per chunk for the tokens chunker")
+    ev.add_argument("--settings", nargs="+", choices=["naive", "late", "whole"], default=["naive", "late", "whole"])
+    ev.add_argument("--matryoshka", type=int, nargs="*", default=[],
+                    help="also score these Matryoshka sizes, e.g. 32 64 128 256 512")
+    ev.add_argument("--backend", choices=["local", "api"], default="local")
+    ev.add_argument("--model", help="local: folder or hub id (default: jina-embeddings-v3, else the bundled "
+                    "MiniLM when offline); api: model name (default: jina-embeddings-v3)")
+    ev.add_argument("--base-url", help="api backend: server base URL (default: the Jina API; key in JINA_API_KEY)")
+    ev.add_argument("--device", help="local backend: cpu, cuda, mps (default: best available)")
+    ev.add_argument("--dtype", help="local backend: float32 or bfloat16")
+    ev.add_argument("--window", type=int, help="late chunking macro window in tokens (default: the context)")
+    ev.add_argument("--overlap", type=int, help="tokens shared by neighbouring macro windows")
+    ev.add_argument("--output", "-o", help="write the full report as JSON to this file")
+    ev.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def _embedder(args: argparse.Namespace):  # noqa: ANN202 - lazy import keeps --help fast
@@ -166,9 +194,29 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from jinav3.embedder import Embedder
+    from jinav3.evaluation import EvalConfig, evaluate, format_report, load_beir
+
+    dataset = load_beir(args.folder, args.split, args.limit_queries, args.limit_docs)
+    config = EvalConfig(chunkers=tuple(args.chunker), chunk_size=args.chunk_size, settings=tuple(args.settings),
+                        dimensions=tuple(args.matryoshka), window=args.window, overlap=args.overlap,
+                        show_progress=not args.no_progress)
+    if args.backend == "api":
+        embedder = Embedder.api(args.model or "jina-embeddings-v3", base_url=args.base_url)
+    else:
+        embedder = _embedder(argparse.Namespace(model=args.model, device=args.device, dtype=args.dtype))
+    report = evaluate(embedder, dataset, config)
+    print(format_report(report))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"embed": _cmd_embed, "chunk": _cmd_chunk, "serve": _cmd_serve}
+    handlers = {"embed": _cmd_embed, "chunk": _cmd_chunk, "serve": _cmd_serve, "eval": _cmd_eval}
     try:
         return handlers[args.command](args)
     except (JinaV3Error, OSError) as exc:

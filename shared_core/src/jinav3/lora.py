@@ -1,8 +1,11 @@
 """Task LoRA for jina-embeddings-v3, applied per row without touching the base weights.
 
-The published checkpoint stores, for every adapted weight, a bank of rank-4 factors (one per task). Computing
-``W x + s * B_t (A_t x)`` costs under 1% of the layer's FLOPs, needs no merged copy of any weight, and lets rows
-of one batch use different tasks (the reference ``adapter_mask`` semantics). A row with task -1 uses base weights.
+The published checkpoint stores, for every adapted weight, a bank of rank-4 factors (one per task). When every
+row of a batch has the same task, Linear layers run with that task's LoRA merged into the weight (merged once per
+task switch from a kept copy of the base weight, so nothing drifts and a batch costs exactly a plain forward). Rows
+of one batch may also use different tasks (the reference ``adapter_mask`` semantics): then the base weight runs and
+``s * B_t (A_t x)`` is added per row. Embedding tables are never copied: their low-rank term is added on lookup.
+A row with task -1 uses base weights.
 """
 
 from __future__ import annotations
@@ -26,21 +29,47 @@ class TaskSelection:
 
 
 class LoRALinear(nn.Module):
-    """``nn.Linear`` plus a bank of task adapters: ``lora_a`` (T, r, in), ``lora_b`` (T, out, r)."""
+    """``nn.Linear`` plus a bank of task adapters: ``lora_a`` (T, r, in), ``lora_b`` (T, out, r).
+
+    With ``merge=True`` a copy of the base weight is kept and ``base.weight`` holds the weight of the task in use.
+    """
 
     def __init__(
-        self, base: nn.Linear, lora_a: torch.Tensor, lora_b: torch.Tensor, scale: float, sel: TaskSelection
+        self,
+        base: nn.Linear,
+        lora_a: torch.Tensor,
+        lora_b: torch.Tensor,
+        scale: float,
+        sel: TaskSelection,
+        merge: bool = True,
     ) -> None:
         super().__init__()
         self.base = base
         self.register_buffer("lora_a", lora_a, persistent=False)
         self.register_buffer("lora_b", lora_b, persistent=False)
+        self.register_buffer("original", base.weight.detach().clone() if merge else None, persistent=False)
+        self.merged_task = -1
         self.scale = scale
         self.selection = sel
 
+    def _use(self, task: int) -> None:
+        """Make ``base.weight`` the weight of ``task`` (-1 = base), computing the delta in fp32."""
+        if task == self.merged_task:
+            return
+        if task < 0:
+            self.base.weight.copy_(self.original)
+        else:
+            delta = (self.lora_b[task].float() @ self.lora_a[task].float()) * self.scale
+            self.base.weight.copy_((self.original.float() + delta).to(self.original.dtype))
+        self.merged_task = task
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.base(x)
         sel = self.selection
+        if self.original is not None:
+            self._use(-1 if sel.uniform is None else sel.uniform)
+            if sel.uniform is not None:
+                return self.base(x)
+        y = self.base(x)
         if sel.uniform is not None:
             if sel.uniform < 0:
                 return y

@@ -130,7 +130,7 @@ def build_checkpoint(
     folder: str | Path,
     *,
     hidden: int = 32,
-    layers: int = 2,
+    layers: int | None = None,
     heads: int = 4,
     intermediate: int = 64,
     vocab_size: int | None = None,
@@ -138,10 +138,13 @@ def build_checkpoint(
     seed: int = 0,
     full_size: bool = False,
     dtype: torch.dtype = torch.float32,
+    lora_std: float = 0.3,
 ) -> Path:
     """Write a random jina-embeddings-v3-layout checkpoint to ``folder`` and return the folder."""
-    if full_size:
-        hidden, layers, heads, intermediate, vocab_size = 1024, 24, 16, 4096, 250002
+    if full_size:  # the real architecture; ``layers`` may still be lowered for quick benchmark runs
+        hidden, heads, intermediate, vocab_size = 1024, 16, 4096, 250002
+        layers = layers or 24
+    layers = layers or 2
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(tokenizer_vocab)
@@ -153,5 +156,5 @@ def build_checkpoint(
     )
     config = jina_v3_config(vocab_size or tokenizer.get_vocab_size(), hidden, layers, heads, intermediate)
     (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    save_file(random_state_dict(config, seed, dtype=dtype), str(folder / "model.safetensors"))
+    save_file(random_state_dict(config, seed, lora_std, dtype=dtype), str(folder / "model.safetensors"))
     return folder

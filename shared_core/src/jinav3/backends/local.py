@@ -114,14 +114,17 @@ class LocalBackend:
         token_budget: int | None = None,
         max_batch: int = 256,
         attn_implementation: str | None = None,
+        merge_lora: bool = True,
     ) -> None:
+        """``merge_lora`` keeps a copy of the adapted Linear weights (about 1.2 GB in fp32 for jina-v3) so a task's
+        LoRA is merged once per task switch; ``False`` saves that memory and adds the low-rank term on every call."""
         folder = resolve_model_dir(model)
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
         self.attn_implementation = attn_implementation or pick_attention(self.device)
         config = read_config(folder)
         if is_jina_v3_original(config):
-            loaded = load_jina_v3(folder, config, self.dtype, self.device, self.attn_implementation)
+            loaded = load_jina_v3(folder, config, self.dtype, self.device, self.attn_implementation, merge_lora)
         else:
             loaded = load_plain_encoder(folder, self.dtype, self.device, self.attn_implementation)
         self._module = loaded.module

@@ -1,0 +1,110 @@
+"""Shared helpers for the benchmark scripts: a cached full-width random checkpoint, texts of exact token lengths,
+timing and peak-memory probes, and table/JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jinav3.testing import CORPUS, build_checkpoint
+
+BENCH_DIR = Path(os.environ.get("JINAV3_BENCH_DIR", Path(__file__).resolve().parent.parent / ".bench"))
+
+
+def full_width_checkpoint(layers: int) -> Path:
+    """The real jina-embeddings-v3 architecture (1024 wide, 16 heads, FFN 4096, 250k vocab, 5 LoRA tasks) with
+    random weights and ``layers`` layers (24 = the real depth), built once under ``.bench/``."""
+    folder = BENCH_DIR / f"jina-v3-random-{layers}l"
+    if not (folder / "model.safetensors").exists():
+        print(f"building a random full-width checkpoint with {layers} layers in {folder} ...", file=sys.stderr)
+        build_checkpoint(folder, full_size=True, layers=layers, dtype=torch.bfloat16, lora_std=0.05)
+    return folder
+
+
+def text_of_tokens(tokenizer: Any, n_tokens: int, seed: int) -> str:
+    """A text whose tokenisation has exactly ``n_tokens`` tokens (specials excluded), from the test corpus."""
+    rng = np.random.default_rng(seed)
+    pieces: list[str] = []
+    while True:
+        pieces.append(CORPUS[int(rng.integers(len(CORPUS)))])
+        text = " ".join(pieces)
+        enc = tokenizer.encode(text, add_special_tokens=False)
+        if len(enc.ids) >= n_tokens:
+            return text[: enc.offsets[n_tokens - 1][1]]
+
+
+def length_mix(tokenizer: Any, n: int, seed: int = 0, doc_range: tuple[int, int] = (1000, 4000)) -> list[str]:
+    """20% queries (~16 tokens), 60% passages (100-500), 20% documents (``doc_range``), shuffled."""
+    rng = np.random.default_rng(seed)
+    lengths = []
+    for i in range(n):
+        kind = i % 10
+        if kind < 2:
+            lengths.append(16)
+        elif kind < 8:
+            lengths.append(int(rng.integers(100, 501)))
+        else:
+            lengths.append(int(rng.integers(*doc_range)))
+    rng.shuffle(lengths)
+    return [text_of_tokens(tokenizer, m, seed + i) for i, m in enumerate(lengths)]
+
+
+def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
+    """Best wall time of ``repeat`` runs, and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> dict[str, Any]:
+    return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(), "cuda": torch.cuda.is_available()}
+
+
+def matmul_roofline(dtype: torch.dtype = torch.float32, size: tuple[int, int, int] = (2048, 1024, 4096)) -> float:
+    """Measured FLOP/s of a transformer-shaped GEMM on this machine (the practical ceiling)."""
+    m, k, n = size
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+    torch.matmul(a, b)
+    seconds, _ = timed(lambda: torch.matmul(a, b), repeat=5)
+    return 2 * m * k * n / seconds
+
+
+def flops_per_token(seq_len: int, layers: int, hidden: int = 1024, ffn: int = 4096) -> float:
+    """2 x non-embedding parameters + attention (4 n d per layer), as in MODEL.md/PERF.md."""
+    return layers * (2 * (4 * hidden * hidden + 2 * hidden * ffn) + 4 * seq_len * hidden)
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(h) for h in header]] + [[f"{v:,.3g}" if isinstance(v, float) else str(v) for v in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    print(f"\n{title}")
+    for j, row in enumerate(cells):
+        print("  " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+        if j == 0:
+            print("  " + "-+-".join("-" * w for w in widths))
+
+
+def write_json(path: str | None, payload: dict[str, Any]) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps({"machine": machine(), **payload}, indent=2), encoding="utf-8")
+        print(f"\nwrote {path}")
