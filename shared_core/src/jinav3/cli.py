@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jinav3.distributed.cli import add_index_parser, run_index
 from jinav3.errors import JinaV3Error
 from jinav3.tasks import TASKS
 
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds to let in-flight requests finish on SIGTERM/SIGINT")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     _add_eval_parser(sub)
+    add_index_parser(sub)
     return parser
 
 
@@ -216,7 +218,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"embed": _cmd_embed, "chunk": _cmd_chunk, "serve": _cmd_serve, "eval": _cmd_eval}
+    handlers = {"embed": _cmd_embed, "chunk": _cmd_chunk, "serve": _cmd_serve, "eval": _cmd_eval, "index": run_index}
     try:
         return handlers[args.command](args)
     except (JinaV3Error, OSError) as exc:

@@ -10,20 +10,34 @@ summary = index_corpus("docs.jsonl", "chunks/", IndexOptions(model="jinaai/jina-
 assert summary.balanced                      # documents_in == indexed + failed
 ```
 
-``chunk_dataset`` gives the lazy Dataset instead, to compose with your own Ray Data steps.
+``chunk_dataset`` gives the lazy Dataset instead, to compose with your own Ray Data steps. Names are imported
+lazily so that ``jinav3`` (and its CLI) work without Ray or pyarrow installed.
 """
 
-from jinav3.distributed.options import IndexOptions
-from jinav3.distributed.pipeline import IndexSummary, chunk_dataset, index_corpus, read_documents, summarize
-from jinav3.distributed.stages import EmbedActor, prepare_batch
+from __future__ import annotations
 
-__all__ = [
-    "EmbedActor",
-    "IndexOptions",
-    "IndexSummary",
-    "chunk_dataset",
-    "index_corpus",
-    "prepare_batch",
-    "read_documents",
-    "summarize",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "IndexOptions": "options",
+    "IndexSummary": "pipeline",
+    "chunk_dataset": "pipeline",
+    "index_corpus": "pipeline",
+    "read_documents": "pipeline",
+    "summarize": "pipeline",
+    "EmbedActor": "stages",
+    "prepare_batch": "stages",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'jinav3.distributed' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(f"jinav3.distributed.{_HOMES[name]}")
+    except ImportError as exc:
+        raise ImportError(f"jinav3.distributed needs Ray Data and pyarrow: pip install 'jinav3[ray]' ({exc})") from exc
+    return getattr(module, name)

@@ -1,0 +1,93 @@
+"""``jinav3 index --ray``: the distributed pipeline from the shell. Kept apart from ``jinav3.cli`` so that the main
+command only gains two lines, and Ray is imported only when this subcommand runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from jinav3.tasks import TASKS
+
+
+def add_index_parser(sub: Any) -> None:
+    """Register the ``index`` subcommand on the ``jinav3`` subparsers."""
+    index = sub.add_parser(
+        "index", help="late-chunk and embed a corpus on a Ray cluster into Parquet (needs jinav3[ray])",
+        description="Read documents (JSON Lines or Parquet with an id and a text column), cut and embed them on a "
+        "Ray actor pool that loads the model once per actor, and write one Parquet row per chunk: source_id, "
+        "chunk_index, start, end, text, embedding, error. A document that cannot be processed gets one row with "
+        "its error and no vector; the summary checks documents in = indexed + failed.")
+    index.add_argument("sources", nargs="+", help="JSONL/Parquet files or folders (local, s3://, gs://...)")
+    index.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", default=None,
+                       help="run on Ray: alone, join $RAY_ADDRESS or start a local instance; with ADDRESS, join "
+                       "that cluster (e.g. auto, ray://head:10001)")
+    index.add_argument("--output", "-o", required=True, help="output folder for the Parquet files")
+    index.add_argument("--overwrite", action="store_true", help="replace what the output folder holds")
+    index.add_argument("--errors", help="also write the failed documents as JSONL {source_id, error} to this file")
+    index.add_argument("--model", help="model folder or hub id (default: jina-embeddings-v3, else a small bundled "
+                       "model when offline); must be readable on every node")
+    index.add_argument("--task", choices=[*TASKS, "none"], default="retrieval.passage")
+    index.add_argument("--dimensions", type=int, help="Matryoshka size, 1..1024 (trained: 32..1024)")
+    index.add_argument("--chunker", choices=["sentences", "paragraphs", "tokens", "none"], default="sentences",
+                       help="how documents are cut; none = one vector per document")
+    index.add_argument("--chunk-size", type=int, default=256, help="tokens per chunk for --chunker tokens")
+    index.add_argument("--chunk-overlap", type=int, default=0, help="tokens shared by neighbouring token chunks")
+    index.add_argument("--no-late-chunking", action="store_true", help="embed each chunk on its own instead")
+    index.add_argument("--id-column", default="id")
+    index.add_argument("--text-column", default="text")
+    index.add_argument("--carry", action="append", default=[], metavar="COLUMN",
+                       help="copy this input column onto every chunk row (repeatable)")
+    index.add_argument("--actors", type=int, default=1, help="model replicas (actor pool size)")
+    index.add_argument("--gpus-per-actor", type=float, default=0.0, help="e.g. 1, or 0.5 for two per GPU")
+    index.add_argument("--cpus-per-actor", type=float, default=1.0)
+    index.add_argument("--batch-size", type=int, default=64, help="documents per batch")
+    index.add_argument("--device", help="cpu, cuda (default: cuda when the actor has a GPU)")
+    index.add_argument("--dtype", help="float32 or bfloat16 (default: bf16 on CUDA, else fp32)")
+
+
+def run_index(args: argparse.Namespace) -> int:
+    """Handler of ``jinav3 index``: run the pipeline, print the accounting, exit 1 if documents went missing."""
+    if args.ray is None:
+        raise SystemExit("jinav3 index: runs on Ray; pass --ray (local instance or $RAY_ADDRESS) or --ray ADDRESS. "
+                         "For a few files in this process use 'jinav3 chunk'.")
+    try:
+        import ray
+
+        from jinav3.distributed.options import IndexOptions
+        from jinav3.distributed.pipeline import index_corpus
+    except ImportError as exc:
+        raise SystemExit(f"jinav3 index needs the ray extra: pip install 'jinav3[ray]' ({exc})") from None
+    from jinav3.models import resolve_model
+
+    model, notice = resolve_model(args.model)
+    if notice:
+        print(notice, file=sys.stderr)
+    options = IndexOptions(
+        model=model, task=None if args.task == "none" else args.task, dimensions=args.dimensions,
+        chunker=None if args.chunker == "none" else args.chunker, chunk_size=args.chunk_size,
+        chunk_overlap=args.chunk_overlap, late_chunking=not args.no_late_chunking, id_column=args.id_column,
+        text_column=args.text_column, carry_columns=tuple(args.carry), device=args.device, dtype=args.dtype,
+        actors=args.actors, gpus_per_actor=args.gpus_per_actor, cpus_per_actor=args.cpus_per_actor,
+        batch_size=args.batch_size,
+    )
+    if not ray.is_initialized():
+        ray.init(address=args.ray or os.environ.get("RAY_ADDRESS") or None)
+    sources = args.sources if len(args.sources) > 1 else args.sources[0]
+    summary = index_corpus(sources, args.output, options, overwrite=args.overwrite)
+    print(f"jinav3 index: {summary.documents_in} documents in, {summary.documents_indexed} indexed into "
+          f"{summary.chunks} chunks, {summary.documents_failed} failed -> {summary.output}", file=sys.stderr)
+    for source_id, message in summary.errors[:5]:
+        print(f"  failed {source_id}: {message}", file=sys.stderr)
+    if len(summary.errors) > 5:
+        print(f"  ... and {len(summary.errors) - 5} more (rows with an error in the output)", file=sys.stderr)
+    if args.errors:
+        with open(args.errors, "w", encoding="utf-8") as out:
+            for source_id, message in summary.errors:
+                out.write(json.dumps({"source_id": source_id, "error": message}, ensure_ascii=False) + "\n")
+    if not summary.balanced:
+        print("jinav3 index: error: the counts do not add up; some documents are unaccounted for", file=sys.stderr)
+        return 1
+    return 0
