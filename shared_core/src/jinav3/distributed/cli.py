@@ -21,9 +21,9 @@ def add_index_parser(sub: Any) -> None:
         "chunk_index, start, end, text, embedding, error. A document that cannot be processed gets one row with "
         "its error and no vector; the summary checks documents in = indexed + failed.")
     index.add_argument("sources", nargs="+", help="JSONL/Parquet files or folders (local, s3://, gs://...)")
-    index.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", default=None,
-                       help="run on Ray: alone, join $RAY_ADDRESS or start a local instance; with ADDRESS, join "
-                       "that cluster (e.g. auto, ray://head:10001)")
+    index.add_argument("--ray", action="store_true", help="run on Ray (required: this command is the Ray pipeline)")
+    index.add_argument("--address", help="Ray cluster to join (e.g. auto, ray://head:10001; default: $RAY_ADDRESS, "
+                       "else a local instance)")
     index.add_argument("--output", "-o", required=True, help="output folder for the Parquet files")
     index.add_argument("--overwrite", action="store_true", help="replace what the output folder holds")
     index.add_argument("--errors", help="also write the failed documents as JSONL {source_id, error} to this file")
@@ -50,8 +50,8 @@ def add_index_parser(sub: Any) -> None:
 
 def run_index(args: argparse.Namespace) -> int:
     """Handler of ``jinav3 index``: run the pipeline, print the accounting, exit 1 if documents went missing."""
-    if args.ray is None:
-        raise SystemExit("jinav3 index: runs on Ray; pass --ray (local instance or $RAY_ADDRESS) or --ray ADDRESS. "
+    if not args.ray:
+        raise SystemExit("jinav3 index: runs on Ray; pass --ray (and --address to join a cluster). "
                          "For a few files in this process use 'jinav3 chunk'.")
     try:
         import ray
@@ -74,7 +74,7 @@ def run_index(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     if not ray.is_initialized():
-        ray.init(address=args.ray or os.environ.get("RAY_ADDRESS") or None)
+        ray.init(address=args.address or os.environ.get("RAY_ADDRESS") or None)
     sources = args.sources if len(args.sources) > 1 else args.sources[0]
     summary = index_corpus(sources, args.output, options, overwrite=args.overwrite)
     print(f"jinav3 index: {summary.documents_in} documents in, {summary.documents_indexed} indexed into "

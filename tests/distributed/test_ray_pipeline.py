@@ -1,0 +1,175 @@
+"""The Ray pipeline on a real local Ray instance (2 CPUs, no GPU) against the single-process core.
+
+One Ray instance for the module; a few hundred generated documents on the tiny checkpoint. Every run checks that
+the vectors equal the core's, that every document is accounted for, and that the Parquet output reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+ray = pytest.importorskip("ray")
+pd = pytest.importorskip("pandas")
+
+from jinav3 import Embedder, InvalidInputError  # noqa: E402
+from jinav3.cli import main  # noqa: E402
+from jinav3.distributed import IndexOptions, chunk_dataset, index_corpus  # noqa: E402
+
+WORDS = "river stone light city wall market winter bridge harbour letter garden engine tower music".split()
+BAD = {"empty": "", "blank": "   \n\t ", "null": None}
+
+
+def _document(rng: random.Random, i: int) -> str:
+    sentences = []
+    for _ in range(rng.randint(1, 6)):
+        words = rng.choices(WORDS, k=rng.randint(3, 14))
+        sentences.append(" ".join(words).capitalize() + rng.choice([".", "!", "?"]))
+    if i % 7 == 0:
+        sentences.insert(1, "\n\n")
+    return f"Document {i}. " + " ".join(sentences)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[dict]:
+    rng = random.Random(8)
+    rows = [{"id": f"doc-{i}", "text": _document(rng, i), "lang": rng.choice(["en", "de"])} for i in range(300)]
+    for name, text in BAD.items():
+        rows.append({"id": f"bad-{name}", "text": text, "lang": "en"})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def good(corpus: list[dict]) -> dict[str, str]:
+    return {r["id"]: r["text"] for r in corpus if not r["id"].startswith("bad-")}
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def jsonl(corpus: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("docs") / "docs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in corpus), encoding="utf-8")
+    return path
+
+
+def _rows(folder: Path) -> pd.DataFrame:
+    return pd.read_parquet(folder).sort_values(["source_id", "chunk_index"], na_position="first")
+
+
+def _vectors(frame: pd.DataFrame) -> np.ndarray:
+    return np.stack(frame["embedding"].to_numpy()).astype(np.float32)
+
+
+def test_late_chunks_from_jsonl_equal_the_core(ray_local, tiny_checkpoint, tiny_embedder, jsonl, good, tmp_path):
+    options = IndexOptions(model=str(tiny_checkpoint), device="cpu", batch_size=32, carry_columns=("lang",))
+    summary = index_corpus(jsonl, tmp_path / "out", options)
+
+    assert (summary.documents_in, summary.documents_indexed, summary.documents_failed) == (303, 300, 3)
+    assert summary.balanced
+    assert sorted(summary.errors) == [
+        ("bad-blank", "the document is empty"), ("bad-empty", "the document is empty"),
+        ("bad-null", "the text is missing (null)"),
+    ]
+    schema = pq.read_schema(next((tmp_path / "out").glob("*.parquet")))
+    assert schema.field("embedding").type == pa.list_(pa.float32(), tiny_embedder.dimensions)
+
+    rows = _rows(tmp_path / "out")
+    ok = rows[rows["error"].isna()]
+    assert summary.chunks == len(ok) and set(ok["source_id"]) == set(good)
+    ids = sorted(good)
+    expected = tiny_embedder.late_chunk_many([good[i] for i in ids], chunker="sentences", task="retrieval.passage")
+    want = [(i, c.index, c.start, c.end, c.text) for i, chunks in zip(ids, expected, strict=True) for c in chunks]
+    got = list(zip(ok["source_id"], ok["chunk_index"], ok["start"], ok["end"], ok["text"], strict=True))
+    assert got == want
+    np.testing.assert_allclose(_vectors(ok), np.stack([c.embedding for cs in expected for c in cs]),
+                               rtol=1e-5, atol=1e-6)
+    failed = rows[rows["error"].notna()]
+    assert failed["embedding"].isna().all() and failed["chunk_index"].isna().all()
+    langs = {r["id"]: r["lang"] for r in json.loads("[" + ",".join(jsonl.read_text().splitlines()) + "]")}
+    assert (rows["lang"] == rows["source_id"].map(langs)).all()
+
+
+def test_plain_token_chunks_from_parquet_with_undecodable_bytes(ray_local, tiny_checkpoint, tiny_embedder, good,
+                                                                tmp_path):
+    ids = sorted(good)[:120]
+    texts = [good[i].encode() for i in ids] + [b"\xff\xfe not utf-8", b"fine text. really."]
+    table = pa.table({"key": pa.array([*ids, "bad-bytes", None]), "body": pa.array(texts, pa.binary())})
+    pq.write_table(table, tmp_path / "docs.parquet")
+    options = IndexOptions(model=str(tiny_checkpoint), device="cpu", id_column="key", text_column="body",
+                           chunker="tokens", chunk_size=12, late_chunking=False, dimensions=16, task="text-matching",
+                           batch_size=25)
+    summary = index_corpus(tmp_path / "docs.parquet", tmp_path / "out", options)
+
+    assert (summary.documents_in, summary.documents_indexed, summary.documents_failed) == (122, 120, 2)
+    messages = dict(summary.errors)
+    assert messages["bad-bytes"].startswith("the text is not valid UTF-8")
+    assert messages[None] == "the document has no 'key' (null)"
+    ok = _rows(tmp_path / "out").dropna(subset=["chunk_index"])
+    assert sorted(set(ok["source_id"])) == ids
+    for doc_id, frame in ok.groupby("source_id"):
+        spans = tiny_embedder.chunk_spans(good[doc_id], "tokens", chunk_size=12)
+        assert list(zip(frame["start"], frame["end"], strict=True)) == spans
+    expected = tiny_embedder.embed(list(ok["text"]), task="text-matching", dimensions=16)
+    np.testing.assert_allclose(_vectors(ok), expected, rtol=1e-5, atol=1e-6)
+    assert np.allclose(np.linalg.norm(_vectors(ok), axis=1), 1.0, atol=1e-5)
+
+
+def test_two_actors_whole_documents_and_core_rejections(ray_local, tiny_checkpoint, good):
+    """``chunker=None``: one vector per document. A plain embedding longer than ``max_length`` is rejected by the
+    core; only that document becomes an error row, its batch-mates are still embedded."""
+    long_text = " ".join(["word"] * 1000)  # ~5000 tokens with the tiny vocabulary
+    items = [{"id": i, "text": good[i]} for i in sorted(good)[:60]] + [{"id": "too-long", "text": long_text}]
+    dataset = ray.data.from_items(items)
+    options = IndexOptions(model=str(tiny_checkpoint), device="cpu", chunker=None, late_chunking=False, actors=2,
+                           cpus_per_actor=0.5, batch_size=16, embedder_options={"max_length": 1024})
+    frame = chunk_dataset(dataset, options).to_pandas().sort_values("source_id")
+
+    assert len(frame) == 61
+    failed = frame[frame["error"].notna()]
+    assert list(failed["source_id"]) == ["too-long"] and "InputTooLongError" in failed["error"].iloc[0]
+    ok = frame[frame["error"].isna()]
+    core = Embedder.local(str(tiny_checkpoint), device="cpu", max_length=1024)
+    np.testing.assert_allclose(_vectors(ok), core.embed(list(ok["text"]), task="retrieval.passage"),
+                               rtol=1e-5, atol=1e-6)
+    assert (ok["start"] == 0).all() and (ok["end"] == ok["text"].str.len()).all()
+
+
+def test_cli_index_reports_counts_and_writes_errors(ray_local, tiny_checkpoint, jsonl, tmp_path, capsys):
+    out, errors = tmp_path / "out", tmp_path / "errors.jsonl"
+    argv = ["index", "--ray", str(jsonl), "-o", str(out), "--model", str(tiny_checkpoint), "--device", "cpu",
+            "--chunker", "paragraphs", "--dimensions", "8", "--errors", str(errors), "--batch-size", "64"]
+    assert main(argv) == 0
+    report = capsys.readouterr().err
+    assert "303 documents in, 300 indexed" in report and "3 failed" in report
+    assert sorted(json.loads(line)["source_id"] for line in errors.read_text().splitlines()) == [
+        "bad-blank", "bad-empty", "bad-null"]
+    assert pq.read_table(out).schema.field("embedding").type == pa.list_(pa.float32(), 8)
+    assert main(argv) == 2  # the output folder is not empty any more
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_configuration_errors_fail_before_or_at_model_load(ray_local, tiny_checkpoint, jsonl, tmp_path):
+    with pytest.raises(InvalidInputError, match="no text column 'body'"):
+        chunk_dataset(ray.data.read_json(str(jsonl)), IndexOptions(model=str(tiny_checkpoint), text_column="body"))
+    with pytest.raises(InvalidInputError, match="unknown task 'retrieval'"):
+        IndexOptions(model=str(tiny_checkpoint), task="retrieval")
+    with pytest.raises(InvalidInputError, match="clash"):
+        IndexOptions(model=str(tiny_checkpoint), carry_columns=("text",))
+    options = IndexOptions(model=str(tiny_checkpoint), device="cpu", dimensions=64)  # the tiny model is 32 wide
+    with pytest.raises(Exception, match="dimensions must be between 1 and 32"):
+        chunk_dataset(ray.data.from_items([{"id": 1, "text": "One. Two."}]), options).materialize()
+    with pytest.raises(SystemExit, match="runs on Ray; pass --ray"):
+        main(["index", str(jsonl), "-o", str(tmp_path / "x")])
