@@ -2,9 +2,8 @@
 
     python benchmarks/retrieval_eval.py path/to/scifact --model jinaai/jina-embeddings-v3 -o results/scifact.json
 
-Download a BEIR set first (for example SciFact: the ``scifact.zip`` of the BEIR benchmark, unzipped) or generate
-the small synthetic one with ``--demo FOLDER`` (written by ``scripts/plots/make_demo_set.py``). All options:
-``jinav3 eval --help``.
+Download a BEIR set first (for example SciFact: the ``scifact.zip`` of the BEIR benchmark, unzipped), or write
+the small synthetic one with ``python -m jinav3.evaluation.synthetic FOLDER``. All options: ``jinav3 eval --help``.
 """
 
 from __future__ import annotations
