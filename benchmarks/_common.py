@@ -93,8 +93,14 @@ def flops_per_token(seq_len: int, layers: int, hidden: int = 1024, ffn: int = 40
     return layers * (2 * (4 * hidden * hidden + 2 * hidden * ffn) + 4 * seq_len * hidden)
 
 
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6f}" if 0.99 < value < 1 else f"{value:,.3g}" if value < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(h) for h in header]] + [[f"{v:,.3g}" if isinstance(v, float) else str(v) for v in r] for r in rows]
+    cells = [[str(h) for h in header]] + [[_fmt(v) for v in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     print(f"\n{title}")
     for j, row in enumerate(cells):

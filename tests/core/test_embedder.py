@@ -91,3 +91,15 @@ def test_shared_returns_one_instance_per_setting(tiny_checkpoint):
     assert Embedder.shared("local", str(tiny_checkpoint), device="cpu") is a
     assert Embedder.shared("local", str(tiny_checkpoint), device="cpu", max_length=64) is not a
     assert "local" in repr(a) and a.describe()["query_task"] == "retrieval.query"
+
+
+def test_token_budget_batches_bound_padding_and_budget():
+    from jinav3.batching import token_budget_batches
+
+    lengths = [16, 500, 480, 300, 16, 4000, 120, 130, 290, 16]
+    batches = token_budget_batches(lengths, max_tokens=1024, max_batch=3)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) <= 3 and (len(batch) == 1 or len(batch) * longest <= 1024)
+        assert all(lengths[i] >= 0.9 * longest for i in batch)

@@ -178,7 +178,7 @@ def load_jina_v3(
         else:
             wrapped = LoRALinear(original, cast(lora_a), cast(lora_b), scale, selection, merge=merge_lora)
         setattr(parent, child, wrapped)
-    module.eval()
+    module.eval().requires_grad_(False)
     instructions = {**DEFAULT_INSTRUCTIONS, **(config.get("task_instructions") or {})}
     return LoadedModel(module, selection, tasks, instructions, hidden_size=hidden)
 
@@ -193,7 +193,7 @@ def load_plain_encoder(folder: Path, dtype: torch.dtype, device: torch.device, a
         module = AutoModel.from_pretrained(str(folder), dtype=dtype, attn_implementation="eager")
     except OSError as exc:
         raise ModelLoadError(f"could not load the encoder in {folder}: {exc}") from exc
-    module.to(device).eval()
+    module.to(device).eval().requires_grad_(False)
     cfg = module.config
     positions = getattr(cfg, "max_position_embeddings", None)
     if getattr(cfg, "position_embedding_type", "absolute") != "absolute":

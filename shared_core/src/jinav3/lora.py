@@ -52,6 +52,7 @@ class LoRALinear(nn.Module):
         self.scale = scale
         self.selection = sel
 
+    @torch.no_grad()
     def _use(self, task: int) -> None:
         """Make ``base.weight`` the weight of ``task`` (-1 = base), computing the delta in fp32."""
         if task == self.merged_task:
