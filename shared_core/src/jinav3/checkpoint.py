@@ -198,4 +198,9 @@ def load_plain_encoder(folder: Path, dtype: torch.dtype, device: torch.device, a
     positions = getattr(cfg, "max_position_embeddings", None)
     if getattr(cfg, "position_embedding_type", "absolute") != "absolute":
         positions = None
+    st_config = folder / "sentence_bert_config.json"  # sentence-transformers models say how long they were trained
+    if st_config.exists():
+        trained = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")
+        if trained and (positions is None or trained < positions):
+            positions = int(trained)
     return LoadedModel(module, None, (), {}, hidden_size=cfg.hidden_size, max_positions=positions)

@@ -51,5 +51,5 @@ def resolve_model(explicit: str | None = None) -> tuple[str, str | None]:
         return DEFAULT_MODEL, None  # loading will raise a clear ModelLoadError
     return str(fallback), (
         f"note: {DEFAULT_MODEL} is neither cached nor reachable; using the bundled all-MiniLM-L6-v2 "
-        "(no task adapters, 512-token windows) instead"
+        "(no task adapters, 256-token context) instead"
     )
