@@ -103,3 +103,13 @@ def test_token_budget_batches_bound_padding_and_budget():
         longest = max(lengths[i] for i in batch)
         assert len(batch) <= 3 and (len(batch) == 1 or len(batch) * longest <= 1024)
         assert all(lengths[i] >= 0.9 * longest for i in batch)
+
+
+def test_backend_options_name_misplaced_and_unknown_settings(tiny_checkpoint):
+    from jinav3.settings import backend_options
+
+    assert backend_options("local", {"device": "cpu", "dtype": None}) == {"device": "cpu"}
+    with pytest.raises(InvalidInputError, match=r"base_url do not apply to backend='local'.*options of backend='api'"):
+        Embedder.create("local", str(tiny_checkpoint), base_url="http://127.0.0.1:1")
+    with pytest.raises(InvalidInputError, match="devise is not an option of any backend"):
+        Embedder.create("local", str(tiny_checkpoint), devise="cpu")

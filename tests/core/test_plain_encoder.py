@@ -13,7 +13,8 @@ def test_matches_sentence_transformers(minilm_dir, minilm_embedder):
     expected = reference.encode(texts, normalize_embeddings=True)
     ours = minilm_embedder.embed(texts, task=None)
     np.testing.assert_allclose(ours, expected, atol=1e-5)
-    assert minilm_embedder.dimensions == 384 and minilm_embedder.max_length == 256  # sentence_bert_config max_seq_length
+    assert minilm_embedder.dimensions == 384
+    assert minilm_embedder.max_length == 256  # sentence_bert_config.json's max_seq_length
 
 
 def test_tasks_are_ignored_without_adapters(minilm_embedder):

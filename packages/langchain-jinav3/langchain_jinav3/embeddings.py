@@ -25,27 +25,15 @@ from pydantic import (
     model_validator,
 )
 
-from jinav3 import Chunk, Embedder, InvalidInputError
+from jinav3 import Chunk, Embedder, InvalidInputError, check_texts
 from jinav3.chunking import ChunkerLike
+from jinav3.settings import DEFAULT_MODELS, backend_options
 from jinav3.tasks import validate_task
 from langchain_jinav3.handoff import LateChunkHandOff, Vector
 
-#: Model used when ``model`` is left out, per backend.
-DEFAULT_MODELS: dict[str, str] = {"local": "jinaai/jina-embeddings-v3", "api": "jina-embeddings-v3"}
-
-_LOCAL_OPTIONS = ("device", "dtype", "max_length", "token_budget")
-_API_OPTIONS = ("base_url", "timeout", "max_retries", "full_dimensions")
-
-
-def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
-    """The list of strings LangChain passes around; one bare string or a non-string item is an error."""
-    if isinstance(texts, str):
-        raise InvalidInputError(f"{what} must be a list of strings, got one string; wrap it in a list")
-    items = list(texts)
-    for i, text in enumerate(items):
-        if not isinstance(text, str):
-            raise InvalidInputError(f"{what}[{i}] must be a string, got {type(text).__name__}")
-    return items
+#: The settings below that are backend options (handed to the core as they are).
+_OPTION_FIELDS = ("device", "dtype", "max_length", "token_budget", "base_url", "timeout", "max_retries",
+                  "full_dimensions")
 
 
 class JinaV3Embeddings(BaseModel, Embeddings):
@@ -104,27 +92,17 @@ class JinaV3Embeddings(BaseModel, Embeddings):
     def _check_backend_settings(self) -> JinaV3Embeddings:
         if not self.model:
             self.model = DEFAULT_MODELS[self.backend]
-        foreign = (*_API_OPTIONS, "api_key") if self.backend == "local" else _LOCAL_OPTIONS
-        # An api_key from the environment is fine with the local backend; only an explicit one is misplaced.
-        misplaced = [
-            name for name in foreign
-            if getattr(self, name) is not None and (name != "api_key" or name in self.model_fields_set)
-        ]
-        if misplaced:
-            raise InvalidInputError(
-                f"setting(s) {', '.join(misplaced)} do not apply to backend={self.backend!r}; remove them or change "
-                "the backend"
-            )
+        self.backend_options()  # raises, naming any setting that does not apply to this backend
         return self
 
     # -- the core embedder -----------------------------------------------------------------------------------
     def backend_options(self) -> dict[str, Any]:
         """Options for ``Embedder.shared``: only those set, so each backend keeps its own defaults."""
-        names = _LOCAL_OPTIONS if self.backend == "local" else _API_OPTIONS
-        options = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
-        if self.backend == "api" and self.api_key is not None:
-            options["api_key"] = self.api_key.get_secret_value()
-        return options
+        settings = {name: getattr(self, name) for name in _OPTION_FIELDS}
+        # A key from the environment is fine with the local backend; only an explicit one is misplaced there.
+        if self.api_key is not None and (self.backend == "api" or "api_key" in self.model_fields_set):
+            settings["api_key"] = self.api_key.get_secret_value()
+        return backend_options(self.backend, settings)
 
     @property
     def core(self) -> Embedder:

@@ -22,9 +22,9 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_text_splitters import TextSplitter
 
-from jinav3 import Chunk, InvalidInputError
+from jinav3 import Chunk, InvalidInputError, check_texts
 from jinav3.chunking import ChunkerLike
-from langchain_jinav3.embeddings import JinaV3Embeddings, check_texts
+from langchain_jinav3.embeddings import JinaV3Embeddings
 from langchain_jinav3.handoff import Vector
 
 

@@ -1,7 +1,7 @@
 """jinav3: jina-embeddings-v3 with task adapters, late chunking and Matryoshka dimensions, local or via the API."""
 
 from jinav3.chunking import Chunker, ParagraphChunker, SentenceChunker, Span, TokenChunker, spans_from_texts
-from jinav3.embedder import Chunk, Embedder
+from jinav3.embedder import Chunk, Embedder, check_texts
 from jinav3.errors import (
     BackendError,
     ChunkAlignmentError,
@@ -32,6 +32,7 @@ __all__ = [
     "SentenceChunker",
     "Span",
     "TokenChunker",
+    "check_texts",
     "spans_from_texts",
     "truncate_normalise",
 ]

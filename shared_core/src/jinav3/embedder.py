@@ -18,6 +18,7 @@ from jinav3.backends import Backend
 from jinav3.chunking import ChunkerLike, Span, chunk_spans, make_chunker, validate_spans
 from jinav3.errors import InvalidInputError
 from jinav3.matryoshka import encode, truncate_normalise, validate_dimensions, validate_embedding_type
+from jinav3.settings import DEFAULT_MODELS, backend_options
 from jinav3.tasks import RoleTasks, validate_task
 
 _UNSET: Any = object()
@@ -36,7 +37,8 @@ class Chunk:
     index: int = 0
 
 
-def _check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
+def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
+    """A list of strings from ``texts``, or a clear error (a bare string would otherwise be split into letters)."""
     if isinstance(texts, str):
         raise InvalidInputError(f"{what} must be a list of strings, got one string; wrap it in a list")
     items = list(texts)
@@ -95,11 +97,9 @@ class Embedder:
     def create(cls, backend: str = "local", model: str | None = None, **options: Any) -> Embedder:
         """Build an embedder from plain settings (what adapters serialise): ``backend`` is ``local`` or ``api``;
         ``model`` defaults to each backend's jina-embeddings-v3."""
-        if backend == "local":
-            return cls.local(model or "jinaai/jina-embeddings-v3", **options)
-        if backend == "api":
-            return cls.api(model or "jina-embeddings-v3", **options)
-        raise InvalidInputError(f"unknown backend {backend!r}; use 'local' or 'api'")
+        options = backend_options(backend, options)
+        model = model or DEFAULT_MODELS[backend]
+        return cls.local(model, **options) if backend == "local" else cls.api(model, **options)
 
     @classmethod
     def shared(cls, backend: str = "local", model: str | None = None, **options: Any) -> Embedder:
@@ -168,7 +168,7 @@ class Embedder:
     ) -> Any:
         """One vector per text: ``(len(texts), dimensions)`` float32 (packed bytes for binary types, a list of
         strings for base64). Truncates to ``dimensions`` first, then L2-normalises unless ``normalized=False``."""
-        items = _check_texts(texts)
+        items = check_texts(texts)
         validate_task(task)
         self._check_output(dimensions, embedding_type)
         if not items:
@@ -186,7 +186,7 @@ class Embedder:
         embedding_type: str = "float",
         truncate: bool = False,
     ) -> Any:
-        items = _check_texts(texts)
+        items = check_texts(texts)
         validate_task(task)
         self._check_output(dimensions, embedding_type)
         if not items:
@@ -243,7 +243,7 @@ class Embedder:
         chunk_size: int,
         chunk_overlap: int,
     ) -> tuple[list[str], list[list[Span]]]:
-        docs = _check_texts(documents, "documents")
+        docs = check_texts(documents, "documents")
         if spans is not None and len(spans) != len(docs):
             raise InvalidInputError(f"got {len(spans)} span lists for {len(docs)} documents")
         all_spans = [

@@ -20,22 +20,16 @@ from pydantic import (
     model_validator,
 )
 
-from jinav3 import Embedder, InvalidInputError
-
-#: Model used when ``model_name`` is left out, per backend.
-DEFAULT_MODELS: dict[str, str] = {"local": "jinaai/jina-embeddings-v3", "api": "jina-embeddings-v3"}
+from jinav3 import Embedder
+from jinav3.settings import DEFAULT_MODELS, backend_options, canonical_model
 
 #: Metadata key the late-chunking parser sets on the nodes it embedded. Its value names the vector space
 #: (see :meth:`JinaV3CoreSettings.vector_space`); it is excluded from the embed and LLM metadata strings.
 LATE_CHUNKED_KEY = "jinav3_late_chunked"
 
-_LOCAL_OPTIONS = ("device", "dtype", "max_length", "token_budget")
-_API_OPTIONS = ("api_key", "base_url", "timeout", "max_retries", "full_dimensions")
-
-
-def canonical_model(name: str) -> str:
-    """The hub id and the API name of jina-embeddings-v3 denote the same vectors: compare them without owner."""
-    return name.removeprefix("jinaai/")
+#: The settings below that are backend options (handed to the core as they are).
+_OPTION_FIELDS = ("device", "dtype", "max_length", "token_budget", "api_key", "base_url", "timeout", "max_retries",
+                  "full_dimensions")
 
 
 class JinaV3CoreSettings(BaseModel):
@@ -77,22 +71,15 @@ class JinaV3CoreSettings(BaseModel):
     def _check_backend_settings(self) -> JinaV3CoreSettings:
         if not self.model_name:
             self.model_name = DEFAULT_MODELS[self.backend]
-        foreign = _API_OPTIONS if self.backend == "local" else _LOCAL_OPTIONS
-        misplaced = [name for name in foreign if getattr(self, name) is not None]
-        if misplaced:
-            raise InvalidInputError(
-                f"setting(s) {', '.join(misplaced)} do not apply to backend={self.backend!r}; remove them or change "
-                "the backend"
-            )
+        self.backend_options()  # raises, naming any setting that does not apply to this backend
         return self
 
     def backend_options(self) -> dict[str, Any]:
         """Options for ``Embedder.shared`` (only those set, so each backend keeps its own defaults)."""
-        names = _LOCAL_OPTIONS if self.backend == "local" else _API_OPTIONS
-        options = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
-        if isinstance(options.get("api_key"), SecretStr):
-            options["api_key"] = options["api_key"].get_secret_value()
-        return options
+        settings = {name: getattr(self, name) for name in _OPTION_FIELDS}
+        if isinstance(settings["api_key"], SecretStr):
+            settings["api_key"] = settings["api_key"].get_secret_value()
+        return backend_options(self.backend, settings)
 
     @property
     def core(self) -> Embedder:
