@@ -240,9 +240,16 @@ class Embedder:
         documents: Sequence[str],
         chunker: ChunkerLike,
         spans: Sequence[Sequence[Sequence[int]]] | None,
+        task: str | None,
+        dimensions: int | None,
+        embedding_type: str,
         chunk_size: int,
         chunk_overlap: int,
-    ) -> tuple[list[str], list[list[Span]]]:
+    ) -> tuple[str | None, list[str], list[list[Span]]]:
+        """Check a late-chunking request; return its task, documents and each document's spans."""
+        task = self.roles.document if task is _UNSET else task
+        validate_task(task)
+        self._check_output(dimensions, embedding_type)
         docs = check_texts(documents, "documents")
         if spans is not None and len(spans) != len(docs):
             raise InvalidInputError(f"got {len(spans)} span lists for {len(docs)} documents")
@@ -251,7 +258,7 @@ class Embedder:
                              chunk_overlap=chunk_overlap)
             for i, doc in enumerate(docs)
         ]
-        return docs, all_spans
+        return task, docs, all_spans
 
     def _chunks(
         self, docs: list[str], all_spans: list[list[Span]], raws: list[np.ndarray],
@@ -286,10 +293,9 @@ class Embedder:
         context), then each chunk's vector is the mean of its tokens' vectors. ``task`` defaults to the
         document role's task. ``chunker``: ``sentences``/``paragraphs``/``tokens``, a Chunker, or a callable
         returning spans or chunk texts; ``spans`` (one list per document) overrides it."""
-        task = self.roles.document if task is _UNSET else task
-        validate_task(task)
-        self._check_output(dimensions, embedding_type)
-        docs, all_spans = self._prepare_many(documents, chunker, spans, chunk_size, chunk_overlap)
+        task, docs, all_spans = self._prepare_many(
+            documents, chunker, spans, task, dimensions, embedding_type, chunk_size, chunk_overlap
+        )
         if not docs:
             return []
         raws = self.backend.late_chunk(
@@ -330,10 +336,9 @@ class Embedder:
         chunk_size: int = 256,
         chunk_overlap: int = 0,
     ) -> list[list[Chunk]]:
-        task = self.roles.document if task is _UNSET else task
-        validate_task(task)
-        self._check_output(dimensions, embedding_type)
-        docs, all_spans = self._prepare_many(documents, chunker, spans, chunk_size, chunk_overlap)
+        task, docs, all_spans = self._prepare_many(
+            documents, chunker, spans, task, dimensions, embedding_type, chunk_size, chunk_overlap
+        )
         if not docs:
             return []
         raws = await self.backend.alate_chunk(
