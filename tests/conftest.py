@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from jinav3 import Embedder
+from jinav3.backends.local import LocalBackend
 from jinav3.models import fallback_model_dir
 from jinav3.testing import build_checkpoint
 
@@ -33,3 +34,25 @@ def minilm_dir() -> Path:
 @pytest.fixture(scope="session")
 def minilm_embedder(minilm_dir: Path) -> Embedder:
     return Embedder.local(str(minilm_dir), device="cpu")
+
+
+class RecordingBackend(LocalBackend):
+    """The real local backend that also notes ``(call, task, count)`` of every embedding or late-chunking call, so
+    adapter tests can see which task each framework call reached the backend with."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[tuple[str, str | None, int]] = []
+
+    def embed(self, texts, task, **kwargs):
+        self.calls.append(("embed", task, len(texts)))
+        return super().embed(texts, task, **kwargs)
+
+    def late_chunk(self, documents, spans, task, **kwargs):
+        self.calls.append(("late_chunk", task, len(documents)))
+        return super().late_chunk(documents, spans, task, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def recording_backend(tiny_checkpoint: Path) -> RecordingBackend:
+    return RecordingBackend(str(tiny_checkpoint), device="cpu")

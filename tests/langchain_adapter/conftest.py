@@ -26,22 +26,6 @@ DOC_A = (
 DOC_B = "China is a large country in Asia. It has a famous wall. Beijing is its capital."
 
 
-class RecordingBackend(LocalBackend):
-    """The real local backend that also notes ``(call, task, count)`` for each embedding or late-chunking call."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls: list[tuple[str, str | None, int]] = []
-
-    def embed(self, texts, task, **kwargs):
-        self.calls.append(("embed", task, len(texts)))
-        return super().embed(texts, task, **kwargs)
-
-    def late_chunk(self, documents, spans, task, **kwargs):
-        self.calls.append(("late_chunk", task, len(documents)))
-        return super().late_chunk(documents, spans, task, **kwargs)
-
-
 @pytest.fixture(scope="session")
 def tiny_model(tiny_checkpoint: Path) -> str:
     return str(tiny_checkpoint)
@@ -58,13 +42,8 @@ def splitter(embeddings: JinaV3Embeddings) -> JinaV3LateChunkingSplitter:
     return JinaV3LateChunkingSplitter(embeddings)
 
 
-@pytest.fixture(scope="session")
-def recording_backend(tiny_model: str) -> RecordingBackend:
-    return RecordingBackend(tiny_model, device="cpu")
-
-
 @pytest.fixture
-def recorded(embeddings: JinaV3Embeddings, recording_backend: RecordingBackend) -> RecordingBackend:
+def recorded(embeddings: JinaV3Embeddings, recording_backend: LocalBackend) -> LocalBackend:
     """Points ``embeddings`` at the recording backend (same checkpoint, same vectors) with an empty call log."""
     recording_backend.calls.clear()
     embeddings._embedder = Embedder(recording_backend)

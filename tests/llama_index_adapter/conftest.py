@@ -21,22 +21,6 @@ DOC_A = (
 DOC_B = "Paris est la capitale de la France. Elle compte plus de deux millions d'habitants."
 
 
-class RecordingBackend(LocalBackend):
-    """The real local backend, noting which task every embedding and late-chunking call asked for."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls: list[tuple[str, str | None, int]] = []
-
-    def embed(self, texts, task, *, truncate=False, show_progress=False):
-        self.calls.append(("embed", task, len(texts)))
-        return super().embed(texts, task, truncate=truncate, show_progress=show_progress)
-
-    def late_chunk(self, documents, spans, task, **kwargs):
-        self.calls.append(("late_chunk", task, len(documents)))
-        return super().late_chunk(documents, spans, task, **kwargs)
-
-
 @pytest.fixture(scope="session")
 def tiny_model(tiny_checkpoint: Path) -> str:
     return str(tiny_checkpoint)
@@ -47,20 +31,15 @@ def embed_model(tiny_model: str) -> JinaV3Embedding:
     return JinaV3Embedding(model_name=tiny_model, device="cpu", dimensions=DIMS)
 
 
-@pytest.fixture(scope="session")
-def recording_backend(tiny_model: str) -> RecordingBackend:
-    return RecordingBackend(tiny_model, device="cpu")
-
-
 @pytest.fixture
-def recorded(recording_backend: RecordingBackend) -> RecordingBackend:
+def recorded(recording_backend: LocalBackend) -> LocalBackend:
     """The recording backend with an empty call log."""
     recording_backend.calls.clear()
     return recording_backend
 
 
 @pytest.fixture
-def spy_embed_model(embed_model: JinaV3Embedding, recorded: RecordingBackend) -> JinaV3Embedding:
+def spy_embed_model(embed_model: JinaV3Embedding, recorded: LocalBackend) -> JinaV3Embedding:
     """``embed_model`` running on the recording backend (same checkpoint, so the same vectors)."""
     embed_model._embedder = Embedder(recorded)
     return embed_model
