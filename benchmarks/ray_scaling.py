@@ -3,9 +3,9 @@
     python benchmarks/ray_scaling.py                    # a 4-layer, 256-wide random checkpoint, 400 documents
     python benchmarks/ray_scaling.py --model jinaai/jina-embeddings-v3 --documents 2000 --gpus-per-actor 1
 
-Each run starts a fresh local Ray instance with ``--cpus`` CPUs; every actor asks for one CPU, so on a machine
-with N cores, k actors use k torch threads. The time covers reading, chunking, embedding and writing Parquet,
-including actor start-up (model load), which is what a user waits for.
+Each run starts a fresh local Ray instance with ``--cpus`` + 1 logical CPUs; every actor asks for one CPU (so k
+actors use k torch threads) and the extra one runs reading, chunking and writing. The time covers reading,
+chunking, embedding and writing Parquet, including actor start-up (model load), which is what a user waits for.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def run(model: str, corpus: Path, out: Path, actors: int, args: argparse.Namespa
 
     from jinav3.distributed import IndexOptions, index_corpus
 
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+    # One logical CPU on top of the actors' own, for the read/prepare/write tasks: actors holding every CPU would
+    # starve those tasks and the pipeline would stall.
+    ray.init(num_cpus=args.cpus + 1, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     try:
         options = IndexOptions(model=model, device=args.device, actors=actors, gpus_per_actor=args.gpus_per_actor,
@@ -54,7 +56,8 @@ def main() -> None:
     parser.add_argument("--model", help="checkpoint folder or hub id (default: a random 4-layer 256-wide one)")
     parser.add_argument("--documents", type=int, default=400)
     parser.add_argument("--actors", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--cpus", type=int, default=2, help="CPUs given to the local Ray instance")
+    parser.add_argument("--cpus", type=int, default=2,
+                        help="CPU cores the actors may use (Ray gets one more logical CPU for I/O tasks)")
     parser.add_argument("--gpus-per-actor", type=float, default=0.0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -69,7 +72,7 @@ def main() -> None:
         corpus = root / "docs.jsonl"
         write_corpus(corpus, args.documents)
         print(f"model: {args.model or 'random 4-layer 256-wide checkpoint'}; {args.documents} documents, "
-              f"late chunking by sentences; Ray with {args.cpus} CPUs")
+              f"late chunking by sentences; Ray with {args.cpus} CPUs for actors + 1 for I/O tasks")
         print(f"{'actors':>6} {'seconds':>8} {'docs/s':>8} {'chunks/s':>9} {'speed-up':>8}")
         base = None
         for actors in args.actors:
