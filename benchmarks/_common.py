@@ -8,6 +8,7 @@ import os
 import platform
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -72,6 +73,35 @@ def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class RssSampler:
+    """Samples this process's resident memory every few milliseconds while a block runs (``ru_maxrss`` is a
+    lifetime high-water mark, so it hides a peak that is lower than, say, the model load's)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval, self.before_mb, self.peak_mb = interval, 0.0, 0.0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def rss_mb() -> float:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, self.rss_mb())
+
+    def __enter__(self) -> RssSampler:
+        self.before_mb = self.peak_mb = self.rss_mb()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self.rss_mb())
 
 
 def machine() -> dict[str, Any]:

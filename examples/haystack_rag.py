@@ -13,10 +13,9 @@ chunks arrive at the writer with their embeddings; no document embedder is neede
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
+from _example import parse_args, print_hits
 from haystack import Pipeline
 from haystack.components.converters import TextFileToDocument
 from haystack.components.retrievers.in_memory import InMemoryEmbeddingRetriever
@@ -25,16 +24,6 @@ from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from haystack_integrations.components.embedders.jinav3 import JinaV3TextEmbedder
 from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChunkingSplitter
-from jinav3.models import resolve_model
-
-CORPUS = Path(__file__).parent / "corpus"
-QUERIES = [
-    "Which city was divided by a wall?",
-    "Wo steht die Elbphilharmonie?",
-    "Quelle ville est connue pour la soie ?",
-    "日本の古い都はどこですか？",
-    "Which airport replaced Tegel?",
-]
 
 
 def indexing_pipeline(model: str, store: InMemoryDocumentStore, dimensions: int | None) -> Pipeline:
@@ -59,32 +48,20 @@ def query_pipeline(model: str, store: InMemoryDocumentStore, dimensions: int | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model folder or hub id")
-    parser.add_argument("--corpus", type=Path, default=CORPUS, help="folder of .txt documents")
-    parser.add_argument("--dimensions", type=int, default=None, help="Matryoshka size (e.g. 256)")
-    parser.add_argument("--top", type=int, default=3)
-    parser.add_argument("queries", nargs="*", help="queries (default: a built-in multilingual set)")
-    args = parser.parse_args(argv)
-
-    model, notice = resolve_model(args.model)
-    if notice:
-        print(notice, file=sys.stderr)
+    args, model = parse_args(__doc__.splitlines()[0], argv)
     files = sorted(args.corpus.glob("*.txt"))
-    if not files:
-        parser.error(f"no .txt files in {args.corpus}")
-
     store = InMemoryDocumentStore()
     indexing_pipeline(model, store, args.dimensions).run({"converter": {"sources": files}})
     print(f"indexed {store.count_documents()} late-chunked sentences from {len(files)} files\n")
 
     search = query_pipeline(model, store, args.dimensions, args.top)
-    for query in args.queries or QUERIES:
-        print(f"query: {query}")
-        for doc in search.run({"embedder": {"text": query}})["retriever"]["documents"]:
-            name = Path(str(doc.meta.get("file_path", "?"))).name
-            print(f"  {doc.score:.3f}  {name}[{doc.meta['split_idx_start']}]  {doc.content[:90]}")
-        print()
+    for query in args.queries:
+        found = search.run({"embedder": {"text": query}})["retriever"]["documents"]
+        print_hits(query, (
+            (doc.score, Path(str(doc.meta.get("file_path", "?"))).name, doc.meta["split_idx_start"],
+             doc.meta["split_idx_start"] + len(doc.content), doc.content)
+            for doc in found
+        ))
     return 0
 
 

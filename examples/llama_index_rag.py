@@ -11,23 +11,14 @@ vectors; the index keeps those vectors. Queries go through the same model with t
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from _example import parse_args, print_hits
 from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
 from llama_index.core.node_parser import SentenceSplitter
 
-from jinav3.models import resolve_model
 from llama_index.embeddings.jinav3 import JinaV3Embedding
 from llama_index.node_parser.jinav3 import JinaV3LateChunkingNodeParser
-
-CORPUS = Path(__file__).parent / "corpus"
-QUERIES = [
-    "Which city was divided by a wall?",
-    "Wo steht die Elbphilharmonie?",
-    "Quelle ville est connue pour la soie ?",
-    "日本の古い都はどこですか？",
-]
 
 
 def build_index(embed_model: JinaV3Embedding, folder: Path, chunk_size: int) -> VectorStoreIndex:
@@ -40,30 +31,21 @@ def build_index(embed_model: JinaV3Embedding, folder: Path, chunk_size: int) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model folder or hub id")
-    parser.add_argument("--corpus", type=Path, default=CORPUS, help="folder of .txt documents")
-    parser.add_argument("--dimensions", type=int, default=None, help="Matryoshka size (e.g. 256)")
-    parser.add_argument("--chunk-size", type=int, default=96, help="SentenceSplitter chunk size (tokens)")
-    parser.add_argument("--top", type=int, default=2)
-    parser.add_argument("queries", nargs="*", help="queries (default: a built-in multilingual set)")
-    args = parser.parse_args(argv)
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--chunk-size", type=int, default=96, help="SentenceSplitter chunk size (tokens)")
 
-    model, notice = resolve_model(args.model)
-    if notice:
-        print(notice, file=sys.stderr)
+    args, model = parse_args(__doc__.splitlines()[0], argv, top=2, extra=options)
     embed_model = JinaV3Embedding(model_name=model, dimensions=args.dimensions)
     index = build_index(embed_model, args.corpus, args.chunk_size)
     retriever = index.as_retriever(similarity_top_k=args.top)
     print(f"indexed {len(index.docstore.docs)} late-chunked nodes with {embed_model.core.model_name} "
           f"({embed_model.dimensions or embed_model.core.dimensions} dimensions)\n")
-    for query in args.queries or QUERIES:
-        print(f"query: {query}")
-        for hit in retriever.retrieve(query):
-            source = hit.node.metadata.get("file_name", "?")
-            text = hit.node.get_content().replace("\n", " ")
-            print(f"  {hit.score:.3f}  {source}[{hit.node.start_char_idx}:{hit.node.end_char_idx}]  {text[:90]}")
-        print()
+    for query in args.queries:
+        print_hits(query, (
+            (hit.score, hit.node.metadata.get("file_name", "?"), hit.node.start_char_idx, hit.node.end_char_idx,
+             hit.node.get_content())
+            for hit in retriever.retrieve(query)
+        ))
     return 0
 
 

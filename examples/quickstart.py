@@ -9,23 +9,12 @@ Every document is embedded whole, once; each sentence-level chunk then gets the 
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
+from _example import parse_args, print_hits
 
 from jinav3 import Chunk, Embedder, SentenceChunker
-from jinav3.models import resolve_model
-
-CORPUS = Path(__file__).parent / "corpus"
-QUERIES = [
-    "Which city was divided by a wall?",
-    "Wo steht die Elbphilharmonie?",
-    "Quelle ville est connue pour la soie ?",
-    "日本の古い都はどこですか？",
-    "Which airport replaced Tegel?",
-]
 
 
 def build_index(embedder: Embedder, folder: Path, dimensions: int | None) -> tuple[list[tuple[str, Chunk]], np.ndarray]:
@@ -45,26 +34,14 @@ def search(embedder: Embedder, entries: list[tuple[str, Chunk]], matrix: np.ndar
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model folder or hub id")
-    parser.add_argument("--corpus", type=Path, default=CORPUS, help="folder of .txt documents")
-    parser.add_argument("--dimensions", type=int, default=None, help="Matryoshka size (e.g. 256)")
-    parser.add_argument("--top", type=int, default=3)
-    parser.add_argument("queries", nargs="*", help="queries (default: a built-in multilingual set)")
-    args = parser.parse_args(argv)
-
-    model, notice = resolve_model(args.model)
-    if notice:
-        print(notice, file=sys.stderr)
+    args, model = parse_args(__doc__.splitlines()[0], argv)
     embedder = Embedder.local(model)
     entries, matrix = build_index(embedder, args.corpus, args.dimensions)
     print(f"indexed {len(entries)} late-chunked sentences from {len({s for s, _ in entries})} documents "
           f"with {embedder.model_name} ({matrix.shape[1]} dimensions)\n")
-    for query in args.queries or QUERIES:
-        print(f"query: {query}")
-        for score, source, chunk in search(embedder, entries, matrix, query, args.top, args.dimensions):
-            print(f"  {score:.3f}  {source}[{chunk.start}:{chunk.end}]  {chunk.text[:90]}")
-        print()
+    for query in args.queries:
+        hits = search(embedder, entries, matrix, query, args.top, args.dimensions)
+        print_hits(query, ((score, source, c.start, c.end, c.text) for score, source, c in hits))
     return 0
 
 

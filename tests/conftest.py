@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -56,3 +59,21 @@ class RecordingBackend(LocalBackend):
 @pytest.fixture(scope="session")
 def recording_backend(tiny_checkpoint: Path) -> RecordingBackend:
     return RecordingBackend(str(tiny_checkpoint), device="cpu")
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture
+def load_example(monkeypatch: pytest.MonkeyPatch):
+    """Import ``examples/<name>.py`` as a module (with the examples folder importable, as when run as a script)."""
+
+    def load(name: str) -> ModuleType:
+        monkeypatch.syspath_prepend(str(EXAMPLES))
+        monkeypatch.delitem(sys.modules, "_example", raising=False)
+        spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

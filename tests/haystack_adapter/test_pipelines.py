@@ -3,7 +3,6 @@ retrieval of the expected chunk, Pipeline.run_async, and the example script."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -22,13 +21,6 @@ from .texts import BERLIN, KYOTO
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "haystack_rag.py"
 CORPUS = EXAMPLE.parent / "corpus"
-
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("haystack_rag_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_yaml_round_trip_loads_without_allow_list_and_runs(tiny):
@@ -81,8 +73,8 @@ async def test_indexing_and_query_pipelines_sync_and_async(tiny):
     assert np.allclose([d.score for d in sync], [d.score for d in asyn], atol=1e-5)
 
 
-def test_example_pipelines_retrieve_the_expected_chunk(minilm_dir):
-    example = load_example()
+def test_example_pipelines_retrieve_the_expected_chunk(minilm_dir, load_example):
+    example = load_example("haystack_rag")
     store = InMemoryDocumentStore()
     files = sorted(CORPUS.glob("*.txt"))
     example.indexing_pipeline(str(minilm_dir), store, None).run({"converter": {"sources": files}})

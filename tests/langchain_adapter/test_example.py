@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def test_rag_example_runs_on_the_tiny_checkpoint(tiny_model, capsys):
-    spec = importlib.util.spec_from_file_location("langchain_rag", EXAMPLES / "langchain_rag.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+def test_rag_example_runs_on_the_tiny_checkpoint(tiny_model, capsys, load_example):
+    example = load_example("langchain_rag")
     assert example.main(["--model", tiny_model, "--dimensions", "16", "--top", "2", "Where is Berlin?"]) == 0
     out = capsys.readouterr().out
     assert "late-chunked chunks of 4 documents with" in out and "(16 dimensions)" in out

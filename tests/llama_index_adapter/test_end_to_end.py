@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -36,10 +35,8 @@ def test_vector_store_index_retrieves_the_expected_chunk(corpus_index, query, so
     assert words in best.get_content()
 
 
-def test_rag_example_runs_on_the_tiny_checkpoint(tiny_model, capsys):
-    spec = importlib.util.spec_from_file_location("llama_index_rag", EXAMPLES / "llama_index_rag.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+def test_rag_example_runs_on_the_tiny_checkpoint(tiny_model, capsys, load_example):
+    example = load_example("llama_index_rag")
     assert example.main(["--model", tiny_model, "--dimensions", "16", "--top", "2", "Where is Berlin?"]) == 0
     out = capsys.readouterr().out
     assert "late-chunked nodes with" in out and "(16 dimensions)" in out
