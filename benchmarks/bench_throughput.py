@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
@@ -36,8 +37,10 @@ from _common import (
 from jinav3 import Embedder
 from jinav3.batching import token_budget_batches
 from jinav3.lora import LoRAEmbedding, LoRALinear
+from jinav3.tasks import DEFAULT_INSTRUCTIONS
 
 TASK = "retrieval.passage"
+INSTRUCTION = DEFAULT_INSTRUCTIONS[TASK]  # what a model-card user prepends by hand
 
 
 def baseline_module(folder: Path) -> torch.nn.Module:
@@ -64,14 +67,13 @@ def run_baseline(folder: Path, texts: list[str]) -> dict:
 
     tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), pad_token="<pad>")
     module = baseline_module(folder)
-    instruction = "Represent the document for retrieval: "
     padded = 0
 
     def embed() -> np.ndarray:
         nonlocal padded
         padded, out = 0, []
         for i in range(0, len(texts), 32):
-            batch = tokenizer([instruction + t for t in texts[i : i + 32]], padding=True, return_tensors="pt")
+            batch = tokenizer([INSTRUCTION + t for t in texts[i : i + 32]], padding=True, return_tensors="pt")
             padded += batch["input_ids"].numel()
             with torch.inference_mode():
                 hidden = module(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
@@ -96,18 +98,13 @@ def run_ours(folder: Path, texts: list[str], dtype: str) -> dict:
 
 def child(args: argparse.Namespace) -> None:
     folder = full_width_checkpoint(args.layers)
-    from tokenizers import Tokenizer
-
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     texts = length_mix(tokenizer, args.n, doc_range=(args.doc_min, args.doc_max))
-    torch.set_num_threads(torch.get_num_threads())
     result = run_baseline(folder, texts) if args.variant == "baseline" else run_ours(folder, texts, args.variant)
     result["peak_rss_mb"] = peak_rss_mb()
-    result["real_tokens"] = sum(len(tokenizer.encode("Represent the document for retrieval: " + t).ids) for t in texts)
-    result["flops"] = sum(
-        flops_per_token(n, args.layers) * n
-        for n in (len(tokenizer.encode("Represent the document for retrieval: " + t).ids) for t in texts)
-    )
+    lengths = [len(enc.ids) for enc in tokenizer.encode_batch([INSTRUCTION + t for t in texts])]
+    result["real_tokens"] = sum(lengths)
+    result["flops"] = sum(flops_per_token(n, args.layers) * n for n in lengths)
     print(json.dumps(result))
 
 

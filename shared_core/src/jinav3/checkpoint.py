@@ -56,7 +56,7 @@ class LoadedModel:
     tasks: tuple[str, ...]
     instructions: dict[str, str] = field(default_factory=dict)
     hidden_size: int = 0
-    max_positions: int | None = None  # learned position tables limit the length; rotary models have none
+    max_positions: int | None = None  # usable sequence length of learned positions; None for rotary models
 
 
 def read_config(folder: Path) -> dict:
@@ -198,6 +198,8 @@ def load_plain_encoder(folder: Path, dtype: torch.dtype, device: torch.device, a
     positions = getattr(cfg, "max_position_embeddings", None)
     if getattr(cfg, "position_embedding_type", "absolute") != "absolute":
         positions = None
+    elif positions and cfg.model_type in ("roberta", "xlm-roberta", "camembert"):
+        positions -= 2  # RoBERTa-style position ids start after the padding index
     st_config = folder / "sentence_bert_config.json"  # sentence-transformers models say how long they were trained
     if st_config.exists():
         trained = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")

@@ -136,12 +136,6 @@ class LocalBackend:
         self.tokenizer = load_tokenizer(folder)
         self._pad_id = _pad_id(self.tokenizer, config)
         limit = loaded.max_positions
-        if limit == getattr(loaded.module.config, "max_position_embeddings", None) and config.get("model_type") in (
-            "roberta",
-            "xlm-roberta",
-            "camembert",
-        ):
-            limit -= 2  # RoBERTa-style positions start after the padding index
         self.max_length = min(max_length, limit) if limit else max_length
         self.token_budget = token_budget or (32_768 if self.device.type == "cuda" else 4_096)
         self.max_batch = max_batch
