@@ -83,7 +83,7 @@ def test_config_listing_more_tasks_than_the_banks_is_refused(source, tmp_path):
     config = json.loads((folder / "config.json").read_text())
     config["lora_adaptations"] = [*config["lora_adaptations"], "extra-task"]
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelLoadError, match="lora_A.*expected \\(6,"):
+    with pytest.raises(ModelLoadError, match=r"lora_A.*expected \(6,"):
         Embedder.local(str(folder), device="cpu")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,10 +22,10 @@ def test_sentence_cuts_only_at_real_ends(words, ends):
     text = " ".join(w + e for w, e in zip(words, ends, strict=False))
     spans = SentenceChunker().spans(text)
     assert spans == sorted(spans) and all(s < e for s, e in spans)
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in pairwise(spans):
         before, gap = text[:end], text[end:start]
         # every cut follows a terminator: ASCII ones only before whitespace, full-width CJK ones anywhere
-        assert re.search(r"[.!?]$", before) and gap.strip() == "" and gap or re.search(r"[。！？]$", before)
+        assert (re.search(r"[.!?]$", before) and gap.strip() == "" and gap) or re.search(r"[。！？]$", before)
     covered = "".join(text[s:e] for s, e in spans)
     assert re.sub(r"\s", "", covered) == re.sub(r"\s", "", text)  # nothing but whitespace is lost
 
