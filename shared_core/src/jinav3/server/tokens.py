@@ -73,8 +73,8 @@ def encode_inputs(backend: Any, texts: Sequence[str], task: str | None, *, trunc
             out[index] = np.asarray(encoding.ids, dtype=np.int64)
         elif not truncate:
             raise InputTooLongError(
-                f"text {index} has more than max_length={limit} tokens ({len(encoding.ids)} in its first {read} of "
-                f"{len(text)} characters); pass truncate=True to cut it, or late-chunk it"
+                f"text {index} has at least {len(encoding.ids)} tokens (counted in its first {read} of {len(text)} "
+                f"characters), more than max_length={limit}; pass truncate=True to cut it, or late-chunk it"
             )
         else:
             out[index] = _truncated(encoding.ids, limit)
@@ -99,6 +99,6 @@ def check_document_length(backend: Any, document: str, task: str | None) -> None
     encoding, read = _prefix_encoding(backend.tokenizer, text, limit)
     if read < len(text):
         raise InputTooLongError(
-            f"late-chunking request has more than the model's {limit} tokens (all inputs joined as one text: "
-            f"{len(encoding.ids)} in its first {read} characters); send fewer chunks per request"
+            f"late-chunking request has at least {len(encoding.ids)} tokens (all inputs joined as one text; counted "
+            f"in its first {read} characters), more than the model's limit of {limit}; send fewer chunks per request"
         )
