@@ -48,6 +48,7 @@ from jinav3.server.tokens import check_document_length, encode_inputs
 from jinav3.tasks import TASKS
 
 T = TypeVar("T")
+_PARSE_OFF_LOOP_BYTES = 256 * 1024
 
 log = logging.getLogger("jinav3.server")
 
@@ -357,7 +358,10 @@ def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) 
         _check_auth(request, config.api_keys)
         body = await _read_body(request, config.max_body_bytes, config.body_timeout)
         try:
-            req = EmbeddingsRequest.model_validate_json(body)
+            if len(body) > _PARSE_OFF_LOOP_BYTES:  # a big body would stall every other request while parsing
+                req = await asyncio.to_thread(EmbeddingsRequest.model_validate_json, body)
+            else:
+                req = EmbeddingsRequest.model_validate_json(body)
         except ValidationError as exc:
             raise validation_problem(field_errors(exc)) from None
         answer = await _unless_disconnected(request, service.embed(req))
