@@ -22,6 +22,7 @@ import asyncio
 import base64
 import collections
 import json
+import multiprocessing
 import random
 import socket
 import subprocess
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -213,20 +215,40 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> dict:
         await asyncio.gather(*(normal_client(client, url, bodies, order, reference, quiet, quiet_lat)
                                for order in orders))
 
-        mixed, mixed_lat, hostile, kinds = Tally(), [], Tally(), collections.Counter()
-        stop = asyncio.Event()
-        hostiles = [asyncio.create_task(hostile_client(client, url, port, stop, seed, hostile, kinds))
-                    for seed in range(args.hostile)]
+        mixed, mixed_lat = Tally(), []
+        stop, results = multiprocessing.Event(), multiprocessing.Queue()
+        # hostile clients run in their own process, so their 10 MB uploads do not stall this process's clocks
+        hostiles = multiprocessing.Process(target=_hostile_process, args=(url, port, args.hostile, stop, results))
+        hostiles.start()
         try:
             await asyncio.wait_for(asyncio.gather(*(normal_client(client, url, bodies, order, reference, mixed,
                                                                   mixed_lat) for order in orders)),
                                    args.max_seconds)
         finally:
             stop.set()
-            await asyncio.gather(*hostiles, return_exceptions=True)
+            hostile, kinds = results.get(timeout=120)
+            hostiles.join(60)
         await asyncio.sleep(1.0)
         return {"quiet": (quiet, quiet_lat), "mixed": (mixed, mixed_lat), "hostile": hostile, "kinds": kinds,
                 "rss": (rss_before, _rss_mb(pid))}
+
+
+def _hostile_process(url: str, port: int, count: int, stop: Any, results: Any) -> None:
+    """Run ``count`` hostile clients until ``stop`` is set; put ``(tally, kinds)`` on ``results``."""
+
+    async def main() -> tuple[Tally, collections.Counter[str]]:
+        tally, kinds, done = Tally(), collections.Counter(), asyncio.Event()
+        limits = httpx.Limits(max_connections=count + 2)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(120.0), limits=limits) as client:
+            clients = [asyncio.create_task(hostile_client(client, url, port, done, seed, tally, kinds))
+                       for seed in range(count)]
+            while not stop.is_set():
+                await asyncio.sleep(0.1)
+            done.set()
+            await asyncio.gather(*clients, return_exceptions=True)
+        return tally, kinds
+
+    results.put(asyncio.run(main()))
 
 
 def main() -> None:
