@@ -60,14 +60,18 @@ def fake_vector(text: str) -> np.ndarray:
 @dataclass
 class FaultServer:
     """Answers Jina-shaped requests with :func:`fake_vector`; ``script`` lists behaviours for the next requests
-    in arrival order (``ok``, ``429``, ``503``, ``500``, ``400``, ``401``, ``slow``, ``garbage``, ``short``,
-    ``drop``); when it is empty, ``default`` applies. ``bodies`` and ``headers`` record every request."""
+    in arrival order (``ok``, ``429``, ``503``, ``500``, ``400``, ``401``, ``slow``, ``trickle`` (a 200 answer sent
+    one byte every ``slow_seconds``), ``garbage``, ``short``, ``drop``); when it is empty, ``default`` applies.
+    ``retry_after`` is sent with 429 and 503. ``late_token_limit`` makes it count one token per character of a
+    late-chunking request's joined inputs (far more than any estimate) and refuse, as a real server does, those
+    over the limit. ``bodies`` and ``headers`` record every request."""
 
     script: list[str] = field(default_factory=list)
     default: str = "ok"
     retry_after: str | None = None
     slow_seconds: float = 1.0
     echo_detail: str = ""
+    late_token_limit: int | None = None
     bodies: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
     base_url: str = ""
@@ -117,8 +121,26 @@ def _handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
             ]
             ok = json.dumps({"model": body["model"], "object": "list", "data": data,
                              "usage": {"total_tokens": 1, "prompt_tokens": 1}}).encode()
-            if behaviour == "ok":
+            counted = len(" ".join(texts))
+            if body.get("late_chunking") and state.late_token_limit and counted > state.late_token_limit:
+                detail = (f"late-chunking request has {counted} tokens (all inputs joined as one text), more than "
+                          f"the model's limit of {state.late_token_limit}; send fewer chunks per request")
+                self._send(400, json.dumps({"detail": detail, "code": "INPUT_TOO_MANY_TOKENS",
+                                            "request_id": "rid-2"}).encode())
+            elif behaviour == "ok":
                 self._send(200, ok)
+            elif behaviour == "trickle":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(ok)))
+                self.end_headers()
+                try:
+                    for byte in ok:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(state.slow_seconds)
+                except OSError:  # the client gave up: expected
+                    self.close_connection = True
             elif behaviour == "slow":
                 time.sleep(state.slow_seconds)
                 self._send(200, ok)
@@ -135,7 +157,7 @@ def _handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
                 status = int(behaviour)
                 detail = {"detail": f"injected {status}{state.echo_detail}", "code": f"CODE_{status}",
                           "request_id": "rid-1"}
-                extra = {"Retry-After": state.retry_after} if state.retry_after and status == 429 else {}
+                extra = {"Retry-After": state.retry_after} if state.retry_after and status in (429, 503) else {}
                 self._send(status, json.dumps(detail).encode(), extra)
 
     return Handler

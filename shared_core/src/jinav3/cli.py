@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", action="append", default=[],
                        help="accept only requests with 'Authorization: Bearer KEY' (repeatable; default: the "
                        "comma-separated keys in $JINAV3_SERVE_API_KEY, else no authentication)")
-    serve.add_argument("--model-name", default="jina-embeddings-v3",
-                       help="the model name clients send and the server reports (default: jina-embeddings-v3)")
+    serve.add_argument("--model-name",
+                       help="the model name clients send and the server reports (default: jina-embeddings-v3 for a "
+                       "jina-v3 checkpoint, else the model's own name, e.g. all-MiniLM-L6-v2)")
     serve.add_argument("--max-inputs", type=int, default=2048, help="inputs per request (default: 2048)")
     serve.add_argument("--max-request-tokens", type=int, help="tokens per request, all inputs together "
                        "(default: no limit beyond max-inputs x the model's context)")
@@ -76,7 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-pending", type=int, default=100_000,
                        help="inputs allowed to wait; beyond it requests get 503 with Retry-After")
     serve.add_argument("--graceful-timeout", type=float, default=30.0,
-                       help="seconds to let in-flight requests finish on SIGTERM/SIGINT")
+                       help="seconds to let in-flight requests finish on SIGTERM/SIGINT; the rest get 503")
+    serve.add_argument("--header-timeout", type=float, default=10.0,
+                       help="seconds a client has to send a complete request head (default: 10)")
+    serve.add_argument("--body-timeout", type=float, default=30.0,
+                       help="seconds a client has to send a request body (default: 30)")
+    serve.add_argument("--keep-alive-timeout", type=float, default=5.0,
+                       help="idle seconds before a kept-alive connection is closed (default: 5)")
+    serve.add_argument("--max-connections", type=int, default=1024,
+                       help="open connections; more are answered 503 and closed (default: 1024)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     _add_eval_parser(sub)
     add_index_parser(sub)
@@ -187,6 +196,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         model_name=args.model_name, api_keys=tuple(keys), max_inputs=args.max_inputs,
         max_body_bytes=args.max_body_bytes, max_request_tokens=args.max_request_tokens,
         max_batch_tokens=args.batch_tokens, batch_wait_ms=args.batch_wait_ms, max_pending=args.max_pending,
+        header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+        keep_alive_timeout=args.keep_alive_timeout, max_connections=args.max_connections,
     )
     embedder = _embedder(args)
     print(f"jinav3 serve: {embedder.model_name} on http://{args.host}:{args.port}/v1/embeddings "

@@ -4,48 +4,49 @@ It returns raw full-width vectors like every backend: it asks for ``normalized: 
 base64 float32 (exact and compact); the :class:`jinav3.Embedder` then applies dimensions, normalisation and
 encoding, identically for every backend.
 
-- Batching: at most ``max_batch_inputs`` inputs and ``max_batch_tokens`` estimated tokens per request, in input
-  order, so results do not depend on the batch size.
+- One implementation: the async code. Sync calls run it on a private event loop thread, one request at a time;
+  async calls run up to ``max_concurrency`` requests at once.
+- Batching: at most ``max_batch_inputs`` inputs and ``max_batch_tokens`` tokens per request, in input order, so
+  results do not depend on the batch size. Tokens are counted exactly with a local tokenizer when there is one,
+  else estimated (:mod:`jinav3.backends.api_tokens`).
 - Late chunking: the API treats all inputs of one request as consecutive chunks of ONE text (joined with a
-  space, at most 8192 tokens). A request therefore carries the chunks of one document only; a longer document
-  is spread over several requests, each led by preceding chunks as context whose vectors are discarded.
-- Tokens are estimated from characters (there is no tokenizer client-side), conservatively: see
-  :func:`estimate_tokens`.
-- Retries with exponential backoff and jitter on 409/429/5xx, connection errors, timeouts and malformed
-  bodies, honouring ``Retry-After``; never on other 4xx. A call returns one vector per input or raises.
-- The API key comes from ``api_key``, ``JINA_API_KEY`` or ``JINAAI_API_KEY`` and never appears in reprs,
-  ``describe()``, logs or exception messages.
+  space). A request therefore carries the chunks of one document only; a longer document is spread over several
+  requests, each led by preceding chunks as context whose vectors are discarded; a request the server refuses
+  as too long is planned again smaller (:mod:`jinav3.backends.api_late`). No chunk is ever dropped.
+- Time limits: ``timeout`` bounds each network operation (connect, every read or write); ``request_timeout``
+  bounds one attempt from connecting to the last byte; ``retry_budget`` bounds the retries of one request
+  (:mod:`jinav3.backends.api_retry`). A call returns one vector per input or raises.
+- Secrets: the API key and any ``user:password@`` in ``base_url`` never appear in reprs, ``describe()``, logs
+  or exception messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import logging
-import math
 import os
-import random
-import re
 import threading
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import numpy as np
 from tqdm.auto import tqdm
 
+from jinav3.backends.api_late import Plan, length_rejection, plan_requests, shrunk
+from jinav3.backends.api_retry import RETRY_STATUSES, GiveUp, RetryPolicy, RetryState, Transient, retry_after_seconds
+from jinav3.backends.api_tokens import TokenCounter, estimate_tokens, load_tokenizer
 from jinav3.chunking import Span
 from jinav3.errors import BackendError, InvalidInputError
 from jinav3.tasks import TASKS, validate_task
 
+__all__ = ["DEFAULT_BASE_URL", "RETRY_STATUSES", "ApiBackend", "ApiError", "estimate_tokens"]
+
 log = logging.getLogger("jinav3.api")
 
 DEFAULT_BASE_URL = "https://api.jina.ai/v1"
-#: Statuses worth retrying: busy (409), rate limited (429), server-side failures (500, 502, 503, 504).
-RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 _HINTS = {
     401: "check the API key (api_key=..., or JINA_API_KEY / JINAAI_API_KEY)",
     402: "the account needs credit",
@@ -54,23 +55,7 @@ _HINTS = {
 }
 # Tokens a late-chunking request spends outside the chunks: <s>, </s> and the passage instruction, with margin.
 _LATE_RESERVE = 32
-_CJK = re.compile(r"[\u1100-\u11ff\u2e80-\u9fff\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\uff00-\uffef]")
-_PIECES = re.compile(r"[^\W\d_]+|\d+|[^\w\s]")
 T = TypeVar("T")
-
-
-def estimate_tokens(text: str) -> int:
-    """An upper estimate of the XLM-R tokens of ``text``, from characters only.
-
-    CJK and Hangul characters count one token each; each run of letters one token per 3 characters (real text
-    averages 4 or more); digit runs one per 2 digits; every punctuation mark or symbol one; plus 10 %.
-    """
-    rest, cjk = _CJK.subn(" ", text)
-    tokens = cjk
-    for piece in _PIECES.finditer(rest):
-        word = piece.group()
-        tokens += math.ceil(len(word) / 2) if word[0].isdigit() else math.ceil(len(word) / 3)
-    return math.ceil(tokens * 1.1) + 1
 
 
 class ApiError(BackendError):
@@ -83,29 +68,6 @@ class ApiError(BackendError):
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.detail, self.request_id, self.attempts = status, code, detail, request_id, attempts
-
-
-class _Transient(Exception):
-    """A failure worth retrying, with the server's ``Retry-After`` (seconds) when it sent one."""
-
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status, self.retry_after = status, retry_after
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _error_fields(response: httpx.Response) -> tuple[str, str | None, str | None]:
@@ -122,7 +84,10 @@ def _error_fields(response: httpx.Response) -> tuple[str, str | None, str | None
     if isinstance(payload.get("errors"), list) and payload["errors"]:
         fields = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in payload["errors"] if isinstance(e, dict))
         detail = f"{detail} ({fields})" if detail else fields
-    return str(detail if detail is not None else payload)[:2000], payload.get("code"), payload.get("request_id")
+    code = payload.get("code")
+    request_id = payload.get("request_id")
+    return (str(detail if detail is not None else payload)[:2000], code if isinstance(code, str) else None,
+            request_id if isinstance(request_id, str) else None)
 
 
 def _decode(payload: Any, count: int) -> np.ndarray:
@@ -145,28 +110,6 @@ def _decode(payload: Any, count: int) -> np.ndarray:
     return np.stack(rows).astype(np.float32)  # type: ignore[arg-type]
 
 
-def _late_plan(estimates: Sequence[int], budget: int, context: int) -> list[tuple[int, int, int]]:
-    """Split one document's chunks into requests ``(context_start, first_new, end)``: chunks
-    ``[context_start, end)`` are sent, vectors of ``[first_new, end)`` kept. Each request stays within
-    ``budget`` estimated tokens (a single oversized chunk goes alone) and is led by up to ``context`` tokens of
-    the chunks before it."""
-    plans: list[tuple[int, int, int]] = []
-    first, count = 0, len(estimates)
-    while first < count:
-        room = min(context, max(0, budget - estimates[first]))
-        start, used = first, 0
-        while start > 0 and used + estimates[start - 1] <= room:
-            start -= 1
-            used += estimates[start]
-        end, total = first, used
-        while end < count and (end == first or total + estimates[end] <= budget):
-            total += estimates[end]
-            end += 1
-        plans.append((start, first, end))
-        first = end
-    return plans
-
-
 def _safe_url(url: str) -> str:
     """``url`` without user:password, for describe() and messages."""
     parts = urlsplit(url)
@@ -175,14 +118,45 @@ def _safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def _secrets_of(url: str, api_key: str | None) -> list[str]:
+    """Every form in which a credential could appear in a message (raw and percent-decoded)."""
+    parts = urlsplit(url)
+    found = [api_key or ""]
+    for value in (parts.password, parts.username, parts.netloc.rpartition("@")[0]):
+        if value:
+            found += [value, unquote(value)]
+    return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
+
+
+class _LoopThread:
+    """A private event loop on a daemon thread, where sync calls run the async implementation."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="jinav3-api", daemon=True)
+        self._thread.start()
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(work, self.loop)
+        try:
+            return future.result()
+        except BaseException:  # KeyboardInterrupt included: stop the work too
+            future.cancel()
+            raise
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
 class ApiBackend:
     """Raw vectors from the Jina Embeddings API (or any server speaking its contract, e.g. ``jinav3 serve``).
 
-    One reused ``httpx.Client`` (and one ``httpx.AsyncClient`` per event loop) per backend; close with
+    One reused ``httpx.AsyncClient`` per event loop in use (sync calls use a private one); close with
     :meth:`close` / :meth:`aclose` or use the ``Embedder`` as a context manager.
     """
 
-    tokenizer = None  # no tokenizer client-side: the token chunker needs the local backend
     max_length = 8192
     tasks: tuple[str, ...] = TASKS
 
@@ -193,6 +167,8 @@ class ApiBackend:
         base_url: str | None = None,
         *,
         timeout: float = 60.0,
+        request_timeout: float = 300.0,
+        retry_budget: float = 300.0,
         max_retries: int = 5,
         max_concurrency: int = 4,
         max_batch_inputs: int = 2048,
@@ -201,12 +177,17 @@ class ApiBackend:
         full_dimensions: int = 1024,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
+        tokenizer: Any = "auto",
     ) -> None:
-        """``timeout`` seconds per request; ``max_retries`` extra attempts per request; ``max_concurrency``
-        requests in flight for async calls; ``max_batch_inputs``/``max_batch_tokens`` (estimated) per embedding
-        request; ``max_request_tokens`` (estimated) per late-chunking request; ``full_dimensions`` the model's
-        width (1024 for jina-embeddings-v3; set it for a server running another checkpoint); ``backoff`` the
-        first retry delay in seconds, doubling up to ``max_backoff``."""
+        """``timeout`` seconds per network operation (connect, each read or write); ``request_timeout`` seconds
+        per attempt in total, however the server trickles its answer; ``retry_budget`` seconds of retrying per
+        request (busy answers are retried until it is spent); ``max_retries`` retries after errors;
+        ``max_concurrency`` requests in flight for async calls; ``max_batch_inputs``/``max_batch_tokens`` per
+        embedding request; ``max_request_tokens`` per late-chunking request; ``full_dimensions`` the model's width
+        (1024 for jina-embeddings-v3; set it for a server running another checkpoint); ``backoff`` the first
+        retry delay in seconds, doubling up to ``max_backoff``; ``tokenizer`` counts tokens exactly (a
+        ``tokenizers.Tokenizer``, a tokenizer.json or model folder; ``"auto"``: jina-v3's tokenizer when it is in
+        the local Hugging Face cache; None: estimate from characters)."""
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         if not self.base_url.startswith(("http://", "https://")):
             raise InvalidInputError(f"base_url must start with http:// or https://, got {_safe_url(self.base_url)!r}")
@@ -218,28 +199,43 @@ class ApiBackend:
                 "no Jina API key: pass api_key=... or set JINA_API_KEY (get one at https://jina.ai/api-dashboard)"
             )
         self._api_key = key.strip() if key else None
+        self._secrets = _secrets_of(self.base_url, self._api_key)
         numbers = {
-            "timeout": timeout, "max_concurrency": max_concurrency, "max_batch_inputs": max_batch_inputs,
+            "timeout": timeout, "request_timeout": request_timeout, "retry_budget": retry_budget,
+            "max_concurrency": max_concurrency, "max_batch_inputs": max_batch_inputs,
             "max_batch_tokens": max_batch_tokens, "full_dimensions": full_dimensions,
         }
         for name, value in numbers.items():
-            if not value > 0:
-                raise InvalidInputError(f"{name} must be positive, got {value!r}")
+            if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise InvalidInputError(f"{name} must be a positive finite number, got {value!r}")
         if not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidInputError(f"max_retries must be a non-negative integer, got {max_retries!r}")
         if not _LATE_RESERVE * 2 <= max_request_tokens <= self.max_length:
             raise InvalidInputError(f"max_request_tokens must be in [{_LATE_RESERVE * 2}, {self.max_length}]")
         self.model_name = model
         self.url = f"{self.base_url}/embeddings"
-        self.timeout, self.max_retries, self.max_concurrency = float(timeout), max_retries, int(max_concurrency)
+        self.timeout, self.request_timeout = float(timeout), float(request_timeout)
+        self.max_concurrency = int(max_concurrency)
         self.max_batch_inputs, self.max_batch_tokens = int(max_batch_inputs), int(max_batch_tokens)
         self.max_request_tokens, self.full_dimensions = int(max_request_tokens), int(full_dimensions)
-        self.backoff, self.max_backoff = float(backoff), float(max_backoff)
+        self.policy = RetryPolicy(max_retries=max_retries, retry_budget=float(retry_budget), backoff=float(backoff),
+                                  max_backoff=float(max_backoff))
+        self.tokenizer = load_tokenizer(tokenizer, model)  # exact counts (and the token chunker) when set
+        self._counter = TokenCounter(self.tokenizer)
+        self._late_budget: int | None = None  # learnt from a server that refused a late-chunking request as too long
         self.retries = 0  # retried requests so far (observability; also what the fault tests count)
         self._lock = threading.Lock()
-        self._client: httpx.Client | None = None
-        self._aclient: httpx.AsyncClient | None = None
-        self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self._runner: _LoopThread | None = None
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+    # -- compatibility views of the retry policy -----------------------------------------------------------
+    @property
+    def max_retries(self) -> int:
+        return self.policy.max_retries
+
+    @property
+    def retry_budget(self) -> float:
+        return self.policy.retry_budget
 
     # -- plumbing ----------------------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -256,43 +252,51 @@ class ApiBackend:
         return headers
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        """``text`` with the API key and URL credentials replaced by ``***``."""
+        text = text.replace(self.base_url, _safe_url(self.base_url))
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
-    def _sync_client(self) -> httpx.Client:
-        with self._lock:
-            if self._client is None:
-                self._client = httpx.Client(timeout=httpx.Timeout(self.timeout))
-            return self._client
-
-    def _async_client(self) -> httpx.AsyncClient:
+    def _client(self) -> httpx.AsyncClient:
         """The AsyncClient of the running loop (an AsyncClient cannot move between event loops)."""
         loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aclient_loop is not loop:
+        client = self._clients.get(loop)
+        if client is None:
+            for old in [old for old in self._clients if old.is_closed()]:
+                del self._clients[old]
             limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
-            self._aclient = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), limits=limits)
-            self._aclient_loop = loop
-        return self._aclient
+            client = self._clients[loop] = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), limits=limits)
+        return client
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run async ``work`` to completion from sync code, on the private loop."""
+        with self._lock:
+            if self._runner is None:
+                self._runner = _LoopThread()
+            runner = self._runner
+        return runner.run(work)
 
     def close(self) -> None:
-        """Close the HTTP clients (the async one too, when its event loop is not running)."""
+        """Close the HTTP clients (an async one too, when its event loop is not running) and the private loop."""
         with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
-        aclient, loop = self._aclient, self._aclient_loop
-        if aclient is not None and loop is not None and not loop.is_closed() and not loop.is_running():
-            loop.run_until_complete(aclient.aclose())
-        self._aclient = self._aclient_loop = None
+            runner, self._runner = self._runner, None
+        if runner is not None:
+            client = self._clients.pop(runner.loop, None)
+            if client is not None:
+                runner.run(client.aclose())
+            runner.stop()
+        for loop, client in list(self._clients.items()):
+            if not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(client.aclose())
+            self._clients.pop(loop, None)
 
     async def aclose(self) -> None:
         """Close the HTTP clients from async code."""
-        aclient, self._aclient, self._aclient_loop = self._aclient, None, None
-        if aclient is not None:
-            await aclient.aclose()
-        with self._lock:
-            client, self._client = self._client, None
+        client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
-            client.close()
+            await client.aclose()
+        await asyncio.to_thread(self.close)
 
     # -- one request, with retries -----------------------------------------------------------------------
     def _body(self, inputs: Sequence[str], task: str | None, *, truncate: bool, late_chunking: bool) -> dict:
@@ -308,16 +312,16 @@ class ApiBackend:
         return body
 
     def _vectors(self, response: httpx.Response, count: int) -> np.ndarray:
-        """Vectors of a 200 answer; raises _Transient (retry) or ApiError (give up at once)."""
+        """Vectors of a 200 answer; raises Transient (retry) or ApiError (give up at once)."""
         status = response.status_code
         if status == 200:
             try:
                 vectors = _decode(response.json(), count)
             except (ValueError, KeyError, TypeError, IndexError) as exc:
-                raise _Transient(f"malformed response body ({exc})", status) from None
+                raise Transient(f"malformed response body ({exc})", status) from None
             if vectors.shape[1] != self.full_dimensions:
                 raise ApiError(
-                    f"{self.url} returned {vectors.shape[1]}-dimensional vectors but full_dimensions="
+                    f"{_safe_url(self.url)} returned {vectors.shape[1]}-dimensional vectors but full_dimensions="
                     f"{self.full_dimensions}; pass full_dimensions={vectors.shape[1]} for this server",
                     status=status,
                 )
@@ -325,7 +329,7 @@ class ApiBackend:
         detail, code, request_id = _error_fields(response)
         detail = self._scrub(detail)
         if status in RETRY_STATUSES:
-            raise _Transient(f"HTTP {status} {code or ''}: {detail}".strip(), status, _retry_after(response))
+            raise Transient(f"HTTP {status} {code or ''}: {detail}".strip(), status, retry_after_seconds(response))
         hint = _HINTS.get(status)
         message = f"embeddings API answered HTTP {status}{f' {code}' if code else ''}: {detail}"
         if request_id:
@@ -333,101 +337,95 @@ class ApiBackend:
         raise ApiError(message + (f" ({hint})" if hint else ""), status=status, code=code, detail=detail,
                        request_id=request_id)
 
-    def _next_delay(self, attempt: int, failure: _Transient) -> float:
-        """Seconds to wait before retrying after ``failure``, or ApiError when the retries are used up."""
-        if attempt >= self.max_retries:
-            raise ApiError(
-                f"embeddings request to {_safe_url(self.url)} failed after {attempt + 1} attempts; last error: "
-                f"{failure}", status=failure.status, detail=str(failure), attempts=attempt + 1,
-            ) from failure
-        if failure.retry_after is not None:
-            delay = min(failure.retry_after, 600.0)
-        else:
-            cap = min(self.max_backoff, self.backoff * 2**attempt)
-            delay = cap / 2 + random.uniform(0, cap / 2)
-        with self._lock:
-            self.retries += 1
-        log.warning("embeddings request failed (%s); retry %d/%d in %.2fs", failure, attempt + 1, self.max_retries,
-                    delay)
-        return delay
+    async def _attempt(self, body: dict, count: int) -> np.ndarray:
+        """One HTTP attempt, bounded in total by ``request_timeout``."""
+        try:
+            response = await asyncio.wait_for(
+                self._client().post(self.url, json=body, headers=self._headers()), self.request_timeout
+            )
+        except asyncio.TimeoutError:
+            raise Transient(f"no complete answer within request_timeout={self.request_timeout:g} s") from None
+        except httpx.RequestError as exc:
+            raise Transient(self._scrub(f"{type(exc).__name__}: {exc}")) from None
+        return self._vectors(response, count)
+
+    async def _send(self, body: dict, count: int) -> np.ndarray:
+        """Vectors for one request body, retried as :mod:`jinav3.backends.api_retry` says."""
+        state = RetryState(self.policy)
+        while True:
+            state.attempts += 1
+            try:
+                return await self._attempt(body, count)
+            except Transient as failure:
+                try:
+                    delay = state.delay(failure)
+                except GiveUp as stop:
+                    raise ApiError(
+                        f"embeddings request to {_safe_url(self.url)} failed after {state.attempts} attempts in "
+                        f"{state.elapsed:.1f} s ({stop.reason}); last error: {failure}",
+                        status=failure.status, detail=str(failure), attempts=state.attempts,
+                    ) from None
+                with self._lock:
+                    self.retries += 1
+                log.warning("embeddings request failed (%s); retry %d in %.2fs", failure, state.attempts, delay)
+            await asyncio.sleep(delay)
+
+    async def _gated(self, gate: asyncio.Semaphore, body: dict, count: int) -> np.ndarray:
+        async with gate:
+            return await self._send(body, count)
 
     @staticmethod
-    def _transient(exc: httpx.RequestError) -> _Transient:
-        return _Transient(f"{type(exc).__name__}: {exc}")
-
-    def _send(self, body: dict, count: int) -> np.ndarray:
-        client = self._sync_client()
-        for attempt in range(self.max_retries + 1):
-            try:
-                return self._vectors(client.post(self.url, json=body, headers=self._headers()), count)
-            except _Transient as failure:
-                delay = self._next_delay(attempt, failure)
-            except httpx.RequestError as exc:
-                delay = self._next_delay(attempt, self._transient(exc))
-            time.sleep(delay)
-        raise AssertionError("unreachable")
-
-    async def _asend(self, body: dict, count: int) -> np.ndarray:
-        client = self._async_client()
-        for attempt in range(self.max_retries + 1):
-            try:
-                return self._vectors(await client.post(self.url, json=body, headers=self._headers()), count)
-            except _Transient as failure:
-                delay = self._next_delay(attempt, failure)
-            except httpx.RequestError as exc:
-                delay = self._next_delay(attempt, self._transient(exc))
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
-
-    async def _bounded(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
-        """Run ``jobs`` concurrently, at most ``max_concurrency`` at a time, results in order."""
-        gate = asyncio.Semaphore(self.max_concurrency)
-
-        async def one(job: Callable[[], Awaitable[T]]) -> T:
-            async with gate:
-                return await job()
-
-        return list(await asyncio.gather(*(one(job) for job in jobs)))
+    async def _in_order(jobs: Sequence[Awaitable[T]]) -> list[T]:
+        """Await all ``jobs`` (already gated), results in order; the first failure cancels the rest."""
+        tasks = [asyncio.ensure_future(job) for job in jobs]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
 
     # -- plain embeddings --------------------------------------------------------------------------------
     def _batches(self, texts: Sequence[str]) -> list[tuple[int, int]]:
-        """Consecutive ``[start, end)`` ranges within the input-count and estimated-token limits."""
+        """Consecutive ``[start, end)`` ranges within the input-count and token limits."""
         batches: list[tuple[int, int]] = []
         start, tokens = 0, 0
-        for i, text in enumerate(texts):
-            estimate = estimate_tokens(text)
-            if i > start and (i - start >= self.max_batch_inputs or tokens + estimate > self.max_batch_tokens):
+        for i, count in enumerate(self._counter.count(texts)):
+            if i > start and (i - start >= self.max_batch_inputs or tokens + count > self.max_batch_tokens):
                 batches.append((start, i))
                 start, tokens = i, 0
-            tokens += estimate
+            tokens += count
         if start < len(texts):
             batches.append((start, len(texts)))
         return batches
 
+    async def _embed(self, texts: Sequence[str], task: str | None, truncate: bool, concurrency: int,
+                     progress: Callable[[], None] | None = None) -> np.ndarray:
+        validate_task(task)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(a: int, b: int) -> np.ndarray:
+            vectors = await self._gated(gate, self._body(texts[a:b], task, truncate=truncate, late_chunking=False),
+                                        b - a)
+            if progress is not None:
+                progress()
+            return vectors
+
+        parts = await self._in_order([one(a, b) for a, b in self._batches(texts)])
+        return np.concatenate(parts) if parts else np.zeros((0, self.full_dimensions), np.float32)
+
     def embed(
         self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool = False
     ) -> np.ndarray:
-        validate_task(task)
-        parts = [
-            self._send(self._body(texts[a:b], task, truncate=truncate, late_chunking=False), b - a)
-            for a, b in tqdm(self._batches(texts), desc="embedding", unit="request", disable=not show_progress)
-        ]
-        return np.concatenate(parts) if parts else np.zeros((0, self.full_dimensions), np.float32)
+        with tqdm(desc="embedding", unit="request", disable=not show_progress) as bar:
+            return self._run(self._embed(texts, task, truncate, 1, lambda: bar.update(1)))
 
     async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool = False) -> np.ndarray:
-        validate_task(task)
-        bodies = [(self._body(texts[a:b], task, truncate=truncate, late_chunking=False), b - a)
-                  for a, b in self._batches(texts)]
-        parts = await self._bounded([lambda body=body, n=n: self._asend(body, n) for body, n in bodies])
-        return np.concatenate(parts) if parts else np.zeros((0, self.full_dimensions), np.float32)
+        return await self._embed(texts, task, truncate, self.max_concurrency)
 
     # -- late chunking -----------------------------------------------------------------------------------
-    def _late_requests(
-        self, documents: Sequence[str], spans: Sequence[Sequence[Span]], task: str | None,
-        include_special_tokens: bool, window: int | None, overlap: int | None,
-    ) -> list[tuple[int, int, dict, int]]:
-        """Every request of every document: ``(document index, vectors to skip, body, input count)``."""
-        validate_task(task)
+    def _late_limits(self, include_special_tokens: bool, window: int | None, overlap: int | None) -> tuple[int, int]:
+        """``(budget, context)`` in tokens for the chunks of one request."""
         if not include_special_tokens:
             raise InvalidInputError(
                 "the API always pools <s> and the instruction into the first chunk and </s> into the last; "
@@ -436,25 +434,71 @@ class ApiBackend:
         budget = window or self.max_request_tokens
         if not _LATE_RESERVE * 2 <= budget <= self.max_length:
             raise InvalidInputError(f"window must be between {_LATE_RESERVE * 2} and {self.max_length} for the "
-                                    f"API backend (estimated tokens per request), got {budget}")
+                                    f"API backend (tokens per request), got {budget}")
         budget -= _LATE_RESERVE
         context = budget // 4 if overlap is None else overlap
         if not 0 <= context < budget:
-            raise InvalidInputError(f"overlap must be in [0, {budget}) estimated tokens, got {context}")
-        requests: list[tuple[int, int, dict, int]] = []
-        for d, (document, doc_spans) in enumerate(zip(documents, spans, strict=True)):
-            chunks = [document[s:e] for s, e in doc_spans]
-            for start, first, end in _late_plan([estimate_tokens(c) for c in chunks], budget, context):
-                body = self._body(chunks[start:end], task, truncate=False, late_chunking=True)
-                requests.append((d, first - start, body, end - start))
-        return requests
+            raise InvalidInputError(f"overlap must be in [0, {budget}) tokens, got {context}")
+        learnt = self._late_budget
+        if learnt is not None and learnt < budget:
+            budget, context = learnt, min(context, learnt // 4)
+        return budget, context
 
-    @staticmethod
-    def _assemble(count: int, requests: Sequence[tuple[int, int, dict, int]], outputs: Sequence[np.ndarray]) -> list:
-        per_doc: list[list[np.ndarray]] = [[] for _ in range(count)]
-        for (d, skip, _, _), vectors in zip(requests, outputs, strict=True):
-            per_doc[d].append(vectors[skip:])
-        return [np.concatenate(parts) for parts in per_doc]
+    async def _late_request(self, gate: asyncio.Semaphore, chunks: Sequence[str], counts: Sequence[int],
+                            task: str | None, plan: Plan, budget: int, context: int,
+                            progress: Callable[[], None] | None) -> np.ndarray:
+        """Vectors of the new chunks of ``plan``; on a "too many tokens" refusal, those chunks are planned again
+        with a smaller budget (same context rule) and sent as smaller requests."""
+        start, first, end = plan
+        body = self._body(chunks[start:end], task, truncate=False, late_chunking=True)
+        try:
+            vectors = await self._gated(gate, body, end - start)
+        except ApiError as exc:
+            factor = length_rejection(exc.status, exc.code, exc.detail)
+            if factor is None:
+                raise
+            sent = sum(counts[start:end])
+            if end - start == 1:
+                raise ApiError(
+                    f"the server refused chunk {first} of a document on its own as too long for one late-chunking "
+                    f"request ({exc.detail}); use smaller chunks (e.g. chunk_size), or lower max_request_tokens/window "
+                    "if chunks are packed too tightly", status=exc.status, code=exc.code, detail=exc.detail,
+                    request_id=exc.request_id, attempts=exc.attempts,
+                ) from None
+            smaller, context = shrunk(budget, context, sent, factor)
+            with self._lock:
+                self._late_budget = min(self._late_budget or smaller, smaller)
+            log.info("late-chunking request of %d tokens refused as too long; re-planning with %d-token requests",
+                     sent, smaller)
+            parts = await self._in_order([
+                self._late_request(gate, chunks, counts, task, sub, smaller, context, progress)
+                for sub in plan_requests(counts, smaller, context, first, end)
+            ])
+            return np.concatenate(parts)
+        if progress is not None:
+            progress()
+        return vectors[first - start:]
+
+    async def _late(self, documents: Sequence[str], spans: Sequence[Sequence[Span]], task: str | None,
+                    include_special_tokens: bool, window: int | None, overlap: int | None, concurrency: int,
+                    progress: Callable[[], None] | None = None) -> list[np.ndarray]:
+        validate_task(task)
+        budget, context = self._late_limits(include_special_tokens, window, overlap)
+        if len(documents) != len(spans):
+            raise InvalidInputError(f"{len(documents)} documents but {len(spans)} span lists")
+        gate = asyncio.Semaphore(concurrency)
+
+        async def document(text: str, doc_spans: Sequence[Span]) -> np.ndarray:
+            chunks = [text[s:e] for s, e in doc_spans]
+            counts = self._counter.count(chunks, special_tokens=False)
+            parts = await self._in_order([
+                self._late_request(gate, chunks, counts, task, plan, budget, context, progress)
+                for plan in plan_requests(counts, budget, context)
+            ])
+            return np.concatenate(parts) if parts else np.zeros((0, self.full_dimensions), np.float32)
+
+        pairs = zip(documents, spans, strict=True)
+        return await self._in_order([document(text, doc_spans) for text, doc_spans in pairs])
 
     def late_chunk(
         self,
@@ -467,15 +511,12 @@ class ApiBackend:
         overlap: int | None = None,
         show_progress: bool = False,
     ) -> list[np.ndarray]:
-        """One raw contextual vector per span, per document. ``window`` is the estimated-token budget of one
-        request (default ``max_request_tokens``), ``overlap`` the context carried into the next request
-        (default a quarter of it)."""
-        requests = self._late_requests(documents, spans, task, include_special_tokens, window, overlap)
-        outputs = [
-            self._send(body, n)
-            for _, _, body, n in tqdm(requests, desc="late chunking", unit="request", disable=not show_progress)
-        ]
-        return self._assemble(len(documents), requests, outputs)
+        """One raw contextual vector per span, per document. ``window`` is the token budget of one request
+        (default ``max_request_tokens``), ``overlap`` the context carried into the next request (default a
+        quarter of it)."""
+        with tqdm(desc="late chunking", unit="request", disable=not show_progress) as bar:
+            return self._run(self._late(documents, spans, task, include_special_tokens, window, overlap, 1,
+                                        lambda: bar.update(1)))
 
     async def alate_chunk(
         self,
@@ -487,6 +528,6 @@ class ApiBackend:
         window: int | None = None,
         overlap: int | None = None,
     ) -> list[np.ndarray]:
-        requests = self._late_requests(documents, spans, task, include_special_tokens, window, overlap)
-        outputs = await self._bounded([lambda body=body, n=n: self._asend(body, n) for _, _, body, n in requests])
-        return self._assemble(len(documents), requests, outputs)
+        return await self._late(documents, spans, task, include_special_tokens, window, overlap,
+                                self.max_concurrency)
+

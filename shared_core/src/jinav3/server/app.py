@@ -1,9 +1,11 @@
 """``create_app``: the FastAPI application of ``jinav3 serve`` (the Jina embeddings contract over the local backend).
 
 Routes: ``POST /v1/embeddings`` (Jina's ``EmbeddingsV3Request`` plus OpenAI's ``encoding_format``),
-``GET /v1/models`` and ``GET /health``. Every error is JSON in the spec's shape: ``{code, detail, request_id}``,
-or ``{detail, errors}`` for 422. Requests are tokenised and checked here, then embedded by the
-:class:`MicroBatcher`, which shares forward passes between concurrent requests.
+``GET /v1/models`` and ``GET /health``. Every error is JSON in Jina's shape and OpenAI's at once (see
+:mod:`jinav3.server.errors`). Requests are tokenised and checked here (with bounded cost, see
+:mod:`jinav3.server.tokens`), then embedded by the :class:`MicroBatcher`, which shares forward passes between
+concurrent requests. A request whose client disconnects is cancelled and its queued work dropped; a stopping
+server answers what it will not compute with 503 (see :meth:`EmbeddingService.begin_shutdown`).
 """
 
 from __future__ import annotations
@@ -12,34 +14,52 @@ import asyncio
 import hmac
 import logging
 import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from jinav3 import late
 from jinav3.backends.local import LocalBackend
 from jinav3.chunking import Span
-from jinav3.errors import InvalidInputError
+from jinav3.errors import InputTooLongError, InvalidInputError
 from jinav3.matryoshka import encode, truncate_normalise
-from jinav3.server.batcher import MicroBatcher, Overloaded
-from jinav3.server.schemas import EmbeddingsRequest, ErrorResponse, FieldError, HTTPValidationError, field_errors
+from jinav3.models import fallback_model_dir
+from jinav3.server.batcher import MicroBatcher, Overloaded, ShuttingDown
+from jinav3.server.errors import (
+    ApiProblem,
+    ClientGone,
+    SafeJSONResponse,
+    problem_response,
+    request_id,
+    validation_problem,
+)
+from jinav3.server.schemas import EmbeddingsRequest, FieldError, field_errors
+from jinav3.server.tokens import check_document_length, encode_inputs
+from jinav3.tasks import TASKS
+
+T = TypeVar("T")
+_PARSE_OFF_LOOP_BYTES = 256 * 1024
 
 log = logging.getLogger("jinav3.server")
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Limits and settings of one server. ``api_keys`` empty = no authentication."""
+    """Limits and settings of one server. ``api_keys`` empty = no authentication; ``model_name`` None = the
+    served model's own name (``jina-embeddings-v3`` for a jina-v3 checkpoint, else the model's folder or hub
+    name). The timeouts and ``max_connections`` guard against slow or idle clients (see ``jinav3.server.run``)."""
 
-    model_name: str = "jina-embeddings-v3"
+    model_name: str | None = None
     api_keys: tuple[str, ...] = ()
     max_inputs: int = 2048
     max_body_bytes: int = 32 * 1024 * 1024
@@ -47,38 +67,26 @@ class ServerConfig:
     max_batch_tokens: int = 65_536
     batch_wait_ms: float = 2.0
     max_pending: int = 100_000
+    header_timeout: float = 10.0  # seconds from connecting (or the previous answer) to a complete request head
+    body_timeout: float = 30.0  # seconds to receive a request body, once the handler starts reading it
+    keep_alive_timeout: float = 5.0  # idle seconds before a kept-alive connection is closed
+    max_connections: int = 1024  # open connections; more are answered 503 and closed at once
 
 
-class ApiProblem(Exception):
-    """An error answer: HTTP status, the spec's error ``code`` and a ``detail`` that says what to change."""
-
-    def __init__(
-        self, status: int, code: str | None, detail: str, *, errors: Sequence[FieldError] = (),
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.errors, self.headers = status, code, detail, list(errors), headers
-
-
-def _validation_problem(errors: Sequence[FieldError]) -> ApiProblem:
-    summary = "; ".join(f"{e.field}: {e.message}" for e in errors)
-    return ApiProblem(422, None, f"Invalid request: {summary}", errors=errors)
-
-
-def _request_id(request: Request) -> str:
-    if not hasattr(request.state, "request_id"):
-        request.state.request_id = uuid.uuid4().hex[:16]
-    return request.state.request_id
-
-
-def _problem_response(request: Request, problem: ApiProblem) -> JSONResponse:
-    rid = _request_id(request)
-    if problem.status == 422:
-        body: Any = HTTPValidationError(detail=problem.detail, errors=problem.errors).model_dump()
-    else:
-        body = ErrorResponse(code=problem.code, detail=problem.detail, request_id=rid).model_dump(exclude_none=True)
-    headers = {"X-Request-ID": rid, **(problem.headers or {})}
-    return JSONResponse(body, status_code=problem.status, headers=headers)
+def served_model_name(backend: LocalBackend) -> str:
+    """The name a server reports for ``backend``: jina-embeddings-v3 for a checkpoint with its task adapters,
+    else the last part of the hub id or folder (the bundled MiniLM reports ``all-MiniLM-L6-v2``)."""
+    if backend.tasks:
+        return "jina-embeddings-v3"
+    path = Path(backend.model_name)
+    fallback = fallback_model_dir()
+    if fallback is not None and path.resolve() == fallback.resolve():
+        return "all-MiniLM-L6-v2"
+    parts = [part for part in path.parts if part not in ("/", "model", "snapshots") and not part.startswith(".")]
+    for part in reversed(parts):
+        if part.startswith("models--"):
+            return part.split("--")[-1]
+    return parts[-1] if parts else str(backend.model_name)
 
 
 def _check_auth(request: Request, keys: tuple[str, ...]) -> None:
@@ -94,17 +102,50 @@ def _check_auth(request: Request, keys: tuple[str, ...]) -> None:
         raise ApiProblem(401, "AUTH_INVALID_API_KEY", "Invalid API key")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, refused past ``limit`` bytes or when it takes longer than ``timeout`` seconds to arrive."""
     declared = request.headers.get("content-length")
     too_big = f"Request body is larger than the limit of {limit} bytes; send fewer or shorter inputs per request"
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiProblem(400, "INPUT_BODY_TOO_LARGE", too_big)
+        raise ApiProblem(400, "INPUT_BODY_TOO_LARGE", too_big, headers={"Connection": "close"})
     body = bytearray()
-    async for piece in request.stream():
+    deadline = time.monotonic() + timeout
+    pieces = request.stream().__aiter__()
+    while True:
+        try:
+            piece = await asyncio.wait_for(pieces.__anext__(), max(0.0, deadline - time.monotonic()))
+        except StopAsyncIteration:
+            return bytes(body)
+        except asyncio.TimeoutError:
+            raise ApiProblem(408, "REQUEST_TIMEOUT", f"the request body did not arrive within {timeout:g} s; send "
+                             "it faster or in smaller requests", headers={"Connection": "close"}) from None
+        except ClientDisconnect:
+            raise ClientGone("while sending the body") from None
         body += piece
         if len(body) > limit:
-            raise ApiProblem(400, "INPUT_BODY_TOO_LARGE", too_big)
-    return bytes(body)
+            raise ApiProblem(400, "INPUT_BODY_TOO_LARGE", too_big, headers={"Connection": "close"})
+
+
+async def _until_disconnected(request: Request) -> None:
+    """Return when the client closes its connection (the body has been read: only a disconnect can arrive)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """``await work``, cancelling it (and so dropping its queued jobs) when the client goes away first."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_until_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    raise ClientGone("while its request was waiting")
 
 
 def _output(vectors: np.ndarray, types: list[str], as_dict: bool) -> list[Any]:
@@ -121,18 +162,35 @@ def _output(vectors: np.ndarray, types: list[str], as_dict: bool) -> list[Any]:
 class EmbeddingService:
     """What one ``POST /v1/embeddings`` does, independent of the web framework's plumbing."""
 
-    def __init__(self, backend: LocalBackend, config: ServerConfig, batcher: MicroBatcher) -> None:
-        self.backend, self.config, self.batcher = backend, config, batcher
+    def __init__(self, backend: LocalBackend, config: ServerConfig, batcher: MicroBatcher, model_name: str) -> None:
+        self.backend, self.config, self.batcher, self.model_name = backend, config, batcher, model_name
+        self.stopping = False
+
+    def begin_shutdown(self, grace: float | None) -> None:
+        """The server is stopping: refuse new requests now, and answer the ones still waiting with 503 shortly
+        before the ``grace`` seconds uvicorn gives them run out (None: wait for them)."""
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("shutting down: %d inputs in flight, %s s to finish them", self.batcher.pending, grace)
+        if grace is not None:
+            margin = min(1.0, grace / 4)
+            asyncio.get_running_loop().call_later(
+                max(0.0, grace - margin), self.batcher.abort, ShuttingDown("the server is shutting down")
+            )
+
+    def _busy(self, detail: str, retry_after: int) -> ApiProblem:
+        return ApiProblem(503, "SERVICE_UNAVAILABLE", detail, headers={"Retry-After": str(retry_after)})
 
     def _check(self, req: EmbeddingsRequest, texts: list[str]) -> None:
-        if req.model != self.config.model_name:
+        if req.model != self.model_name:
             raise ApiProblem(
                 400, "INPUT_MODEL_NOT_FOUND",
-                f"Model '{req.model}' not found. Available models: {self.config.model_name}",
+                f"Model '{req.model}' not found. Available models: {self.model_name}",
             )
         if not texts:
-            raise _validation_problem([FieldError(field="input", input=None, message="input is empty",
-                                                  type="too_short")])
+            raise validation_problem([FieldError(field="input", input=None, message="input is empty",
+                                                 type="too_short")])
         if len(texts) > self.config.max_inputs:
             raise ApiProblem(
                 400, "INPUT_TOO_MANY_ITEMS",
@@ -140,9 +198,9 @@ class EmbeddingService:
             )
         full = self.backend.full_dimensions
         if req.dimensions is not None and req.dimensions > full:
-            raise _validation_problem([FieldError(
-                field="dimensions", input=req.dimensions, type="less_than_equal",
-                message=f"dimensions must be between 1 and {full} for {self.config.model_name}",
+            raise validation_problem([FieldError(
+                field="dimensions", input=req.dimensions if req.dimensions < 2**63 else None,
+                type="less_than_equal", message=f"dimensions must be between 1 and {full} for {self.model_name}",
             )])
 
     def _check_tokens(self, tokens: int) -> None:
@@ -154,27 +212,33 @@ class EmbeddingService:
             )
 
     async def embed(self, req: EmbeddingsRequest) -> dict[str, Any]:
+        if self.stopping:
+            raise self._busy("the server is shutting down; retry on another instance or later", 1)
         texts = req.texts()
         self._check(req, texts)
         try:
             types, as_dict = req.output_types()
         except ValueError as exc:
-            raise _validation_problem([FieldError(field="embedding_type", message=str(exc), type="value_error")]) \
+            raise validation_problem([FieldError(field="embedding_type", message=str(exc), type="value_error")]) \
                 from None
         try:
             if req.late_chunking:
                 raw, tokens = await self._late(texts, req.task)
             else:
                 raw, tokens = await self._plain(texts, req.task, bool(req.truncate))
+        except InputTooLongError as exc:
+            raise ApiProblem(400, "INPUT_TOO_MANY_TOKENS", str(exc)) from None
         except InvalidInputError as exc:
             raise ApiProblem(400, "INPUT_INVALID", str(exc)) from None
         except Overloaded as exc:
-            raise ApiProblem(503, "SERVICE_UNAVAILABLE", f"Server busy: {exc}; retry shortly",
-                             headers={"Retry-After": "1"}) from None
+            wait = self.batcher.retry_after()
+            raise self._busy(f"Server busy: {exc}; retry in about {wait} s", wait) from None
+        except ShuttingDown as exc:
+            raise self._busy(f"{exc}; this request was not computed, retry it", 1) from None
         vectors = truncate_normalise(raw, req.dimensions, req.normalized is not False)
         embeddings = _output(vectors, types, as_dict)
         return {
-            "model": self.config.model_name,
+            "model": self.model_name,
             "object": "list",
             "usage": {"total_tokens": tokens, "prompt_tokens": tokens},
             "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(embeddings)],
@@ -183,9 +247,9 @@ class EmbeddingService:
     async def _plain(self, texts: list[str], task: str | None, truncate: bool) -> tuple[np.ndarray, int]:
         task_id = self.backend._task_id(task)
         try:
-            sequences = await asyncio.to_thread(self.backend.encode_ids, texts, task, truncate=truncate)
-        except InvalidInputError as exc:  # over max_length without truncate: name the knob
-            raise InvalidInputError(f"{exc}".replace("truncate=True", '"truncate": true')) from None
+            sequences = await asyncio.to_thread(encode_inputs, self.backend, texts, task, truncate=truncate)
+        except InputTooLongError as exc:  # over max_length without truncate: name the knob
+            raise InputTooLongError(f"{exc}".replace("truncate=True", '"truncate": true')) from None
         tokens = sum(len(s) for s in sequences)
         self._check_tokens(tokens)
         return await self.batcher.embed(sequences, task_id), tokens
@@ -199,16 +263,27 @@ class EmbeddingService:
             spans.append((at, at + len(chunk)))
             at += len(chunk) + 1
         document = " ".join(chunks)
+        await asyncio.to_thread(check_document_length, self.backend, document, task)
         doc = await asyncio.to_thread(self.backend.tokenize_document, document, task)
         limit = self.backend.max_length
         if doc.length > limit:
-            raise InvalidInputError(
+            raise InputTooLongError(
                 f"late-chunking request has {doc.length} tokens (all inputs joined as one text), more than the "
-                f"model's {limit}; send fewer chunks per request"
+                f"model's limit of {limit}; send fewer chunks per request"
             )
         self._check_tokens(doc.length)
         late.plan_pooling(doc, spans)  # rejects empty chunks before any model work
         return await self.batcher.late_chunk(document, spans, task, doc.length), doc.length
+
+
+def _models(backend: LocalBackend, config: ServerConfig, name: str) -> dict[str, Any]:
+    """``GET /v1/models``: what this server accepts. ``tasks`` are the task names accepted; ``task_adapters``
+    those that change the output (a plain encoder has none and ignores ``task``)."""
+    return {"object": "list", "data": [{
+        "id": name, "object": "model", "created": 0, "owned_by": "jinav3",
+        "dimensions": backend.full_dimensions, "max_tokens": backend.max_length,
+        "tasks": list(TASKS), "task_adapters": list(backend.tasks), "max_inputs": config.max_inputs,
+    }]}
 
 
 def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) -> FastAPI:
@@ -217,11 +292,12 @@ def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) 
     if not isinstance(backend, LocalBackend):
         raise InvalidInputError(f"the server needs a local backend, got {type(backend).__name__}")
     config = config or ServerConfig()
+    name = config.model_name or served_model_name(backend)
     batcher = MicroBatcher(
         backend, max_batch_tokens=config.max_batch_tokens, max_wait=config.batch_wait_ms / 1000,
         max_pending=config.max_pending,
     )
-    service = EmbeddingService(backend, config, batcher)
+    service = EmbeddingService(backend, config, batcher, name)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -229,52 +305,70 @@ def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) 
         try:
             yield
         finally:
-            await batcher.close()  # after uvicorn has finished the in-flight requests
+            await batcher.close()  # after uvicorn has finished (or given up on) the in-flight requests
 
     app = FastAPI(title="jinav3 embeddings server", version="1", lifespan=lifespan)
     app.state.service = service
+    app.state.config = config
 
     @app.exception_handler(ApiProblem)
-    async def _on_problem(request: Request, problem: ApiProblem) -> JSONResponse:
-        return _problem_response(request, problem)
+    async def _on_problem(request: Request, problem: ApiProblem) -> Response:
+        return problem_response(request, problem)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _on_http(request: Request, exc: StarletteHTTPException) -> Response:
         codes = {404: "RESOURCE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
-        return _problem_response(request, ApiProblem(exc.status_code, codes.get(exc.status_code), str(exc.detail)))
+        problem = ApiProblem(exc.status_code, codes.get(exc.status_code), str(exc.detail), headers=exc.headers)
+        return problem_response(request, problem)
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = [FieldError(field=".".join(map(str, e.get("loc", ()))) or "body", message=str(e.get("msg")),
+                             type=str(e.get("type"))) for e in exc.errors()]
+        return problem_response(request, validation_problem(errors))
+
+    @app.exception_handler(ClientGone)
+    @app.exception_handler(ClientDisconnect)
+    async def _on_gone(request: Request, exc: Exception) -> Response:
+        where = f" {exc}" if isinstance(exc, ClientGone) else " while sending the body"
+        log.info("request %s: client disconnected%s; its work was dropped", request_id(request), where)
+        return Response(status_code=499)  # never delivered: the connection is gone
 
     @app.exception_handler(Exception)
-    async def _on_crash(request: Request, exc: Exception) -> JSONResponse:
-        rid = _request_id(request)
+    async def _on_crash(request: Request, exc: Exception) -> Response:
+        rid = request_id(request)
         log.exception("request %s failed", rid)
         detail = f"Internal error ({type(exc).__name__}); contact the server's operator with the request_id"
-        return _problem_response(request, ApiProblem(500, "INTERNAL_ERROR", detail))
+        return problem_response(request, ApiProblem(500, "INTERNAL_ERROR", detail))
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": config.model_name, "pending_inputs": batcher.pending}
+        status = "stopping" if service.stopping else "ok"
+        return {"status": status, "model": name, "pending_inputs": batcher.pending}
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
         _check_auth(request, config.api_keys)
-        return {"object": "list", "data": [{
-            "id": config.model_name, "object": "model", "created": 0, "owned_by": "jinav3",
-            "dimensions": backend.full_dimensions, "max_tokens": backend.max_length,
-            "tasks": list(backend.tasks), "max_inputs": config.max_inputs,
-        }]}
+        return _models(backend, config, name)
 
     @app.post("/v1/embeddings")
-    async def embeddings(request: Request) -> JSONResponse:
+    async def embeddings(request: Request) -> Response:
         started = time.perf_counter()
-        rid = _request_id(request)
+        rid = request_id(request)
         _check_auth(request, config.api_keys)
-        body = await _read_body(request, config.max_body_bytes)
+        body = await _read_body(request, config.max_body_bytes, config.body_timeout)
         try:
-            req = EmbeddingsRequest.model_validate_json(body)
+            if len(body) > _PARSE_OFF_LOOP_BYTES:  # a big body would stall every other request while parsing
+                req = await asyncio.to_thread(EmbeddingsRequest.model_validate_json, body)
+            else:
+                req = EmbeddingsRequest.model_validate_json(body)
         except ValidationError as exc:
-            raise _validation_problem(field_errors(exc)) from None
-        answer = await service.embed(req)
+            raise validation_problem(field_errors(exc)) from None
+        answer = await _unless_disconnected(request, service.embed(req))
         log.debug("request %s: %d inputs in %.1f ms", rid, len(answer["data"]), 1000 * (time.perf_counter() - started))
-        return JSONResponse(answer, headers={"X-Request-ID": rid})
+        headers = {"X-Request-ID": rid}
+        if service.stopping:
+            headers["Connection"] = "close"
+        return SafeJSONResponse(answer, headers=headers)
 
     return app

@@ -6,14 +6,22 @@ together: plain inputs of all jobs go through one ``embed_ids`` call, which pack
 length-sorted token-budget batches with a LoRA task id per row, so requests of different tasks share batches.
 Late-chunking jobs are one sequence each and run through the backend's late chunking, grouped by task. Output
 choices (dimensions, normalisation, encoding) are per request and applied by the caller to the raw vectors.
+
+Work nobody waits for is never computed: a job whose future was cancelled (its client went away) is dropped when
+a round is gathered. Rounds run on a daemon thread, so a stopping server answers the jobs it will not compute
+(:meth:`MicroBatcher.abort`) and exits without waiting for them. The worker measures its throughput (tokens per
+second) so an overloaded server can tell clients how long to wait (:meth:`MicroBatcher.retry_after`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +33,34 @@ class Overloaded(Exception):
     """Too many inputs are waiting; the caller should answer 503 with ``Retry-After``."""
 
 
-@dataclass
+class ShuttingDown(Exception):
+    """The server is stopping and will not compute this job; the caller should answer 503."""
+
+
+def _in_daemon_thread(function: Any, *args: Any) -> asyncio.Future:
+    """Run ``function(*args)`` on a new daemon thread (a stopping process never waits for it)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future = loop.create_future()
+
+    def settle(outcome: Any, failed: bool) -> None:
+        if not future.done():
+            future.set_exception(outcome) if failed else future.set_result(outcome)
+
+    def target() -> None:
+        try:
+            outcome, failed = function(*args), False
+        except BaseException as exc:  # handed to the awaiting coroutine
+            outcome, failed = exc, True
+        try:
+            loop.call_soon_threadsafe(settle, outcome, failed)
+        except RuntimeError:  # the loop is closed: the process is exiting
+            pass
+
+    threading.Thread(target=target, name="jinav3-round", daemon=True).start()
+    return future
+
+
+@dataclass(eq=False)  # identity: jobs live in a set
 class _Job:
     future: asyncio.Future[list[np.ndarray] | np.ndarray]
     inputs: int
@@ -54,8 +89,13 @@ class MicroBatcher:
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait
         self.max_pending = max_pending
-        self.pending = 0
+        self.pending = 0  # inputs waiting or running
+        self.pending_tokens = 0
         self.rounds = 0
+        self.dropped = 0  # jobs dropped because their client went away
+        self.tokens_per_second: float | None = None  # moving average over recent rounds
+        self._live: set[_Job] = set()
+        self._stopped: BaseException | None = None
         self._queue: asyncio.Queue[_Job | None] | None = None
         self._worker: asyncio.Task[None] | None = None
 
@@ -64,23 +104,53 @@ class MicroBatcher:
         self._queue = asyncio.Queue()
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="jinav3-micro-batcher")
 
+    def abort(self, reason: BaseException) -> None:
+        """Answer every job not yet answered with ``reason`` and refuse new ones (a round already running on its
+        thread finishes unobserved)."""
+        self._stopped = reason
+        for job in list(self._live):
+            if not job.future.done():
+                job.future.set_exception(reason)
+        self._live.clear()
+
     async def close(self) -> None:
-        """Finish every queued job, then stop the worker."""
+        """Stop the worker; jobs still unanswered get :class:`ShuttingDown` (never computed at shutdown)."""
+        self.abort(ShuttingDown("the server is shutting down"))
         if self._queue is None or self._worker is None:
             return
-        await self._queue.put(None)
-        await self._worker
+        self._worker.cancel()
+        try:
+            await self._worker
+        except asyncio.CancelledError:
+            pass
         self._queue = self._worker = None
+
+    def retry_after(self) -> int:
+        """Whole seconds until the work waiting now is done at the measured rate (1 to 120)."""
+        if not self.tokens_per_second:
+            return 1
+        return max(1, min(120, math.ceil(self.pending_tokens / self.tokens_per_second)))
 
     # -- submitting --------------------------------------------------------------------------------------
     def _submit(self, job: _Job) -> asyncio.Future:
+        if self._stopped is not None:
+            raise type(self._stopped)(*self._stopped.args)
         if self._queue is None:
             raise RuntimeError("the micro-batcher is not running")
         if self.pending + job.inputs > self.max_pending and self.pending > 0:
             raise Overloaded(f"{self.pending} inputs are already waiting (limit {self.max_pending})")
         self.pending += job.inputs
+        self.pending_tokens += job.tokens
+        self._live.add(job)
+        job.future.add_done_callback(lambda _: self._release(job))
         self._queue.put_nowait(job)
         return job.future
+
+    def _release(self, job: _Job) -> None:
+        """The job is answered, failed or cancelled: it no longer counts as pending."""
+        self.pending -= job.inputs
+        self.pending_tokens -= job.tokens
+        self._live.discard(job)
 
     async def embed(self, sequences: Sequence[np.ndarray], task_id: int) -> np.ndarray:
         """Raw pooled vectors of already tokenised inputs, shape (len(sequences), full width)."""
@@ -113,32 +183,43 @@ class MicroBatcher:
                     break
             if job is None:
                 return jobs, True
+            if job.future.done():  # cancelled while queued: its client went away
+                self.dropped += 1
+                continue
             jobs.append(job)
             tokens += job.tokens
         return jobs, False
 
     async def _run(self) -> None:
         assert self._queue is not None
-        stopping = False
         while True:
-            if stopping and self._queue.empty():
-                return
             first = await self._queue.get()
             if first is None:
-                stopping = True
+                return
+            if first.future.done():
+                self.dropped += 1
                 continue
             jobs, saw_stop = await self._gather(first)
-            stopping = stopping or saw_stop
-            outcomes = await asyncio.to_thread(self._process, jobs)
-            self.rounds += 1
-            for job, outcome in zip(jobs, outcomes, strict=True):
-                self.pending -= job.inputs
-                if job.future.done():  # the request was cancelled (client went away)
-                    continue
-                if isinstance(outcome, BaseException):
-                    job.future.set_exception(outcome)
-                else:
-                    job.future.set_result(outcome)
+            live = [job for job in jobs if not job.future.done()]  # cancelled: the client went away
+            self.dropped += len(jobs) - len(live)
+            if live:
+                started = time.perf_counter()
+                outcomes = await _in_daemon_thread(self._process, live)
+                self._measure(sum(job.tokens for job in live), time.perf_counter() - started)
+                self.rounds += 1
+                for job, outcome in zip(live, outcomes, strict=True):
+                    if job.future.done():  # cancelled or aborted meanwhile
+                        continue
+                    if isinstance(outcome, BaseException):
+                        job.future.set_exception(outcome)
+                    else:
+                        job.future.set_result(outcome)
+            if saw_stop:
+                return
+
+    def _measure(self, tokens: int, seconds: float) -> None:
+        rate = tokens / max(seconds, 1e-6)
+        self.tokens_per_second = rate if self.tokens_per_second is None else 0.7 * self.tokens_per_second + 0.3 * rate
 
     def _process(self, jobs: Sequence[_Job]) -> list[np.ndarray | list[np.ndarray] | BaseException]:
         """Run one round in the worker thread; a failure only fails the jobs of the call that failed."""

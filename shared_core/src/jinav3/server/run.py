@@ -1,18 +1,59 @@
-"""Run the server with uvicorn: one process, one model, graceful shutdown on SIGINT/SIGTERM.
+"""Run the server with uvicorn: one process, one model, graceful and prompt shutdown on SIGINT/SIGTERM.
 
-On a stop signal uvicorn stops accepting connections, lets in-flight requests finish (up to
-``graceful_timeout`` seconds), then the app's lifespan drains the micro-batcher.
+On a stop signal uvicorn stops accepting connections and gives in-flight requests ``graceful_timeout`` seconds.
+The app is told at once (:meth:`EmbeddingService.begin_shutdown`): new requests get 503, and shortly before
+the grace period ends every request still waiting is answered with a JSON 503 (``Retry-After``) instead of
+being cut off; the micro-batcher then stops without computing anything more, so the process exits promptly.
+Connections are guarded by the timeouts and the cap of :class:`ServerConfig` (:mod:`jinav3.server.protocol`).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 import time
 from typing import Any
 
 from jinav3.server.app import ServerConfig, create_app
+from jinav3.server.protocol import guarded_protocol
+
+
+def _uvicorn_server(app: Any, *, graceful_timeout: float | None, log_level: str, access_log: bool,
+                    **options: Any) -> Any:
+    """A ``uvicorn.Server`` for ``app`` (built by :func:`create_app`) with the app's connection guards and the
+    shutdown hand-off."""
+    import uvicorn
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    state = getattr(app, "state", None)
+    config: ServerConfig = getattr(state, "config", None) or ServerConfig()
+    service = getattr(state, "service", None)
+
+    class Server(uvicorn.Server):
+        async def on_tick(self, counter: int) -> bool:
+            should_exit = await super().on_tick(counter)
+            if should_exit and service is not None:
+                service.begin_shutdown(graceful_timeout)
+            return should_exit
+
+    protocol = guarded_protocol(AutoHTTPProtocol, config.header_timeout, config.max_connections)
+    return Server(uvicorn.Config(
+        app, http=protocol, lifespan="on", log_level=log_level, access_log=access_log,
+        timeout_keep_alive=config.keep_alive_timeout, timeout_graceful_shutdown=graceful_timeout, **options,
+    ))
+
+
+def _log_to_stderr(level: str) -> None:
+    """The server's own lines (disconnects, shutdown, failures) next to uvicorn's, on stderr."""
+    logger = logging.getLogger("jinav3")
+    logger.setLevel(level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def run_server(
@@ -20,14 +61,11 @@ def run_server(
     graceful_timeout: float | None = 30.0, log_level: str = "info",
 ) -> None:
     """Serve ``backend`` until a stop signal arrives."""
-    import uvicorn
-
-    logging.getLogger("jinav3").setLevel(log_level.upper())
+    _log_to_stderr(log_level)
     app = create_app(backend, config)
-    uvicorn.run(
-        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
-        lifespan="on", access_log=log_level == "debug",
-    )
+    server = _uvicorn_server(app, graceful_timeout=graceful_timeout, log_level=log_level,
+                             access_log=log_level == "debug", host=host, port=port)
+    server.run()
 
 
 class BackgroundServer:
@@ -37,15 +75,15 @@ class BackgroundServer:
     the server down gracefully.
     """
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        import uvicorn
-
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, graceful_timeout: float | None = 30.0,
+                 log_level: str = "warning") -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = host, self._socket.getsockname()[1]
         self.base_url = f"http://{host}:{self.port}/v1"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.app = app
+        self.server = _uvicorn_server(app, graceful_timeout=graceful_timeout, log_level=log_level, access_log=False)
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
     def start(self, timeout: float = 30.0) -> BackgroundServer:

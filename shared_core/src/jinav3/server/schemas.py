@@ -8,6 +8,7 @@ accepts the aliases real clients send: ``encoding_type`` (LlamaIndex, Jina's pyd
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -99,17 +100,29 @@ class HTTPValidationError(BaseModel):
     errors: list[FieldError]
 
 
+def _echo(value: Any) -> Any:
+    """What an error may echo of a rejected value: short scalars only, never NaN/Infinity or huge numbers."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, int):
+        return value if value.bit_length() <= 64 else None
+    if isinstance(value, str):
+        return value if len(value) <= 200 else None
+    return None
+
+
 def field_errors(error: ValidationError) -> list[FieldError]:
     """Pydantic's errors in the spec's ``{field, input, message, type}`` shape (``input`` only for scalars, so
-    a huge input list is never echoed back)."""
+    a huge input list is never echoed back; NaN/Infinity echoed as strings, since JSON cannot carry them)."""
     out: list[FieldError] = []
     for item in error.errors(include_url=False):
-        value = item.get("input")
-        scalar = value is None or (isinstance(value, (str, int, float, bool)) and len(str(value)) <= 200)
+        value = _echo(item.get("input"))
         out.append(
             FieldError(
                 field=".".join(str(part) for part in item["loc"]) or "body",
-                input=value if scalar else None,
+                input=value,
                 message=item["msg"],
                 type=item["type"],
             )

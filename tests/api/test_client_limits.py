@@ -1,0 +1,205 @@
+"""The API client's time limits, retry budget, redaction and late-chunking recovery, against real loopback
+servers: the fault server (misbehaving on purpose) and ``jinav3 serve`` on the offline MiniLM."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jinav3 import Embedder, InvalidInputError
+from jinav3.backends.api import ApiError
+from jinav3.backends.api_late import plan_requests
+from jinav3.backends.api_retry import RetryPolicy, RetryState, Transient
+from jinav3.server import ServerConfig, create_app
+from jinav3.server.run import BackgroundServer
+
+FAKE_WIDTH = 16
+
+
+def fake_api(server: Any, **options: Any) -> Embedder:
+    options = {"full_dimensions": FAKE_WIDTH, "backoff": 0.01, "max_backoff": 0.05, "tokenizer": None, **options}
+    return Embedder.api(base_url=server.base_url, **options)
+
+
+def test_request_timeout_bounds_a_trickling_answer(fault_server: Any) -> None:
+    """A server sending one byte every 0.05 s keeps every read under ``timeout`` but never finishes in time."""
+    emb = fake_api(fault_server, timeout=2.0, request_timeout=0.5, max_retries=1)
+    fault_server.default = "trickle"
+    fault_server.slow_seconds = 0.05
+    started = time.monotonic()
+    with pytest.raises(ApiError, match=r"request_timeout=0.5 s") as info:
+        emb.embed(["x"])
+    assert time.monotonic() - started < 2.5  # two attempts of 0.5 s plus a short backoff, not the ~40 s trickle
+    assert info.value.attempts == 2
+    emb.close()
+
+
+async def test_request_timeout_applies_to_async_calls_too(fault_server: Any) -> None:
+    emb = fake_api(fault_server, timeout=2.0, request_timeout=0.4, max_retries=0)
+    fault_server.default = "trickle"
+    fault_server.slow_seconds = 0.05
+    started = time.monotonic()
+    with pytest.raises(ApiError, match="request_timeout"):
+        await emb.aembed(["x"])
+    assert time.monotonic() - started < 1.5
+    await emb.backend.aclose()
+
+
+def test_busy_answers_are_retried_until_the_budget_not_max_retries(fault_server: Any) -> None:
+    emb = fake_api(fault_server, max_retries=1, retry_budget=30)
+    fault_server.script = ["503", "429", "503", "409", "503", "503"]
+    np.testing.assert_array_equal(emb.embed(["a"], normalized=False), fault_server.vectors(["a"]))
+    assert fault_server.requests == 7 and emb.backend.retries == 6
+    emb.close()
+
+
+def test_retry_budget_ends_a_busy_streak_with_a_message_naming_it(fault_server: Any) -> None:
+    emb = fake_api(fault_server, retry_budget=0.5, backoff=0.05, max_backoff=0.1)
+    fault_server.default = "503"
+    started = time.monotonic()
+    with pytest.raises(ApiError, match=r"retry_budget=0.5 s"):
+        emb.embed(["a"])
+    assert time.monotonic() - started < 2.0
+    emb.close()
+
+
+def test_a_retry_after_beyond_the_budget_fails_at_once(fault_server: Any) -> None:
+    emb = fake_api(fault_server, retry_budget=60)
+    fault_server.default = "429"
+    fault_server.retry_after = "3600"
+    started = time.monotonic()
+    with pytest.raises(ApiError, match=r"retry after 3600 s.*retry_budget=60"):
+        emb.embed(["a"])
+    assert time.monotonic() - started < 2.0 and fault_server.requests == 1
+    emb.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(retry_after=st.floats(0, 50), attempts=st.integers(1, 20), budget=st.floats(1, 100))
+def test_waits_honour_retry_after_with_jitter_and_never_exceed_the_budget(
+    retry_after: float, attempts: int, budget: float
+) -> None:
+    state = RetryState(RetryPolicy(retry_budget=budget, backoff=0.5, max_backoff=30))
+    state.attempts = attempts
+    try:
+        wait = state.delay(Transient("busy", 503, retry_after))
+    except Exception as stop:  # GiveUp: only when the server asks for more than the budget has left
+        assert retry_after > budget - state.elapsed, stop
+        return
+    assert retry_after <= wait <= budget
+    assert wait <= retry_after + max(retry_after, 0.5) / 2
+
+
+def test_jitter_spreads_clients_told_the_same_retry_after() -> None:
+    waits = {RetryState(RetryPolicy()).delay(Transient("busy", 503, 1.0)) for _ in range(20)}
+    assert len(waits) > 10 and min(waits) >= 1.0 and max(waits) <= 1.5
+
+
+def test_credentials_in_base_url_never_appear(fault_server: Any, caplog: pytest.LogCaptureFixture) -> None:
+    password, user = "Pa55w0rd-s3cret", "alice-user"
+    url = fault_server.base_url.replace("http://", f"http://{user}:{password}@")
+    emb = Embedder.api(base_url=url, full_dimensions=FAKE_WIDTH + 1, backoff=0.01, max_retries=1, tokenizer=None)
+    fault_server.echo_detail = f" at {url}"
+    shown = [repr(emb), repr(emb.backend), str(emb.describe())]
+    with caplog.at_level(logging.INFO, logger="jinav3"):
+        for behaviour in ("ok", "500", "400"):  # wrong width, exhausted retries, a client error echoing the URL
+            fault_server.default = behaviour
+            with pytest.raises(ApiError) as info:
+                emb.embed(["x"])
+            shown += [str(info.value), info.value.detail]
+        dead = Embedder.api(base_url=f"http://{user}:{password}@127.0.0.1:9/v1", max_retries=0, tokenizer=None)
+        with pytest.raises(ApiError) as info:
+            dead.embed(["x"])
+        shown.append(str(info.value))
+    shown += [record.getMessage() for record in caplog.records]
+    for text in shown:
+        assert password not in text and user not in text, text
+    emb.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=25), limit=st.integers(60, 200),
+       window=st.integers(64, 400))
+def test_late_chunking_replans_what_the_server_refuses_and_loses_no_chunk(
+    fault_server: Any, sizes: list[int], limit: int, window: int
+) -> None:
+    """The fault server counts one token per character (far above the estimate) and refuses late-chunking
+    requests over ``limit``: every chunk still gets its own vector, in order, from a request within the limit."""
+    chunks = [f"c{i}" + "w" * size for i, size in enumerate(sizes)]
+    document = " ".join(chunks)
+    spans, at = [], 0
+    for chunk in chunks:
+        spans.append((at, at + len(chunk)))
+        at += len(chunk) + 1
+    fault_server.bodies.clear()
+    fault_server.late_token_limit = limit
+    emb = fake_api(fault_server)
+    result = emb.late_chunk(document, spans=spans, window=window, normalized=False)
+    assert [(c.start, c.end) for c in result] == spans
+    np.testing.assert_array_equal(np.stack([c.embedding for c in result]), fault_server.vectors(chunks))
+    for body in fault_server.bodies:  # every request: consecutive chunks of the document
+        first = chunks.index(body["input"][0])
+        assert body["input"] == chunks[first : first + len(body["input"])]
+    emb.close()
+
+
+def test_a_chunk_too_long_on_its_own_is_a_clear_error(fault_server: Any) -> None:
+    fault_server.late_token_limit = 20
+    emb = fake_api(fault_server)
+    with pytest.raises(ApiError, match=r"chunk 1 .* on its own .*chunk_size.*max_request_tokens"):
+        emb.late_chunk("short one. " + "x" * 50 + ".", spans=[(0, 10), (11, 62)])
+    emb.close()
+
+
+def test_plan_keeps_order_context_and_budget() -> None:
+    counts = [5, 7, 3, 9, 4, 6]
+    plans = plan_requests(counts, budget=12, context=4)
+    assert plans[0][:2] == (0, 0)  # the first request has no context
+    kept = [i for _, first, end in plans for i in range(first, end)]
+    assert kept == list(range(len(counts)))
+    for start, first, end in plans:
+        assert sum(counts[start:end]) <= 12 or end - first == 1
+        assert sum(counts[start:first]) <= 4
+
+
+@pytest.fixture(scope="module")
+def minilm_server(minilm_embedder: Embedder) -> Any:
+    with BackgroundServer(create_app(minilm_embedder, ServerConfig())) as server:
+        yield server
+
+
+def test_late_chunking_through_a_minilm_server_recovers_from_its_256_token_limit(
+    minilm_server: Any, minilm_embedder: Embedder
+) -> None:
+    """The client plans 8192-token requests; the server allows 256 and counts exactly: the client re-plans."""
+    sentences = [f"Sentence {i} describes the river, the bridges and the old town number {i}." for i in range(60)]
+    document = " ".join(sentences)
+    api = Embedder.api(base_url=minilm_server.base_url, model="all-MiniLM-L6-v2", full_dimensions=384,
+                       tokenizer=None)
+    chunks = api.late_chunk(document, "sentences")
+    assert [c.text for c in chunks] == sentences
+    assert all(np.isfinite(c.embedding).all() and c.embedding.shape == (384,) for c in chunks)
+    assert api.backend._late_budget is not None and api.backend._late_budget < 8192  # learnt (in estimate units)
+    api.close()
+
+
+def test_an_exact_local_tokenizer_plans_requests_the_server_accepts(minilm_server: Any, minilm_dir: Any) -> None:
+    sentences = [f"Satz {i}: Die Brücke über den Fluss wurde {1800 + i} gebaut." for i in range(40)]
+    api = Embedder.api(base_url=minilm_server.base_url, model="all-MiniLM-L6-v2", full_dimensions=384,
+                       tokenizer=minilm_dir, max_request_tokens=250)
+    chunks = api.late_chunk(" ".join(sentences), "sentences")
+    assert [c.text for c in chunks] == sentences
+    assert api.backend._late_budget is None  # nothing was refused: the counts were exact
+    assert api.backend.retries == 0
+    api.close()
+
+
+def test_tokenizer_argument_is_checked() -> None:
+    with pytest.raises(InvalidInputError, match="tokenizer must be"):
+        Embedder.api(base_url="http://127.0.0.1:9/v1", tokenizer=42)

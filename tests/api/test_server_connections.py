@@ -1,0 +1,190 @@
+"""``jinav3 serve`` with slow, idle, disconnecting and too many clients, overload and shutdown: real sockets on
+127.0.0.1, the real ``jinav3 serve`` command for signals."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from jinav3.server.batcher import MicroBatcher
+
+MODEL = "jina-embeddings-v3"
+
+
+@pytest.fixture(scope="module")
+def strict(start_server: Any) -> Any:
+    return start_server(header_timeout=0.5, body_timeout=0.5, max_connections=8, keep_alive_timeout=0.5)
+
+
+def connect(server: Any) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    return sock
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def answer_of(raw: bytes) -> tuple[int, dict]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_partial_headers_get_408_and_the_socket_is_closed(strict: Any) -> None:
+    sockets = [connect(strict) for _ in range(4)]
+    for sock in sockets[:2]:
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n")  # never finished
+    started = time.monotonic()
+    for sock in sockets:  # two idle from the start, two with a partial head
+        status, payload = answer_of(read_all(sock))  # returns only once the server closed the socket
+        assert status == 408 and payload["code"] == "REQUEST_TIMEOUT"
+        sock.close()
+    assert time.monotonic() - started < 3
+
+
+def test_a_slow_body_gets_408_and_the_socket_is_closed(strict: Any) -> None:
+    sock = connect(strict)
+    sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 500\r\n\r\n{\"model\": ")
+    status, payload = answer_of(read_all(sock))
+    assert status == 408 and "did not arrive within 0.5 s" in payload["detail"]
+    sock.close()
+
+
+def test_connections_beyond_the_cap_get_503(strict: Any) -> None:
+    held = [connect(strict) for _ in range(8)]
+    time.sleep(0.2)
+    extra = connect(strict)
+    status, payload = answer_of(read_all(extra))
+    assert status == 503 and payload["code"] == "SERVICE_UNAVAILABLE"
+    for sock in [*held, extra]:
+        sock.close()
+    time.sleep(0.3)
+    assert httpx.post(f"{strict.base_url}/embeddings", json={"model": MODEL, "input": "ok"}).status_code == 200
+
+
+def test_mid_body_disconnects_are_one_info_line_not_tracebacks(strict: Any, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(5):
+            sock = connect(strict)
+            sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n{\"model\"")
+            time.sleep(0.05)
+            sock.close()
+        time.sleep(0.5)
+    gone = [r for r in caplog.records if "client disconnected" in r.getMessage()]
+    assert len(gone) == 5 and all(r.levelno == logging.INFO for r in gone)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_work_of_clients_that_went_away_is_dropped(start_server: Any) -> None:
+    server = start_server(batch_wait_ms=2000)  # the worker gathers company for 2 s before computing
+    batcher = server.server.config.app.state.service.batcher
+    body = json.dumps({"model": MODEL, "input": ["Berlin is the capital of Germany. " * 120] * 4}).encode()
+    rounds, dropped = batcher.rounds, batcher.dropped
+    sockets = []
+    for _ in range(8):
+        sock = connect(server)
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        sockets.append(sock)
+    deadline = time.monotonic() + 10
+    while batcher.pending < 32 and time.monotonic() < deadline:  # all eight are queued
+        time.sleep(0.02)
+    for sock in sockets:
+        sock.close()  # all eight abandon their requests while queued
+    answer = httpx.post(f"{server.base_url}/embeddings", json={"model": MODEL, "input": "tiny"}, timeout=60)
+    assert answer.status_code == 200
+    assert batcher.dropped - dropped == 8 and batcher.rounds - rounds == 1  # only the tiny request was computed
+    assert batcher.pending == 0
+
+
+def test_retry_after_follows_the_queue_and_the_measured_rate() -> None:
+    batcher = MicroBatcher.__new__(MicroBatcher)
+    batcher.tokens_per_second, batcher.pending_tokens = None, 10_000
+    assert batcher.retry_after() == 1  # nothing measured yet
+    batcher.tokens_per_second = 2_000.0
+    assert batcher.retry_after() == 5
+    batcher.pending_tokens = 10**9
+    assert batcher.retry_after() == 120  # capped
+
+
+def test_overload_answers_json_503_with_a_retry_after(start_server: Any) -> None:
+    server = start_server(max_pending=1, batch_wait_ms=500)
+    results: list[httpx.Response] = []
+
+    def call() -> None:
+        results.append(httpx.post(f"{server.base_url}/embeddings", json={"model": MODEL, "input": ["a", "b"]},
+                                  timeout=30))
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    busy = [r for r in results if r.status_code == 503]
+    assert busy and all(int(r.headers["retry-after"]) >= 1 and r.json()["code"] == "SERVICE_UNAVAILABLE"
+                        for r in busy)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="uses SIGTERM")
+def test_sigterm_answers_unfinished_requests_with_json_503_and_exits_promptly(tiny_checkpoint: Path) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jinav3.cli", "serve", "--model", str(tiny_checkpoint), "--device", "cpu",
+         "--port", str(port), "--batch-wait-ms", "20000", "--graceful-timeout", "2", "--log-level", "info"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        answers: list[httpx.Response] = []
+        workers = [threading.Thread(target=lambda: answers.append(httpx.post(
+            f"{base}/v1/embeddings", json={"model": MODEL, "input": ["queued"]}, timeout=30))) for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        time.sleep(0.5)  # the requests wait in the micro-batcher (20 s gathering pause)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.join(30)
+        assert len(answers) == 3
+        for answer in answers:
+            assert answer.status_code == 503 and answer.json()["code"] == "SERVICE_UNAVAILABLE"
+            assert answer.headers["retry-after"]
+        process.wait(30)
+        assert time.monotonic() - signalled < 6  # 2 s of grace, then out (16 s before)
+        log = process.stdout.read()  # type: ignore[union-attr]
+        assert "Traceback" not in log and "shutting down" in log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
