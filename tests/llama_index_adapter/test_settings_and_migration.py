@@ -40,7 +40,7 @@ def test_the_parser_inherits_settings_embed_model(settings_model, tiny_model, do
 
 def test_a_non_jina_settings_embed_model_is_an_error_at_construction(settings_model):
     settings_model(MockEmbedding(embed_dim=16))
-    with pytest.raises(ValueError, match="Settings.embed_model is a MockEmbedding"):
+    with pytest.raises(ValueError, match=r"Settings\.embed_model is a MockEmbedding"):
         JinaV3LateChunkingNodeParser()
 
 
