@@ -10,6 +10,8 @@ from pathlib import Path
 from jinav3.models import resolve_model
 
 CORPUS = Path(__file__).parent / "corpus"
+#: The collection (Haystack: index) the examples write to in a local Qdrant database (``--qdrant PATH``).
+COLLECTION = "jinav3_example"
 QUERIES = [
     "Which city was divided by a wall?",
     "Wo steht die Elbphilharmonie?",
@@ -32,6 +34,11 @@ def parse_args(
     parser.add_argument("--corpus", type=Path, default=CORPUS, help="folder of .txt documents")
     parser.add_argument("--dimensions", type=int, default=None, help="Matryoshka size (e.g. 256)")
     parser.add_argument("--top", type=int, default=top)
+    parser.add_argument("--qdrant", type=Path, metavar="PATH",
+                        help="store the chunks in a local Qdrant database at PATH (no server needed); when it already "
+                             "holds the collection, only answer the queries from it (needs the framework's Qdrant "
+                             "integration: qdrant-haystack, llama-index-vector-stores-qdrant or langchain-qdrant)")
+    parser.add_argument("--reindex", action="store_true", help="with --qdrant: rebuild the collection")
     parser.add_argument("queries", nargs="*", help="queries (default: a built-in multilingual set)")
     if extra is not None:
         extra(parser)
@@ -43,6 +50,18 @@ def parse_args(
     if notice:
         print(notice, file=sys.stderr)
     return args, model
+
+
+def qdrant_collection_exists(path: Path) -> bool:
+    """Whether the local Qdrant database at ``path`` holds the examples' collection (the client is closed again:
+    local mode allows one client per folder at a time)."""
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(path=str(path))
+    try:
+        return client.collection_exists(COLLECTION)
+    finally:
+        client.close()
 
 
 def print_hits(query: str, hits: Iterable[tuple[float, str, int, int, str]]) -> None:

@@ -28,7 +28,8 @@ def test_text_embedder_defaults_and_to_dict():
         "type": TEXT_TYPE,
         "init_parameters": {
             "model": None, "backend": "local", "api_key": ENV_KEY, "task": "retrieval.query", "dimensions": None,
-            "backend_options": None, "prefix": "", "suffix": "", "normalized": True, "truncate": False,
+            "backend_options": None, "base_url": None, "embedding_type": "float", "prefix": "", "suffix": "",
+            "normalized": True, "truncate": False, "late_chunking": False,
         },
     }
 
@@ -38,9 +39,9 @@ def test_document_embedder_defaults_and_to_dict():
         "type": DOC_TYPE,
         "init_parameters": {
             "model": None, "backend": "local", "api_key": ENV_KEY, "task": "retrieval.passage", "dimensions": None,
-            "backend_options": None, "late_chunking": False, "prefix": "", "suffix": "", "batch_size": 32,
-            "progress_bar": True, "meta_fields_to_embed": [], "embedding_separator": "\n", "normalized": True,
-            "truncate": False,
+            "backend_options": None, "base_url": None, "embedding_type": "float", "late_chunking": False,
+            "prefix": "", "suffix": "", "batch_size": 32, "progress_bar": True, "meta_fields_to_embed": [],
+            "embedding_separator": "\n", "normalized": True, "truncate": False, "overwrite": False,
         },
     }
 
@@ -195,9 +196,3 @@ async def test_late_chunking_async_and_without_offsets(tiny):
     for a, b, late in zip(sync, asyn, expected, strict=True):
         np.testing.assert_allclose(a.embedding, late.embedding, atol=1e-5)
         np.testing.assert_allclose(b.embedding, late.embedding, atol=1e-5)
-
-
-def test_late_chunking_rejects_empty_chunks(tiny):
-    embedder = JinaV3DocumentEmbedder(**tiny, late_chunking=True, progress_bar=False)
-    with pytest.raises(InvalidInputError, match="has no text"):
-        embedder.run(documents=[Document(content="  ", meta={"source_id": "s"})])

@@ -9,6 +9,7 @@ import pytest
 from haystack import Document
 from haystack.components.preprocessors import DocumentSplitter
 
+from haystack_integrations.components.embedders.jinav3._component import LATE_CHUNKED_KEY
 from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChunkingSplitter
 from jinav3 import InvalidInputError, SentenceChunker
 
@@ -26,7 +27,8 @@ def test_defaults_to_dict_and_back_with_a_nested_splitter():
         "init_parameters": {
             "model": None, "backend": "local",
             "api_key": {"type": "env_var", "env_vars": ["JINA_API_KEY", "JINAAI_API_KEY"], "strict": False},
-            "task": "retrieval.passage", "dimensions": None, "backend_options": None, "chunker": "sentences",
+            "task": "retrieval.passage", "dimensions": None, "backend_options": None, "base_url": None,
+            "embedding_type": "float", "chunker": "sentences",
             "chunk_size": 256, "chunk_overlap": 0, "min_chars": 0, "document_splitter": None, "window": None,
             "overlap": None, "normalized": True, "batch_size": 8, "progress_bar": True,
         },
@@ -75,8 +77,9 @@ def test_sentence_chunks_look_like_document_splitter_output(tiny):
     assert [d.content for d in out] == [source.content[s:e] for s, e in spans]
     for i, (doc, (start, _)) in enumerate(zip(out, spans, strict=True)):
         assert doc.meta == {"lang": "en", "source_id": source.id, "page_number": 1 if i < 3 else 2,
-                            "split_id": i, "split_idx_start": start}
-        plain = Document(content=doc.content, meta=doc.meta)  # what a plain split gives: same id
+                            "split_id": i, "split_idx_start": start, LATE_CHUNKED_KEY: f"{splitter.model}@16"}
+        plain_meta = {k: v for k, v in doc.meta.items() if k != LATE_CHUNKED_KEY}
+        plain = Document(content=doc.content, meta=plain_meta)  # what a plain split gives: same id
         assert doc.id == plain.id and len(doc.embedding) == 16
     expected = splitter.embedder.late_chunk(source.content, spans=spans, dimensions=16)
     np.testing.assert_allclose([d.embedding for d in out], [c.embedding for c in expected], atol=1e-5)
@@ -90,7 +93,8 @@ def test_with_document_splitter_the_output_is_that_split_plus_embeddings(tiny):
         progress_bar=False,
     )
     out = splitter.run(documents=sources)["documents"]
-    assert [(d.id, d.content, d.meta) for d in out] == [(d.id, d.content, d.meta) for d in plain]
+    marker = {LATE_CHUNKED_KEY: f"{splitter.model}@32"}
+    assert [(d.id, d.content, d.meta) for d in out] == [(d.id, d.content, {**d.meta, **marker}) for d in plain]
     core = splitter.embedder
     for source in sources:
         own = [d for d in out if d.meta["source_id"] == source.id]

@@ -39,7 +39,7 @@ def embeddings(tiny_model: str) -> JinaV3Embeddings:
 
 @pytest.fixture
 def splitter(embeddings: JinaV3Embeddings) -> JinaV3LateChunkingSplitter:
-    return JinaV3LateChunkingSplitter(embeddings)
+    return JinaV3LateChunkingSplitter(embeddings, add_start_index=True)
 
 
 @pytest.fixture

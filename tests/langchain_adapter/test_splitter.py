@@ -50,7 +50,6 @@ def test_vectors_are_the_cores_late_chunked_ones(splitter, documents, tiny_embed
     assert len(wall) == 2 and not np.allclose(vectors[wall[0]], vectors[wall[1]], atol=1e-3)  # own context
     plain = embeddings.embed_documents(["It has a famous wall."])[0]
     assert not np.allclose(vectors[wall[0]], plain, atol=1e-3)
-    assert embeddings.pending_late_chunks == 0  # the (documents, vectors) path leaves nothing behind
 
 
 def test_all_documents_go_to_the_core_in_one_late_chunking_call(splitter, documents, recorded):
@@ -60,7 +59,7 @@ def test_all_documents_go_to_the_core_in_one_late_chunking_call(splitter, docume
 
 def test_any_langchain_splitter_gives_the_boundaries(embeddings, documents, tiny_embedder):
     boundaries = RecursiveCharacterTextSplitter(chunk_size=40, chunk_overlap=12)
-    splitter = JinaV3LateChunkingSplitter(embeddings, boundaries)
+    splitter = JinaV3LateChunkingSplitter(embeddings, boundaries, add_start_index=True)
     chunks, vectors = splitter.split_documents_with_embeddings(documents)
     expected = [t.strip() for d in documents for t in boundaries.split_text(d.page_content)]
     assert [c.page_content for c in chunks] == expected
@@ -77,26 +76,24 @@ def test_core_chunkers_and_callables(embeddings):
     assert halves.split_text(DOC_B) == [DOC_B[:10], DOC_B[10:]]
 
 
-def test_transform_documents_leaves_the_vectors_for_embed_documents(splitter, documents, embeddings):
+def test_transform_documents_chunks_carry_their_vectors(splitter, documents, embeddings):
     chunks, vectors = splitter.split_documents_with_embeddings(documents)
     assert splitter.transform_documents(documents) == chunks
-    assert embeddings.pending_late_chunks == len(chunks)
     np.testing.assert_allclose(embeddings.embed_documents([c.page_content for c in chunks]), vectors, atol=1e-6)
-    assert embeddings.pending_late_chunks == 0
 
 
-async def test_async_transform_registers_the_same_vectors(splitter, documents, embeddings):
+async def test_async_transform_gives_the_same_vectors(splitter, documents, embeddings):
     chunks, vectors = splitter.split_documents_with_embeddings(documents)
     async_chunks = await splitter.atransform_documents(documents)
-    assert async_chunks == chunks and embeddings.pending_late_chunks == len(chunks)
-    np.testing.assert_allclose(await embeddings.aembed_documents([c.page_content for c in chunks]), vectors,
+    assert async_chunks == chunks
+    np.testing.assert_allclose(await embeddings.aembed_documents([c.page_content for c in async_chunks]), vectors,
                                atol=1e-6)
     _, async_vectors = await splitter.asplit_documents_with_embeddings(documents)
     np.testing.assert_allclose(async_vectors, vectors, atol=1e-6)
 
 
-def test_start_index_can_be_left_out(embeddings):
-    chunks = JinaV3LateChunkingSplitter(embeddings, add_start_index=False).create_documents([DOC_B], [{"k": 1}])
+def test_start_index_is_off_by_default_as_in_langchain(embeddings):
+    chunks = JinaV3LateChunkingSplitter(embeddings).create_documents([DOC_B], [{"k": 1}])
     assert all(c.metadata == {"k": 1} for c in chunks)
 
 
@@ -119,4 +116,3 @@ def test_bad_input_is_named(splitter, embeddings):
         splitter.split_text(None)
     with pytest.raises(InvalidInputError, match="does not occur in the document"):
         JinaV3LateChunkingSplitter(embeddings, lambda text: ["not in there"]).split_text(DOC_B)
-    assert embeddings.pending_late_chunks == 0

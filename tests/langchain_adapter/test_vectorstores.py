@@ -34,10 +34,8 @@ def test_add_documents_stores_the_late_chunked_vectors(splitter, documents, embe
     walls = [i for i, c in zip(ids, chunks, strict=True) if c.page_content == WALL]
     assert [store.store[i]["metadata"]["source"] for i in walls] == ["a.txt", "b.txt"]
     assert not np.allclose(store.store[walls[0]]["vector"], store.store[walls[1]]["vector"], atol=1e-3)
-    assert embeddings.pending_late_chunks == 0
-    again = store.add_documents(chunks[:1])  # a hand-off is used once: a second add embeds plainly
-    np.testing.assert_allclose(store.store[again[0]]["vector"], embeddings.embed_documents([chunks[0].page_content])[0],
-                               atol=1e-6)
+    again = store.add_documents(chunks[:1])  # the chunk still carries its vector: a second add stores it again
+    np.testing.assert_allclose(store.store[again[0]]["vector"], expected[0], atol=1e-6)
     hits = store.similarity_search_by_vector(expected[4], k=1)
     assert hits[0].page_content == expected_chunks[4].page_content
     assert hits[0].metadata == expected_chunks[4].metadata
@@ -51,7 +49,6 @@ async def test_aadd_documents_stores_the_late_chunked_vectors(splitter, document
     store = InMemoryVectorStore(embeddings)
     ids = await store.aadd_documents(list(chunks))
     np.testing.assert_allclose(stored_vectors(store, ids), expected, atol=1e-6)
-    assert embeddings.pending_late_chunks == 0
 
 
 def test_other_texts_in_the_same_call_are_embedded_normally(splitter, documents, embeddings, tiny_embedder):
@@ -66,25 +63,23 @@ def test_other_texts_in_the_same_call_are_embedded_normally(splitter, documents,
     np.testing.assert_allclose(vectors[[0, -1]], [plain_vector, plain_vector], atol=1e-6)
 
 
-def test_a_failed_embedding_call_keeps_the_hand_off(tiny_model, documents):
+def test_a_failed_embedding_call_loses_nothing(tiny_model, documents):
     embeddings = JinaV3Embeddings(model=tiny_model, device="cpu", dimensions=DIMS, max_length=48)
     splitter = JinaV3LateChunkingSplitter(embeddings)
     _, expected = splitter.split_documents_with_embeddings(documents)  # long documents use macro windows
     chunks = splitter.split_documents(documents)
     with pytest.raises(InputTooLongError):
         embeddings.embed_documents([chunks[0].page_content, "word " * 100])
-    assert embeddings.pending_late_chunks == len(chunks)
     store = InMemoryVectorStore(embeddings)
     np.testing.assert_allclose(stored_vectors(store, store.add_documents(chunks)), expected, atol=1e-6)
 
 
 def test_api_backend_stores_the_cores_late_chunked_vectors(api_settings, documents, tiny_embedder):
     remote = JinaV3Embeddings(**api_settings, dimensions=DIMS)
-    splitter = JinaV3LateChunkingSplitter(remote)
+    splitter = JinaV3LateChunkingSplitter(remote, add_start_index=True)
     chunks = splitter.split_documents(documents)
     store = InMemoryVectorStore(remote)
     vectors = stored_vectors(store, store.add_documents(chunks))
-    assert remote.pending_late_chunks == 0
     spans = [[(c.metadata["start_index"], c.metadata["start_index"] + len(c.page_content))
               for c in chunks if c.metadata["source"] == d.metadata["source"]] for d in documents]
     texts = [d.page_content for d in documents]
@@ -118,7 +113,6 @@ def corpus_store(minilm_dir) -> InMemoryVectorStore:
                  for f in sorted(CORPUS.glob("*.txt"))]
     store = InMemoryVectorStore(embeddings)
     store.add_documents(JinaV3LateChunkingSplitter(embeddings).split_documents(documents))
-    assert embeddings.pending_late_chunks == 0
     return store
 
 

@@ -128,6 +128,7 @@ def test_api_key_never_serialised():
     assert model.to_payload() == {
         "class_name": "JinaV3Embedding", "model_name": "jina-embeddings-v3", "embed_batch_size": 64,
         "backend": "api", "query_task": "retrieval.query", "document_task": "retrieval.passage", "dimensions": 256,
+        "embedding_type": "float",
     }
 
 

@@ -3,12 +3,13 @@
 Vector stores call ``embed_documents`` when they add texts and ``embed_query`` when they search; jina-embeddings-v3
 wants ``retrieval.passage`` for the first and ``retrieval.query`` for the second, so this class maps each call to
 its task and hands the texts to the core ``Embedder``. Pooling, batching, Matryoshka and HTTP stay in the core.
-``embed_documents`` also picks up the late-chunked vectors that :class:`JinaV3LateChunkingSplitter` left for
-the chunks it produced (see :mod:`langchain_jinav3.handoff`).
+``embed_documents`` also returns the late-chunked vector that a :class:`JinaV3LateChunkingSplitter` chunk carries
+in its text (see :mod:`langchain_jinav3.handoff`).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -27,9 +28,9 @@ from pydantic import (
 
 from jinav3 import Chunk, Embedder, InvalidInputError, check_texts
 from jinav3.chunking import ChunkerLike
-from jinav3.settings import DEFAULT_MODELS, backend_options
+from jinav3.settings import DEFAULT_MODELS, backend_options, canonical_model
 from jinav3.tasks import validate_task
-from langchain_jinav3.handoff import LateChunkHandOff, Vector
+from langchain_jinav3.handoff import Vector, carried_vector, lost_late_chunks
 
 #: The settings below that are backend options (handed to the core as they are).
 _OPTION_FIELDS = ("device", "dtype", "max_length", "token_budget", "base_url", "timeout", "max_retries",
@@ -75,13 +76,17 @@ class JinaV3Embeddings(BaseModel, Embeddings):
     full_dimensions: int | None = Field(
         default=None, gt=0, description="API backend: full width of the server's model; None = 1024."
     )
+    embedding_type: Literal["float", "binary", "ubinary"] = Field(
+        default="float",
+        description="'float', or sign bits packed eight per byte as signed ('binary') or unsigned ('ubinary') ints.",
+    )
     api_key: SecretStr | None = Field(
         default_factory=secret_from_env(["JINA_API_KEY", "JINAAI_API_KEY"], default=None),
-        description="API backend: key; defaults to JINA_API_KEY or JINAAI_API_KEY. Shown masked, never in clear.",
+        validation_alias=AliasChoices("api_key", "jina_api_key"),
+        description="API backend: key (alias jina_api_key); defaults to JINA_API_KEY or JINAAI_API_KEY. Never shown.",
     )
 
     _embedder: Embedder | None = PrivateAttr(default=None)
-    _handoff: LateChunkHandOff = PrivateAttr(default_factory=LateChunkHandOff)
 
     @field_validator("query_task", "document_task")
     @classmethod
@@ -116,37 +121,66 @@ class JinaV3Embeddings(BaseModel, Embeddings):
         """One query vector with ``query_task``, as Python floats."""
         if not isinstance(text, str):
             raise InvalidInputError(f"query must be a string, got {type(text).__name__}")
-        return self.core.embed([text], self.query_task, self.dimensions, truncate=self.truncate)[0].tolist()
+        return self.core.embed([text], self.query_task, self.dimensions, truncate=self.truncate,
+                               embedding_type=self.embedding_type)[0].tolist()
 
     async def aembed_query(self, text: str) -> list[float]:
         if not isinstance(text, str):
             raise InvalidInputError(f"query must be a string, got {type(text).__name__}")
-        vectors = await self.core.aembed([text], self.query_task, self.dimensions, truncate=self.truncate)
+        vectors = await self.core.aembed([text], self.query_task, self.dimensions, truncate=self.truncate,
+                                         embedding_type=self.embedding_type)
         return vectors[0].tolist()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Document vectors with ``document_task``. Chunks that :class:`JinaV3LateChunkingSplitter` produced get
-        their late-chunked vector back (once each, in split order); every other text is embedded on its own."""
+        """Document vectors with ``document_task``. A chunk made by :class:`JinaV3LateChunkingSplitter` gets the
+        late-chunked vector its text carries; every other text is embedded on its own (in one core call)."""
         items = check_texts(texts)
-        taken = self._handoff.take(items)
-        try:
-            rest = [text for text, vector in zip(items, taken, strict=True) if vector is None]
-            fresh = self.core.embed(rest, self.document_task, self.dimensions, truncate=self.truncate).tolist()
-        except BaseException:
-            self._handoff.give_back(items, taken)
-            raise
-        return _merge(taken, fresh)
+        carried, rest = self._sort_out(items)
+        fresh = self.core.embed(rest, self.document_task, self.dimensions, truncate=self.truncate,
+                                embedding_type=self.embedding_type)
+        return _merge(carried, fresh.tolist())
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         items = check_texts(texts)
-        taken = self._handoff.take(items)
-        try:
-            rest = [text for text, vector in zip(items, taken, strict=True) if vector is None]
-            fresh = await self.core.aembed(rest, self.document_task, self.dimensions, truncate=self.truncate)
-        except BaseException:
-            self._handoff.give_back(items, taken)
-            raise
-        return _merge(taken, fresh.tolist())
+        carried, rest = self._sort_out(items)
+        fresh = await self.core.aembed(rest, self.document_task, self.dimensions, truncate=self.truncate,
+                                       embedding_type=self.embedding_type)
+        return _merge(carried, fresh.tolist())
+
+    def _sort_out(self, texts: list[str]) -> tuple[list[Vector | None], list[str]]:
+        """The carried late-chunked vector of each text (None where there is none) and the texts to embed. A chunk
+        from another vector space is refused; plain copies of live late chunks are embedded with a warning."""
+        carried: list[Vector | None] = []
+        space = None
+        for text in texts:
+            chunk = carried_vector(text)
+            if chunk is not None:
+                space = space or self.vector_space()
+                if chunk.space != space:
+                    raise InvalidInputError(
+                        f"the chunk {text[:40]!r} was late-chunked in vector space {chunk.space!r}, but these "
+                        f"embeddings produce {space!r}; split and store with the same settings"
+                    )
+                carried.append(chunk.embedding.tolist())
+            else:
+                carried.append(None)
+        rest = [text for text, vector in zip(texts, carried, strict=True) if vector is None]
+        lost = lost_late_chunks(rest)
+        if lost:
+            warnings.warn(
+                f"{len(lost)} texts equal chunks made by JinaV3LateChunkingSplitter but arrived without their "
+                f"late-chunked vector (e.g. {lost[0][:40]!r}), so they get plain, context-free vectors. Pass the "
+                "splitter's Document objects to the store unchanged (a Document rebuilt from page_content, JSON or "
+                "langchain_core.indexing.index() drops the vector), or use split_documents_with_embeddings.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return carried, rest
+
+    def vector_space(self) -> str:
+        """Names the space of the document vectors: model, width, document task and encoding."""
+        width = self.dimensions or self.core.dimensions
+        return f"{canonical_model(self.core.model_name)}@{width}/{self.document_task}/{self.embedding_type}"
 
     # -- late chunking (used by the splitter) -------------------------------------------------------------------
     def late_chunk(
@@ -155,28 +189,17 @@ class JinaV3Embeddings(BaseModel, Embeddings):
         """Late-chunk each document on its own with ``document_task`` and ``dimensions``; ``options`` go to
         ``Embedder.late_chunk_many`` (``window``, ``overlap``, ``chunk_size``, ``chunk_overlap``...)."""
         return self.core.late_chunk_many(
-            documents, chunker, task=self.document_task, dimensions=self.dimensions, **options
+            documents, chunker, task=self.document_task, dimensions=self.dimensions,
+            embedding_type=self.embedding_type, **options
         )
 
     async def alate_chunk(
         self, documents: Sequence[str], chunker: ChunkerLike = "sentences", **options: Any
     ) -> list[list[Chunk]]:
         return await self.core.alate_chunk_many(
-            documents, chunker, task=self.document_task, dimensions=self.dimensions, **options
+            documents, chunker, task=self.document_task, dimensions=self.dimensions,
+            embedding_type=self.embedding_type, **options
         )
-
-    def register_late_chunks(self, texts: Sequence[str], vectors: Sequence[Vector]) -> None:
-        """Leave ``vectors`` for the next ``embed_documents`` calls that see ``texts`` (one use each)."""
-        self._handoff.put(texts, vectors)
-
-    @property
-    def pending_late_chunks(self) -> int:
-        """How many late-chunked vectors wait for ``embed_documents`` (split but not yet stored)."""
-        return len(self._handoff)
-
-    def discard_late_chunks(self) -> None:
-        """Forget every waiting late-chunked vector (chunks that were split but will never be stored)."""
-        self._handoff.clear()
 
 
 def _merge(taken: list[Vector | None], fresh: list[Vector]) -> list[Vector]:

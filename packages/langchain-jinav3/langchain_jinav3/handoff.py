@@ -1,64 +1,82 @@
-"""A hand-off of late-chunked vectors from the splitter to ``embed_documents``, keyed by chunk text.
+"""How a chunk's late-chunked vector reaches ``embed_documents``: the chunk's text carries it.
 
 LangChain's ``Document`` has no embedding field, and every vector store embeds with
-``embeddings.embed_documents(texts)``: texts only, no ids, no metadata. The only thing a chunk carries from the
-splitter to the embeddings is its text, so the splitter leaves each chunk's contextual vector here under that
-text, and ``embed_documents`` takes it back out. Each text has its own first-in-first-out queue: two documents
-that contain the same sentence register two different vectors, and a store adding the chunks in split order gets
-each document's own vector back. A vector is handed out once; a later ``embed_documents`` of the same text embeds
-it plainly again.
+``embeddings.embed_documents(texts)``, texts only. So the splitter makes each chunk's ``page_content`` a
+:class:`LateChunkText`: a ``str`` (equal to the chunk text, usable everywhere a string is) that also holds the
+chunk's contextual vector and the vector space it belongs to. Stores hand the very same string objects to
+``embed_documents``, which returns the carried vector instead of embedding the text alone.
+
+Why this and not a queue keyed by text: an unrelated caller who embeds an equal *plain* string never receives a
+contextual vector (it is a different object); nothing waits anywhere, so no pending state grows or needs releasing
+(the vector lives and dies with the chunk); the same chunks added to a second store, or pickled to another process,
+still carry their vectors; and two documents containing the same sentence never swap vectors.
+
+What can lose the vector: anything that rebuilds the text as a plain string (``Document(page_content=...)``
+validation, ``str(...)``, JSON). ``embed_documents`` then embeds it plainly and, when the text equals a chunk that is
+still alive in this process, warns (:func:`lost_late_chunks`): that is where a plain vector would be stored where a
+contextual one was expected.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
+import weakref
 from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from langchain_core.documents import Document
 
 Vector = list[float]
 
 
-class LateChunkHandOff:
-    """Thread-safe ``text -> queue of vectors`` waiting to be picked up by ``embed_documents``."""
+class LateChunkText(str):
+    """A chunk's text that carries its late-chunked vector (``embedding``) and ``space`` (model, width, task)."""
 
-    def __init__(self) -> None:
-        self._queues: dict[str, deque[Vector]] = {}
-        self._lock = threading.Lock()
+    embedding: np.ndarray
+    space: str
 
-    def put(self, texts: Sequence[str], vectors: Sequence[Vector]) -> None:
-        """Register one vector per chunk text, in order."""
-        if len(texts) != len(vectors):
-            raise ValueError(f"got {len(vectors)} vectors for {len(texts)} chunk texts")
-        with self._lock:
-            for text, vector in zip(texts, vectors, strict=True):
-                self._queues.setdefault(text, deque()).append(vector)
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle (and deep-copy) with the vector, so chunks sent to another process keep it."""
+        return (_rebuild, (str(self), self.embedding, self.space))
 
-    def take(self, texts: Sequence[str]) -> list[Vector | None]:
-        """For each text, its oldest waiting vector (removed from the queue), or None when none waits."""
-        found: list[Vector | None] = []
-        with self._lock:
-            for text in texts:
-                queue = self._queues.get(text)
-                if not queue:
-                    found.append(None)
-                    continue
-                found.append(queue.popleft())
-                if not queue:
-                    del self._queues[text]
-        return found
 
-    def give_back(self, texts: Sequence[str], taken: Sequence[Vector | None]) -> None:
-        """Undo a :meth:`take` whose embedding call failed, so the vectors are not lost to a retry."""
-        with self._lock:
-            for text, vector in reversed(list(zip(texts, taken, strict=True))):
-                if vector is not None:
-                    self._queues.setdefault(text, deque()).appendleft(vector)
+def _rebuild(text: str, embedding: np.ndarray, space: str) -> LateChunkText:
+    return carrying(text, embedding, space)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._queues.clear()
 
-    def __len__(self) -> int:
-        """How many vectors wait to be picked up."""
-        with self._lock:
-            return sum(len(queue) for queue in self._queues.values())
+# Plain text -> a live LateChunkText with that text. Weak values: an entry disappears with the last chunk holding
+# it, so this never keeps a vector alive; it only lets embed_documents notice texts that lost their vector.
+_LIVE: weakref.WeakValueDictionary[str, LateChunkText] = weakref.WeakValueDictionary()
+_LOCK = threading.Lock()
+
+
+def carrying(text: str, embedding: Any, space: str) -> LateChunkText:
+    """``text`` as a :class:`LateChunkText` holding ``embedding`` (stored once, read-only) in vector ``space``."""
+    chunk = LateChunkText(text)
+    vector = np.array(embedding, copy=True)
+    vector.setflags(write=False)
+    chunk.embedding = vector
+    chunk.space = space
+    with _LOCK:
+        _LIVE[str(text)] = chunk
+    return chunk
+
+
+def with_late_chunk(document: Document, embedding: Any, space: str) -> Document:
+    """``document`` whose ``page_content`` carries ``embedding``. Assigned after construction: pydantic validation
+    would turn the string back into a plain ``str``."""
+    document.page_content = carrying(document.page_content, embedding, space)
+    return document
+
+
+def carried_vector(text: str) -> LateChunkText | None:
+    """The text itself when it carries a late-chunked vector, else None."""
+    return text if isinstance(text, LateChunkText) else None
+
+
+def lost_late_chunks(texts: Sequence[str]) -> list[str]:
+    """Plain strings among ``texts`` equal to a late chunk still alive in this process: chunks whose vector was lost
+    on the way to ``embed_documents`` (or, rarely, an unrelated text that happens to be equal)."""
+    with _LOCK:
+        return [text for text in texts if not isinstance(text, LateChunkText) and text in _LIVE]

@@ -4,13 +4,10 @@ Late chunking embeds each document whole, once, and gives every chunk the mean o
 such as "It has three million inhabitants." still knows which city it is about. The chunk boundaries may come
 from any LangChain splitter (or the core's sentence/paragraph/token chunkers); only the vectors change.
 
-A ``Document`` cannot hold a vector, so the vectors reach a store in one of two ways:
-
-* ``split_documents_with_embeddings`` returns ``(chunks, vectors)`` for stores that accept precomputed vectors
-  (``FAISS.from_embeddings``, ``add_embeddings`` of PGVector, Elasticsearch, ...);
-* every other entry point (``split_documents``, ``transform_documents``, ``create_documents``, ``split_text``)
-  leaves the vectors with the bound :class:`JinaV3Embeddings`, whose ``embed_documents`` hands them out again
-  when a store adds the chunks, so ``store.add_documents(chunks)`` stores the late-chunked vectors on any store.
+A ``Document`` cannot hold a vector, so each chunk's ``page_content`` is a string that carries it
+(:mod:`langchain_jinav3.handoff`): ``store.add_documents(chunks)`` on any store with a ``JinaV3Embeddings`` of the
+same settings stores the late-chunked vectors. ``split_documents_with_embeddings`` returns ``(chunks, vectors)``
+for stores that take precomputed vectors (``FAISS.from_embeddings``, ``add_embeddings``...).
 """
 
 from __future__ import annotations
@@ -20,43 +17,57 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from langchain_core.documents import Document
-from langchain_text_splitters import TextSplitter
+from langchain_text_splitters import RecursiveCharacterTextSplitter, TextSplitter
 
 from jinav3 import Chunk, InvalidInputError, check_texts
 from jinav3.chunking import ChunkerLike
 from langchain_jinav3.embeddings import JinaV3Embeddings
-from langchain_jinav3.handoff import Vector
+from langchain_jinav3.handoff import Vector, with_late_chunk
 
 
 class JinaV3LateChunkingSplitter(TextSplitter):
     """Split documents at the boundaries of ``chunker`` and embed each chunk in its document's context.
 
-    ``chunker``: ``"sentences"`` (default), ``"paragraphs"``, ``"tokens"`` (windows of ``chunk_size`` model
-    tokens overlapping by ``chunk_overlap``), any LangChain ``TextSplitter`` (its chunk texts are located in the
-    document), a ``jinav3.Chunker`` or a callable returning chunk texts or ``(start, end)`` spans.
-    ``window``/``overlap`` set the macro windows (in tokens) for documents longer than the model's context.
-    Chunks keep their document's metadata plus ``start_index`` (the chunk's first character in the document).
-    Documents that are empty or whitespace-only have no chunks, as with every LangChain splitter.
+    ``chunker``: ``"sentences"``, ``"paragraphs"``, ``"tokens"`` (windows of ``chunk_size`` model tokens
+    overlapping by ``chunk_overlap``), ``"recursive"`` (LangChain's ``RecursiveCharacterTextSplitter`` with this
+    splitter's ``chunk_size``, ``chunk_overlap``, ``length_function``, ``keep_separator`` and ``strip_whitespace``),
+    any LangChain ``TextSplitter``, a ``jinav3.Chunker`` or a callable returning chunk texts or ``(start, end)``
+    spans. The default is ``"sentences"``, or ``"recursive"`` when a ``length_function`` is given (so
+    ``from_huggingface_tokenizer(tokenizer, embeddings=..., chunk_size=...)`` measures chunks in that tokenizer's
+    tokens). ``window``/``overlap`` set the macro windows (in tokens) for documents longer than the model's context.
+    Chunks keep their document's metadata, plus ``start_index`` with ``add_start_index=True`` (LangChain's default
+    is False). Empty and whitespace-only chunks are dropped, as LangChain splitters drop empty chunks.
     """
 
     def __init__(
         self,
         embeddings: JinaV3Embeddings,
-        chunker: TextSplitter | ChunkerLike = "sentences",
+        chunker: TextSplitter | ChunkerLike | None = None,
         *,
         chunk_size: int = 256,
         chunk_overlap: int = 0,
         window: int | None = None,
         overlap: int | None = None,
-        add_start_index: bool = True,
+        add_start_index: bool = False,
+        **kwargs: Any,
     ) -> None:
+        """``kwargs`` are :class:`TextSplitter`'s own (``length_function``, ``keep_separator``,
+        ``strip_whitespace``); they shape the ``"recursive"`` chunker."""
         if not isinstance(embeddings, JinaV3Embeddings):
             raise InvalidInputError(
                 f"embeddings must be a JinaV3Embeddings (the store's embeddings), got {type(embeddings).__name__}"
             )
         if isinstance(chunker, JinaV3LateChunkingSplitter):
             raise InvalidInputError("chunker cannot be another JinaV3LateChunkingSplitter; pass its chunker")
-        super().__init__(chunk_size=chunk_size, chunk_overlap=chunk_overlap, add_start_index=add_start_index)
+        super().__init__(chunk_size=chunk_size, chunk_overlap=chunk_overlap, add_start_index=add_start_index,
+                         **kwargs)
+        if chunker is None:
+            chunker = "recursive" if "length_function" in kwargs else "sentences"
+        if chunker == "recursive":
+            chunker = RecursiveCharacterTextSplitter(
+                chunk_size=chunk_size, chunk_overlap=chunk_overlap, length_function=self._length_function,
+                keep_separator=self._keep_separator, strip_whitespace=self._strip_whitespace,
+            )
         self.embeddings = embeddings
         self.chunker = chunker
         self._options: dict[str, Any] = {
@@ -65,7 +76,10 @@ class JinaV3LateChunkingSplitter(TextSplitter):
 
     def _boundaries(self) -> ChunkerLike | Callable[[str], list[str]]:
         """What the core uses as the chunk boundary source: a LangChain splitter becomes its ``split_text``."""
-        return self.chunker.split_text if isinstance(self.chunker, TextSplitter) else self.chunker
+        if isinstance(self.chunker, TextSplitter):
+            splitter = self.chunker
+            return lambda text: [piece for piece in splitter.split_text(text) if piece.strip()]
+        return self.chunker
 
     # -- late chunking, sync and async -------------------------------------------------------------------------
     def _late_chunk(self, texts: Sequence[str]) -> list[list[Chunk]]:
@@ -81,14 +95,19 @@ class JinaV3LateChunkingSplitter(TextSplitter):
     def _documents(
         self, per_text: list[list[Chunk]], metadatas: Sequence[dict[Any, Any]]
     ) -> tuple[list[Document], list[Vector]]:
+        """Chunk Documents whose text carries the late-chunked vector, and the vectors as lists."""
         documents: list[Document] = []
         vectors: list[Vector] = []
+        space = self.embeddings.vector_space() if any(per_text) else ""
         for chunks, metadata in zip(per_text, metadatas, strict=True):
             for chunk in chunks:
+                if not chunk.text.strip():
+                    continue  # a whitespace-only chunk from a custom chunker: nothing to store
                 chunk_metadata = copy.deepcopy(metadata)
                 if self._add_start_index:
                     chunk_metadata["start_index"] = chunk.start
-                documents.append(Document(page_content=chunk.text, metadata=chunk_metadata))
+                document = Document(page_content=chunk.text, metadata=chunk_metadata)
+                documents.append(with_late_chunk(document, chunk.embedding, space))
                 vectors.append(chunk.embedding.tolist())
         return documents, vectors
 
@@ -96,12 +115,12 @@ class JinaV3LateChunkingSplitter(TextSplitter):
     def create_documents_with_embeddings(
         self, texts: list[str], metadatas: list[dict[Any, Any]] | None = None
     ) -> tuple[list[Document], list[Vector]]:
-        """Chunks of ``texts`` and their late-chunked vectors (nothing is left for ``embed_documents``)."""
+        """Chunks of ``texts`` and their late-chunked vectors."""
         return self._documents(self._late_chunk(check_texts(texts)), _metadatas(texts, metadatas))
 
     def split_documents_with_embeddings(self, documents: Iterable[Document]) -> tuple[list[Document], list[Vector]]:
         """Chunks of ``documents`` and their late-chunked vectors, for ``FAISS.from_embeddings(zip(texts, vectors),
-        ...)`` or a store's ``add_embeddings``. Nothing is left for ``embed_documents``."""
+        ...)`` or a store's ``add_embeddings``."""
         texts, metadatas = _unpack(documents)
         return self.create_documents_with_embeddings(texts, metadatas)
 
@@ -111,30 +130,25 @@ class JinaV3LateChunkingSplitter(TextSplitter):
         texts, metadatas = _unpack(documents)
         return self._documents(await self._alate_chunk(check_texts(texts)), _metadatas(texts, metadatas))
 
-    # -- LangChain's splitter interface: vectors are left for embed_documents -----------------------------------
+    # -- LangChain's splitter interface: every chunk's text carries its vector -----------------------------------
     def split_text(self, text: str) -> list[str]:
-        """Chunk texts of one document; their late-chunked vectors wait for ``embed_documents``."""
+        """Chunk texts of one document, each carrying its late-chunked vector."""
         if not isinstance(text, str):
             raise InvalidInputError(f"text must be a string, got {type(text).__name__}")
-        documents = self.create_documents([text])
-        return [document.page_content for document in documents]
+        return [document.page_content for document in self.create_documents([text])]
 
     def split_documents(self, documents: Iterable[Document]) -> list[Document]:
-        """Chunks of ``documents`` with their metadata; their vectors wait for ``embed_documents``."""
+        """Chunks of ``documents`` with their metadata; ``add_documents`` stores their late-chunked vectors."""
         texts, metadatas = _unpack(documents)
         return self.create_documents(texts, metadatas)
 
     def create_documents(self, texts: list[str], metadatas: list[dict[Any, Any]] | None = None) -> list[Document]:
-        """Chunks of ``texts`` (all late-chunked in one core call); their vectors wait for ``embed_documents``."""
-        documents, vectors = self.create_documents_with_embeddings(texts, metadatas)
-        self.embeddings.register_late_chunks([d.page_content for d in documents], vectors)
-        return documents
+        """Chunks of ``texts`` (all late-chunked in one core call)."""
+        return self.create_documents_with_embeddings(texts, metadatas)[0]
 
     async def atransform_documents(self, documents: Sequence[Document], **kwargs: Any) -> Sequence[Document]:
-        """Native async ``transform_documents``; the vectors wait for ``(a)embed_documents``."""
-        chunks, vectors = await self.asplit_documents_with_embeddings(documents)
-        self.embeddings.register_late_chunks([d.page_content for d in chunks], vectors)
-        return chunks
+        """Native async ``transform_documents``."""
+        return (await self.asplit_documents_with_embeddings(documents))[0]
 
 
 def _metadatas(texts: Sequence[str], metadatas: Sequence[dict[Any, Any]] | None) -> list[dict[Any, Any]]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.core.bridge.pydantic import Field, field_validator
+from llama_index.core.bridge.pydantic import Field, field_validator, model_validator
 from llama_index.core.schema import BaseNode, MetadataMode
 
 from jinav3 import InvalidInputError
@@ -42,6 +42,33 @@ class JinaV3Embedding(JinaV3CoreSettings, BaseEmbedding):
         default=False, description="Cut texts past the model's context instead of raising an error."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        """One-line migration from llama-index-embeddings-jinaai: ``task=`` is one task for both roles, as there;
+        ``encoding_queries``/``encoding_documents`` become ``embedding_type``; ``late_chunking=True`` is refused with
+        the way to get it (an embed model never sees whole documents in LlamaIndex)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "task" in data:
+            if {"query_task", "document_task"} & data.keys():
+                raise InvalidInputError("pass either task= (one task for both roles) or query_task/document_task")
+            data["query_task"] = data["document_task"] = data.pop("task")
+        encodings = {data.pop(key) for key in ("encoding_queries", "encoding_documents") if key in data} - {None}
+        if encodings:
+            if len(encodings) > 1 or ("embedding_type" in data and data["embedding_type"] not in encodings):
+                raise InvalidInputError("queries and documents need one encoding to be comparable; set embedding_type")
+            data["embedding_type"] = encodings.pop()
+        if data.pop("late_chunking", False):
+            raise InvalidInputError(
+                "late_chunking=True on the embed model cannot be exact in LlamaIndex: an embed model receives chunk "
+                "texts in batches, never the document they came from (llama-index-embeddings-jinaai late-chunks "
+                "whatever batch arrives, mixing documents). Put JinaV3LateChunkingNodeParser(embed_model=...) in "
+                "transformations instead: it embeds each document whole and sets every node's vector."
+            )
+        return data
+
     @field_validator("query_task", "document_task")
     @classmethod
     def _known_task(cls, task: str | None) -> str | None:
@@ -59,14 +86,17 @@ class JinaV3Embedding(JinaV3CoreSettings, BaseEmbedding):
             "query_task": self.query_task,
             "document_task": self.document_task,
             "dimensions": self.dimensions,
+            "embedding_type": self.embedding_type,
         }
 
     # -- the three LlamaIndex paths, each mapped to its task -------------------------------------------------
     def _vectors(self, texts: list[str], task: str | None) -> list[Embedding]:
-        return self.core.embed(texts, task=task, dimensions=self.dimensions, truncate=self.truncate).tolist()
+        return self.core.embed(texts, task=task, dimensions=self.dimensions, truncate=self.truncate,
+                               embedding_type=self.embedding_type).tolist()
 
     async def _avectors(self, texts: list[str], task: str | None) -> list[Embedding]:
-        vectors = await self.core.aembed(texts, task=task, dimensions=self.dimensions, truncate=self.truncate)
+        vectors = await self.core.aembed(texts, task=task, dimensions=self.dimensions, truncate=self.truncate,
+                                         embedding_type=self.embedding_type)
         return vectors.tolist()
 
     def _get_query_embedding(self, query: str) -> Embedding:

@@ -58,6 +58,10 @@ class JinaV3CoreSettings(BaseModel):
     full_dimensions: int | None = Field(
         default=None, gt=0, description="API backend: full width of the server's model; None = 1024."
     )
+    embedding_type: Literal["float", "binary", "ubinary"] = Field(
+        default="float",
+        description="'float', or sign bits packed eight per byte as signed ('binary') or unsigned ('ubinary') ints.",
+    )
     api_key: SecretStr | None = Field(
         default=None,
         exclude=True,
@@ -102,6 +106,7 @@ class JinaV3CoreSettings(BaseModel):
         return state
 
     def vector_space(self) -> str:
-        """Names the space the vectors live in (model and output width), e.g. ``jina-embeddings-v3@256``."""
+        """Names the space the vectors live in (model, output width and encoding), e.g. ``jina-embeddings-v3@256``."""
         width = self.dimensions or self.core.dimensions
-        return f"{canonical_model(self.core.model_name)}@{width}"
+        space = f"{canonical_model(self.core.model_name)}@{width}"
+        return space if self.embedding_type == "float" else f"{space}/{self.embedding_type}"

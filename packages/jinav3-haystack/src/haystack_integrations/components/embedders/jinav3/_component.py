@@ -16,8 +16,18 @@ from haystack import Document
 from haystack.utils import Secret, deserialize_secrets_inplace
 
 from jinav3 import TASKS, Embedder, InvalidInputError
+from jinav3.matryoshka import validate_embedding_type
+from jinav3.settings import canonical_model
 
 BACKENDS: tuple[str, ...] = ("local", "api")
+
+#: Meta key set on every Document whose embedding is a late-chunked (contextual) vector. Its value names the vector
+#: space (``<model>@<width>``); ``JinaV3DocumentEmbedder`` leaves such Documents alone unless ``overwrite=True``.
+LATE_CHUNKED_KEY = "jinav3_late_chunked"
+
+#: Output encodings a Haystack ``Document.embedding`` (a list of numbers) can hold: floats, or the sign bits packed
+#: eight per byte as signed (``binary``) or unsigned (``ubinary``) integers, as the Jina API returns them.
+EMBEDDING_TYPES: tuple[str, ...] = ("float", "binary", "ubinary")
 
 
 def default_api_key() -> Secret:
@@ -57,6 +67,8 @@ class JinaV3Component:
         task: str | None,
         dimensions: int | None,
         backend_options: dict[str, Any] | None,
+        base_url: str | None = None,
+        embedding_type: str = "float",
     ) -> None:
         if backend not in BACKENDS:
             raise InvalidInputError(f"unknown backend {backend!r}; use 'local' or 'api'")
@@ -78,6 +90,19 @@ class JinaV3Component:
         options = dict(backend_options or {})
         if "api_key" in options:
             raise InvalidInputError("pass the API key as api_key=Secret..., not in backend_options (it would be saved)")
+        if base_url is not None:
+            if backend != "api":
+                raise InvalidInputError("base_url applies to backend='api' (the Jina API or a `jinav3 serve` server)")
+            if "base_url" in options:
+                raise InvalidInputError("pass base_url once: either base_url=... or backend_options['base_url']")
+        if embedding_type not in EMBEDDING_TYPES:
+            validate_embedding_type(embedding_type)  # names the core's types for a typo
+            raise InvalidInputError(
+                f"embedding_type {embedding_type!r} cannot be stored in Document.embedding; use one of "
+                f"{', '.join(map(repr, EMBEDDING_TYPES))}"
+            )
+        self.base_url = base_url
+        self.embedding_type = embedding_type
         self.model = model
         self.backend = backend
         self.api_key = api_key
@@ -90,6 +115,9 @@ class JinaV3Component:
         """Create (or reuse) the core embedder; for the local backend this loads the model. Idempotent."""
         if self._embedder is None:
             options = dict(self.backend_options)
+            if self.base_url is not None:
+                # jina-haystack takes the full endpoint (".../v1/embeddings"); the core takes the API root.
+                options["base_url"] = self.base_url.rstrip("/").removesuffix("/embeddings")
             if self.backend == "api":
                 key = self.api_key.resolve_value()
                 if key is not None:
@@ -107,6 +135,12 @@ class JinaV3Component:
         self.warm_up()
         assert self._embedder is not None
         return self._embedder
+
+    def vector_space(self) -> str:
+        """The space this component's vectors live in (model, width, encoding), e.g. ``jina-embeddings-v3@256``."""
+        embedder = self.embedder
+        space = f"{canonical_model(embedder.model_name)}@{self.dimensions or embedder.dimensions}"
+        return space if self.embedding_type == "float" else f"{space}/{self.embedding_type}"
 
     def _run_meta(self, texts: Sequence[str]) -> dict[str, Any]:
         """``{"model": ..., "usage": {...}}``. Usage counts the input tokens with the model's tokenizer (special
@@ -133,6 +167,8 @@ class JinaV3Component:
             "task": self.task,
             "dimensions": self.dimensions,
             "backend_options": self.backend_options or None,
+            "base_url": self.base_url,
+            "embedding_type": self.embedding_type,
         }
 
 

@@ -39,6 +39,9 @@ class JinaV3TextEmbedder(JinaV3Component):
         normalized: bool = True,
         truncate: bool = False,
         backend_options: dict[str, Any] | None = None,
+        base_url: str | None = None,
+        late_chunking: bool = False,
+        embedding_type: str = "float",
     ) -> None:
         """
         :param model: Folder or hub id (local) or API model name; None = jina-embeddings-v3 for the backend.
@@ -52,9 +55,16 @@ class JinaV3TextEmbedder(JinaV3Component):
         :param normalized: L2-normalise after truncation to ``dimensions``.
         :param truncate: Cut texts longer than the model's context instead of raising an error.
         :param backend_options: Further settings for the core backend, e.g. ``{"device": "cuda", "dtype":
-            "bfloat16", "max_length": 8192}`` (local) or ``{"base_url": ..., "timeout": 60}`` (api).
+            "bfloat16", "max_length": 8192}`` (local) or ``{"timeout": 60, "max_retries": 5}`` (api).
+        :param base_url: API backend: the Jina API root or a ``jinav3 serve`` server (``.../v1``; jina-haystack's
+            ``.../v1/embeddings`` form is accepted too).
+        :param late_chunking: Accepted for one-line migration from jina-haystack. A query is one whole text, i.e.
+            one chunk covering its document, and late chunking a single chunk gives the plain vector: no effect.
+        :param embedding_type: ``"float"``, or ``"binary"``/``"ubinary"``: sign bits packed eight per byte as signed
+            or unsigned integers (as the Jina API returns them), for stores with a binary or int8 index.
         """
-        self._init_backend(model, backend, api_key, task, dimensions, backend_options)
+        self._init_backend(model, backend, api_key, task, dimensions, backend_options, base_url, embedding_type)
+        self.late_chunking = late_chunking
         self.prefix = prefix
         self.suffix = suffix
         self.normalized = normalized
@@ -63,7 +73,7 @@ class JinaV3TextEmbedder(JinaV3Component):
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(
             self, **self._backend_params(), prefix=self.prefix, suffix=self.suffix, normalized=self.normalized,
-            truncate=self.truncate,
+            truncate=self.truncate, late_chunking=self.late_chunking,
         )
 
     @classmethod
@@ -80,7 +90,7 @@ class JinaV3TextEmbedder(JinaV3Component):
 
     def _options(self) -> dict[str, Any]:
         return {"task": self.task, "dimensions": self.dimensions, "normalized": self.normalized,
-                "truncate": self.truncate}
+                "truncate": self.truncate, "embedding_type": self.embedding_type}
 
     @component.output_types(embedding=list[float], meta=dict[str, Any])
     def run(self, text: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from haystack.utils.deserialization import deserialize_component_inplace
 from tqdm import tqdm
 
 from haystack_integrations.components.embedders.jinav3._component import (
+    LATE_CHUNKED_KEY,
     JinaV3Component,
     batches,
     check_batch_size,
@@ -71,6 +72,8 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
         batch_size: int = 8,
         progress_bar: bool = True,
         backend_options: dict[str, Any] | None = None,
+        base_url: str | None = None,
+        embedding_type: str = "float",
     ) -> None:
         """
         :param model: Folder or hub id (local) or API model name; None = jina-embeddings-v3 for the backend.
@@ -92,8 +95,10 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
         :param batch_size: Source documents per core call.
         :param progress_bar: Show a progress bar over the batches.
         :param backend_options: Further settings for the core backend (see ``JinaV3TextEmbedder``).
+        :param base_url: API backend: the Jina API root or a ``jinav3 serve`` server.
+        :param embedding_type: ``"float"``, ``"binary"`` or ``"ubinary"`` (see ``JinaV3TextEmbedder``).
         """
-        self._init_backend(model, backend, api_key, task, dimensions, backend_options)
+        self._init_backend(model, backend, api_key, task, dimensions, backend_options, base_url, embedding_type)
         if chunker not in CHUNKERS:
             raise InvalidInputError(f"unknown chunker {chunker!r}; use one of {', '.join(map(repr, CHUNKERS))}")
         if document_splitter is not None and not callable(getattr(document_splitter, "run", None)):
@@ -152,11 +157,18 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
         return "tokens"
 
     def _split(self, doc: Document) -> tuple[list[Document], list[Span]]:
-        """One source's chunk Documents (no embedding yet, so their ids are those of a plain split) and spans."""
+        """One source's chunk Documents (no embedding yet, so their ids are those of a plain split) and spans.
+        A splitter's chunk with no text at all has nothing to pool: it is passed on without embedding (warning);
+        a whitespace-only chunk is part of the source and gets the core's vector for its span."""
         text = doc.content or ""
         if self.document_splitter is not None:
             chunks = list(self.document_splitter.run(documents=[doc])["documents"])
-            return chunks, (spans_in_source(text, chunks) if chunks else [])
+            empty = [chunk.id for chunk in chunks if not chunk.content]
+            if empty:
+                logger.warning("The splitter made {count} chunks with no text; they get no embedding: {ids}",
+                               count=len(empty), ids=", ".join(empty[:5]))
+            return chunks, (spans_in_source(text, [c for c in chunks if c.content]) if len(empty) < len(chunks)
+                            else [])
         spans = self.embedder.chunk_spans(text, self._core_chunker(), chunk_size=self.chunk_size,
                                           chunk_overlap=self.chunk_overlap)
         chunks = []
@@ -179,7 +191,7 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
                 logger.warning("Document ID {doc_id} has no text. Skipping this document.", doc_id=doc.id)
                 continue
             chunks, spans = self._split(doc)
-            if chunks:
+            if spans:
                 planned.append((doc, chunks, spans))
         return planned
 
@@ -188,15 +200,21 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
 
     def _late_options(self) -> dict[str, Any]:
         return {"task": self.task, "dimensions": self.dimensions, "normalized": self.normalized,
-                "window": self.window, "overlap": self.overlap}
+                "window": self.window, "overlap": self.overlap, "embedding_type": self.embedding_type}
 
-    @staticmethod
-    def _embedded(part: Any, found: list[list[Any]]) -> list[Document]:
-        return [
-            replace(chunk, embedding=vector.embedding.tolist())
-            for (_, chunks, _), vectors in zip(part, found, strict=True)
-            for chunk, vector in zip(chunks, vectors, strict=True)
-        ]
+    def _embedded(self, part: Any, found: list[list[Any]]) -> list[Document]:
+        """The chunks with their vectors, marked late-chunked (``replace`` keeps the plain split's ids)."""
+        space = self.vector_space()
+        output = []
+        for (_, chunks, _), vectors in zip(part, found, strict=True):
+            pooled = iter(vectors)
+            for chunk in chunks:
+                if chunk.content:
+                    output.append(replace(chunk, embedding=next(pooled).embedding.tolist(),
+                                          meta={**chunk.meta, LATE_CHUNKED_KEY: space}))
+                else:
+                    output.append(chunk)
+        return output
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]) -> dict[str, list[Document]]:

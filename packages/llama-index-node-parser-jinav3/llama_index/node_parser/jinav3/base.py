@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, Literal
 
+from llama_index.core import Settings
 from llama_index.core.node_parser import MetadataAwareTextSplitter, NodeParser, SentenceSplitter, TextSplitter
 from llama_index.core.node_parser.loading import load_parser
 from llama_index.core.node_parser.node_utils import build_nodes_from_splits
@@ -58,19 +59,35 @@ def _inherit_from_embed_model(data: dict[str, Any], embed_model: Any) -> dict[st
             f"the parser's model {data['model_name']!r} differs from the embed model's {embed_model.model_name!r}; "
             "late-chunked vectors would not be comparable with query vectors (leave model_name out to inherit it)"
         )
-    if "dimensions" in data and data["dimensions"] != embed_model.dimensions:
-        raise InvalidInputError(
-            f"the parser's dimensions={data['dimensions']} differ from the embed model's "
-            f"dimensions={embed_model.dimensions}; leave dimensions out to inherit them"
-        )
+    for name in ("dimensions", "embedding_type"):
+        if name in data and data[name] != getattr(embed_model, name):
+            raise InvalidInputError(
+                f"the parser's {name}={data[name]!r} differ from the embed model's {name}="
+                f"{getattr(embed_model, name)!r}; leave {name} out to inherit it"
+            )
     same_backend = data.setdefault("backend", embed_model.backend) == embed_model.backend
     data.setdefault("model_name", embed_model.model_name)
     data.setdefault("dimensions", embed_model.dimensions)
+    data.setdefault("embedding_type", embed_model.embedding_type)
     data.setdefault("task", embed_model.document_task)
     if same_backend:
         for name in _BACKEND_FIELDS:
             data.setdefault(name, getattr(embed_model, name))
     return data
+
+
+def _settings_embed_model() -> Any:
+    """``Settings.embed_model`` when one was set, else None. Read without resolving LlamaIndex's default (which
+    would build an OpenAI model): the parser inherits a JinaV3Embedding from there, and refuses any other model,
+    whose query vectors could never be compared with late-chunked node vectors."""
+    embed_model = getattr(Settings, "_embed_model", None)
+    if embed_model is None or isinstance(embed_model, JinaV3Embedding):
+        return embed_model
+    raise InvalidInputError(
+        f"Settings.embed_model is a {type(embed_model).__name__}, which would embed the queries, while this parser "
+        "makes jina-embeddings-v3 vectors; set Settings.embed_model = JinaV3Embedding(...) or pass "
+        "embed_model=JinaV3Embedding(...) here and to the index"
+    )
 
 
 class JinaV3LateChunkingNodeParser(JinaV3CoreSettings, NodeParser):
@@ -113,10 +130,11 @@ class JinaV3LateChunkingNodeParser(JinaV3CoreSettings, NodeParser):
         data = _restore_id_func(dict(data))
         if isinstance(data.get("text_splitter"), dict):
             data["text_splitter"] = load_parser(_restore_id_func(data["text_splitter"]))
-        if "embed_model" in data:
-            embed_model = data.pop("embed_model")
-            if embed_model is not None:
-                data = _inherit_from_embed_model(data, embed_model)
+        embed_model = data.pop("embed_model", None)
+        if embed_model is None:
+            embed_model = _settings_embed_model()
+        if embed_model is not None:
+            data = _inherit_from_embed_model(data, embed_model)
         return data
 
     @field_validator("task")
@@ -177,6 +195,7 @@ class JinaV3LateChunkingNodeParser(JinaV3CoreSettings, NodeParser):
             "task": self.task,
             "dimensions": self.dimensions,
             "include_special_tokens": self.include_special_tokens,
+            "embedding_type": self.embedding_type,
             "window": self.window,
             "overlap": self.overlap,
         }
