@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +14,9 @@ from jinav3 import Embedder
 from jinav3.backends.local import LocalBackend
 from jinav3.models import fallback_model_dir
 from jinav3.testing import build_checkpoint
+
+# No test may reach outside 127.0.0.1: Haystack's telemetry would try to on first use (examples, docs, adapters).
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 
 @pytest.fixture(scope="session")
