@@ -1,29 +1,37 @@
 """The two per-batch steps of the pipeline, as plain callables Ray Data maps over Arrow batches.
 
-``prepare_batch`` runs as ordinary CPU tasks: it decodes and checks each document and cuts it into character spans
-(loading only the tokenizer, and only for the ``tokens`` chunker). ``EmbedActor`` is the callable class of the actor
+``prepare_batch`` runs as ordinary CPU tasks: it takes the document records of :mod:`jinav3.distributed.reading`,
+drops those a resumed job already wrote, and cuts each document into character spans (loading only the tokenizer,
+and only for the ``tokens`` chunker). ``EmbedActor`` is the callable class of the actor
 pool: it loads the model once and turns prepared documents into chunk rows through the core ``Embedder``
 (``late_chunk_many`` or ``embed``). A document that cannot be processed becomes one row with an ``error`` message
-and no vector, so every input document is accounted for.
+and no vector, so every input document is accounted for. ``WritingEmbedActor`` also writes its chunk rows as one
+Parquet part of the output folder and hands back only a small report row, so the vectors never travel through
+Ray's object store to separate write tasks.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from jinav3.chunking import Span, chunk_spans, make_chunker
 from jinav3.distributed.options import IndexOptions
+from jinav3.distributed.output import OutputFolder
 from jinav3.embedder import Embedder
-from jinav3.errors import InvalidInputError, JinaV3Error
+from jinav3.errors import JinaV3Error
 from jinav3.matryoshka import validate_dimensions
 
 SPANS = pa.list_(pa.int64())
+OUTPUT_COLUMNS = ("source_id", "chunk_index", "start", "end", "text", "embedding", "error", "origin")
 
 
 @functools.lru_cache(maxsize=4)
@@ -33,22 +41,6 @@ def _tokenizer(model: str) -> Any:
     from jinav3.checkpoint import resolve_model_dir
 
     return load_tokenizer(resolve_model_dir(model))
-
-
-def _decode(value: Any) -> str:
-    """The document text, or a JinaV3Error saying why there is none."""
-    if value is None:
-        raise JinaV3Error("the text is missing (null)")
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise JinaV3Error(f"the text is not valid UTF-8 ({exc})") from None
-    if not isinstance(value, str):
-        raise JinaV3Error(f"the text must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise JinaV3Error("the document is empty")
-    return value
 
 
 def _spans(document: str, options: IndexOptions) -> list[Span]:
@@ -63,48 +55,46 @@ def _spans(document: str, options: IndexOptions) -> list[Span]:
     return found
 
 
-def _column(batch: pa.Table, name: str, role: str) -> list[Any]:
-    if name not in batch.column_names:
-        columns = ", ".join(batch.column_names)
-        raise InvalidInputError(f"the documents have no {role} column {name!r} (columns: {columns})")
-    return batch.column(name).to_pylist()
+def _skip_mask(records: pa.Table, done: tuple[Any, Any]) -> pa.Array:
+    """True for records a resumed job already wrote: their id is written, or (for rows with no usable id) an
+    error row from their origin is."""
+    ids, origins = (_fetch(ref) for ref in done)
+    source_id = records.column("source_id")
+    by_id = pc.is_in(source_id, value_set=ids)
+    by_origin = pc.and_(pc.is_null(source_id), pc.is_in(records.column("origin"), value_set=origins))
+    return pc.fill_null(pc.or_(by_id, by_origin), False)
 
 
-def prepare_batch(batch: pa.Table, options: IndexOptions) -> pa.Table:
-    """One row per document: ``source_id``, the decoded ``document``, its chunk ``starts``/``ends``, and an
-    ``error`` (null when the document is fine), plus the carried columns."""
-    ids = _column(batch, options.id_column, "id")
-    texts = _column(batch, options.text_column, "text")
-    documents: list[str | None] = []
+@functools.lru_cache(maxsize=2)
+def _fetch(ref: Any) -> pa.Array:
+    """The done set, fetched from Ray's object store once per worker process."""
+    import ray
+
+    return ray.get(ref)
+
+
+def prepare_batch(records: pa.Table, options: IndexOptions, done: tuple[Any, Any] | None = None) -> pa.Table:
+    """One row per document record not in ``done`` (object refs of written ids and origins, when resuming): the
+    record's columns plus its chunk ``starts``/``ends``; a document that cannot be cut gets its ``error``."""
+    if done is not None:
+        records = records.filter(pc.invert(_skip_mask(records, done)))
+    documents = records.column("document").to_pylist()
+    errors = records.column("error").to_pylist()
     starts: list[list[int]] = []
     ends: list[list[int]] = []
-    errors: list[str | None] = []
-    for source_id, value in zip(ids, texts, strict=True):
-        try:
-            if source_id is None:
-                raise JinaV3Error(f"the document has no {options.id_column!r} (null)")
-            document = _decode(value)
-            spans = _spans(document, options)
-        except JinaV3Error as exc:
-            documents.append(None)
-            starts.append([])
-            ends.append([])
-            errors.append(str(exc))
-            continue
-        documents.append(document)
+    for i, document in enumerate(documents):
+        spans: list[Span] = []
+        if errors[i] is None:
+            try:
+                if not document.strip():
+                    raise JinaV3Error("the document is empty")
+                spans = _spans(document, options)
+            except JinaV3Error as exc:
+                errors[i] = str(exc)
         starts.append([s for s, _ in spans])
         ends.append([e for _, e in spans])
-        errors.append(None)
-    prepared = pa.table({
-        "source_id": pa.array([None if i is None else str(i) for i in ids], pa.string()),
-        "document": pa.array(documents, pa.string()),
-        "starts": pa.array(starts, SPANS),
-        "ends": pa.array(ends, SPANS),
-        "error": pa.array(errors, pa.string()),
-    })
-    for name in options.carry_columns:
-        prepared = prepared.append_column(name, batch.column(name))
-    return prepared
+    prepared = records.set_column(records.column_names.index("error"), "error", pa.array(errors, pa.string()))
+    return prepared.append_column("starts", pa.array(starts, SPANS)).append_column("ends", pa.array(ends, SPANS))
 
 
 class EmbedActor:
@@ -147,17 +137,18 @@ class EmbedActor:
         return results
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = batch.to_pydict()
+        rows = batch.select(["source_id", "origin", "document", "starts", "ends", "error"]).to_pydict()
         ok = [i for i, error in enumerate(rows["error"]) if error is None]
         spans = [list(zip(rows["starts"][i], rows["ends"][i], strict=True)) for i in ok]
         found = dict(zip(ok, self._vectors_or_errors([rows["document"][i] for i in ok], spans), strict=True))
-        out: dict[str, list[Any]] = {k: [] for k in ("source_id", "chunk_index", "start", "end", "text", "error")}
+        out: dict[str, list[Any]] = {k: [] for k in OUTPUT_COLUMNS if k != "embedding"}
         vectors: list[np.ndarray] = []
         origin: list[int] = []  # input row of every output row, to carry columns along
         for i, source_id in enumerate(rows["source_id"]):
             result = found.get(i, rows["error"][i])
             if isinstance(result, str):
                 out["source_id"].append(source_id)
+                out["origin"].append(rows["origin"][i])
                 for key in ("chunk_index", "start", "end", "text"):
                     out[key].append(None)
                 out["error"].append(result)
@@ -167,6 +158,7 @@ class EmbedActor:
             document = rows["document"][i]
             for index, (start, end) in enumerate(zip(rows["starts"][i], rows["ends"][i], strict=True)):
                 out["source_id"].append(source_id)
+                out["origin"].append(rows["origin"][i])
                 out["chunk_index"].append(index)
                 out["start"].append(start)
                 out["end"].append(end)
@@ -191,8 +183,38 @@ class EmbedActor:
             "text": pa.array(out["text"], pa.string()),
             "embedding": embedding,
             "error": pa.array(out["error"], pa.string()),
+            "origin": pa.array(out["origin"], pa.string()),
         })
         carried = batch.select(list(self.options.carry_columns)).take(pa.array(origin, pa.int64()))
         for name in self.options.carry_columns:
             table = table.append_column(name, carried.column(name))
         return table
+
+
+class WritingEmbedActor(EmbedActor):
+    """``EmbedActor`` that writes each batch's chunk rows as one atomic Parquet part of ``folder`` and returns one
+    report row per batch (part name, documents, chunks, failed, and when the batch started and ended)."""
+
+    def __init__(self, options: IndexOptions, folder: OutputFolder) -> None:
+        super().__init__(options)
+        self.folder = folder
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        started = time.time()
+        rows = super().__call__(batch) if batch.num_rows else None
+        part, chunks, failed = None, 0, 0
+        if rows is not None:
+            part = self.folder.write_part(rows, lambda: _batch_key(batch))
+            failed = int(pc.sum(pc.is_valid(rows.column("error"))).as_py() or 0)
+            chunks = rows.num_rows - failed
+        return pa.table({"part": [part], "documents": [batch.num_rows], "chunks": [chunks], "failed": [failed],
+                         "started": [started], "finished": [time.time()]})
+
+
+def _batch_key(batch: pa.Table) -> bytes:
+    """What names a part: the origins of its documents, so that a re-run batch gets the same name. Documents
+    without an origin (a Ray Dataset you built) get a random name instead."""
+    origins = batch.column("origin")
+    if origins.null_count:
+        return uuid.uuid4().bytes
+    return "\0".join(origins.to_pylist()).encode("utf-8")
