@@ -90,7 +90,8 @@ def carried_value(value: Any) -> str | None:
 
 
 def _json_type(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", list: "a list", dict: "an object"}
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "an object"}
     return names.get(type(value), type(value).__name__)
 
 
@@ -152,26 +153,41 @@ class JsonLinesDocuments(FileBasedDatasource):
             yield records.build()
 
     def _add_line(self, records: _RecordBuilder, raw: bytes, origin: str, first: bool) -> None:
-        o = self.options
-        source_id = None
+        source_id, document, error, carried = line_record(raw, self.options, first)
+        records.add(origin, source_id, document, error, carried)
+
+
+def line_record(raw: bytes, options: IndexOptions, first: bool = False
+                ) -> tuple[str | None, str | None, str | None, dict[str, Any] | None]:
+    """``(source_id, document, error, carried)`` of one JSON line; never raises. ``first``: the file's first
+    line, which may start with a UTF-8 byte order mark."""
+    o = options
+    source_id, carried = None, None
+    try:
         try:
-            try:
-                line = raw.decode("utf-8-sig" if first else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise BadRow(f"the line is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BadRow(f"the line is not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(row, dict):
-                raise BadRow(f"the line must hold a JSON object, got {_json_type(row)}")
-            source_id = document_id(row.get(o.id_column), o.id_column)
-            document = document_text(row.get(o.text_column), o.text_column)
+            line = raw.decode("utf-8-sig" if first else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadRow(f"the line is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadRow(f"the line is not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise BadRow("the line nests JSON too deeply to parse") from None
+        if not isinstance(row, dict):
+            raise BadRow(f"the line must hold a JSON object, got {_json_type(row)}")
+        try:  # kept on the error row too, when they are fine themselves
             carried = {name: carried_value(row.get(name)) for name in o.carry_columns}
+            carry_problem = None
         except BadRow as exc:
-            records.add(origin, source_id, None, str(exc))
-            return
-        records.add(origin, source_id, document, None, carried)
+            carry_problem = exc
+        source_id = document_id(row.get(o.id_column), o.id_column)
+        document = document_text(row.get(o.text_column), o.text_column)
+        if carry_problem is not None:
+            raise carry_problem
+    except BadRow as exc:
+        return source_id, None, str(exc), carried
+    return source_id, document, None, carried
 
 
 class ParquetDocuments(FileBasedDatasource):
