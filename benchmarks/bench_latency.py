@@ -39,7 +39,7 @@ def main() -> None:
         ids = backend.encode_ids([query], "retrieval.query", truncate=False)[0]
         input_ids = torch.from_numpy(ids[None])
         mask = torch.ones_like(input_ids)
-        backend._selection.set(torch.tensor([backend._task_id("retrieval.query")]))
+        backend._selection.use(backend._task_id("retrieval.query"))
 
         def bare(module: torch.nn.Module = backend._module, ids: torch.Tensor = input_ids,
                  mask: torch.Tensor = mask) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jinav3 import ChunkAlignmentError, Embedder, InvalidInputError
-from jinav3.late import plan_windows, token_ranges
+from jinav3 import Embedder, InvalidInputError
+from jinav3.late import content_ranges, plan_windows
 
 DOC = (
     "Berlin is the capital and largest city of Germany. Its more than 3.85 million inhabitants make it the "
@@ -16,7 +16,8 @@ OTHER = "Paris est la capitale de la France. Elle compte plus de deux millions d
 
 
 def expected_raw_chunks(embedder: Embedder, document: str, spans, task="retrieval.passage", special=True):
-    """Independent reference: tokenise instruction+document, run the model once, average tokens by offsets."""
+    """Independent reference for a contiguous partition: one pass, tokens averaged by offsets; the first chunk
+    also takes everything before it, the last everything after it (here: exactly the special tokens)."""
     backend = embedder.backend
     prefix = backend.instruction(task)
     enc = backend.tokenizer.encode(prefix + document)
@@ -87,10 +88,27 @@ def test_overlapping_chunks_share_tokens(tiny_embedder):
     np.testing.assert_allclose([c.embedding for c in chunks], expected, atol=1e-5)
 
 
-def test_a_span_without_tokens_is_an_error_naming_it(tiny_embedder):
-    doc = "and document more"  # "document" is one token: a span inside it owns no token of its own
-    with pytest.raises(ChunkAlignmentError, match="chunk 1"):
-        tiny_embedder.late_chunk(doc, spans=[(0, 3), (4, 6), (6, len(doc))])
+def test_spans_that_own_no_token_still_get_a_vector(tiny_embedder):
+    """A span inside one token pools that token; a span of whitespace pools the next token (the last at the end)."""
+    doc = "and document more  "
+    backend = tiny_embedder.backend
+    tokens = backend.tokenize_document(doc, "retrieval.passage")
+    inside = content_ranges(tokens, [(5, 7)])[0]  # "oc" inside "document"
+    owner = content_ranges(tokens, [(4, 12)])[0]  # the whole word
+    np.testing.assert_array_equal(inside, owner)
+    space = content_ranges(tokens, [(3, 4)])[0]  # the blank before "document": a token after "and"
+    first_word = content_ranges(tokens, [(0, 3)])[0]
+    assert space[1] > space[0] >= first_word[1] and space[1] <= owner[1]
+    trailing = content_ranges(tokens, [(17, 19)])[0]  # trailing blanks: the last token
+    assert trailing[1] == len(tokens.content)
+    chunks = tiny_embedder.late_chunk(doc, spans=[(0, 3), (5, 7), (3, 4), (17, 19)])
+    assert np.isfinite(np.stack([c.embedding for c in chunks])).all()
+
+
+def test_only_empty_or_outside_spans_are_refused(tiny_embedder):
+    for spans in ([(3, 3)], [(0, 99)], [(-1, 2)]):
+        with pytest.raises(InvalidInputError, match="span 0"):
+            tiny_embedder.late_chunk("and document more", spans=spans)
 
 
 def test_plan_windows_covers_each_token_once_with_context():
@@ -121,8 +139,9 @@ def test_long_documents_use_macro_windows(tiny_embedder):
     doc = backend.tokenize_document(long_doc, "retrieval.passage")
     first_window = np.concatenate([doc.head, doc.content[: 96 - len(doc.head) - len(doc.tail)], doc.tail])
     vectors = backend.token_vectors([first_window], [backend._task_id("retrieval.passage")])[0]
-    lo, hi = token_ranges(doc, [(c.start, c.end) for c in windowed])[0]
-    np.testing.assert_allclose(windowed[0].embedding, vectors[lo:hi].mean(0), atol=1e-5)
+    lo, hi = content_ranges(doc, [(windowed[0].start, windowed[0].end)])[0] + len(doc.head)
+    np.testing.assert_allclose(windowed[0].embedding, vectors[:hi].mean(0), atol=1e-5)  # head + its own tokens
+    assert lo == len(doc.head)
     assert not np.allclose(windowed[-1].embedding, full[-1].embedding, atol=1e-4)
 
 

@@ -41,7 +41,7 @@ def test_published_anchors(task):
     from jinav3 import Embedder
 
     backend = Embedder.local(folder, device="cpu", dtype="float32").backend
-    backend._selection.set(torch.tensor([backend._task_id(task)]))
+    backend._selection.use(backend._task_id(task))
     with torch.inference_mode():
         hidden = backend._module(input_ids=torch.tensor([IDS]), attention_mask=torch.tensor([MASK])).last_hidden_state
     np.testing.assert_allclose(hidden[0, 1:4, 1:4].numpy(), ANCHORS[task], atol=1e-3)

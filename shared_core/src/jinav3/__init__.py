@@ -11,6 +11,7 @@ from jinav3.errors import (
     ModelLoadError,
 )
 from jinav3.matryoshka import TRAINED_DIMENSIONS, truncate_normalise
+from jinav3.preparation import DocumentPreparer, PreparedDocument
 from jinav3.tasks import TASKS, RoleTasks
 
 __version__ = "0.1.0"
@@ -22,12 +23,14 @@ __all__ = [
     "Chunk",
     "ChunkAlignmentError",
     "Chunker",
+    "DocumentPreparer",
     "Embedder",
     "InputTooLongError",
     "InvalidInputError",
     "JinaV3Error",
     "ModelLoadError",
     "ParagraphChunker",
+    "PreparedDocument",
     "RoleTasks",
     "SentenceChunker",
     "Span",

@@ -10,7 +10,6 @@ Hugging Face encoder (used with mean pooling, no tasks).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,31 +19,16 @@ from torch import nn
 
 from jinav3.errors import ModelLoadError
 from jinav3.lora import LoRAEmbedding, LoRALinear, TaskSelection
-from jinav3.tasks import DEFAULT_INSTRUCTIONS
+from jinav3.model_files import (  # re-exported: older imports name them here
+    DEFAULT_MODEL,
+    is_jina_v3_original,
+    read_config,
+    resolve_model_dir,
+    task_instructions,
+)
 
-DEFAULT_MODEL = "jinaai/jina-embeddings-v3"
-_HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]
-
-
-def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
-    """A local folder as is; otherwise a hub repo id fetched (or read from cache) by ``huggingface_hub``.
-
-    ``HF_HUB_OFFLINE=1`` and the usual cache variables are honoured by ``snapshot_download`` itself.
-    """
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists() or str(model).startswith((".", "/", "~")):
-        raise ModelLoadError(f"model folder {str(model)!r} does not exist or is not a folder")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(str(model), allow_patterns=_HUB_FILES))
-    except Exception as exc:  # the hub raises many types (offline, 404, gated, network)
-        raise ModelLoadError(
-            f"could not load {str(model)!r} from the Hugging Face hub or its cache ({type(exc).__name__}: {exc}). "
-            "Pass a local folder, or run once with internet access to fill the cache."
-        ) from exc
+__all__ = ["DEFAULT_MODEL", "LoadedModel", "is_jina_v3_original", "load_jina_v3", "load_plain_encoder",
+           "read_config", "resolve_model_dir"]
 
 
 @dataclass
@@ -59,17 +43,6 @@ class LoadedModel:
     max_positions: int | None = None  # usable sequence length of learned positions; None for rotary models
 
 
-def read_config(folder: Path) -> dict:
-    try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelLoadError(f"{folder} has no config.json; is it a Hugging Face model folder?") from None
-
-
-def is_jina_v3_original(config: dict) -> bool:
-    return bool(config.get("lora_adaptations")) and config.get("position_embedding_type") == "rotary"
-
-
 def load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     files = sorted(folder.glob("*.safetensors"))
     if not files:
@@ -80,11 +53,22 @@ def load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("roberta."): v for k, v in state.items()}
 
 
-def _take(state: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+def _take(state: dict[str, torch.Tensor], key: str, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+    """Pop ``key``, checking its shape when given: a wrong checkpoint fails here, naming the tensor."""
     try:
-        return state.pop(key)
+        tensor = state.pop(key)
     except KeyError:
         raise ModelLoadError(f"checkpoint is missing {key!r}; not the jina-embeddings-v3 layout?") from None
+    if shape is not None and tuple(tensor.shape) != shape:
+        raise ModelLoadError(f"checkpoint tensor {key!r} has shape {tuple(tensor.shape)}, expected {shape}")
+    return tensor
+
+
+def _config_int(config: dict, key: str, default: int | None = None) -> int:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelLoadError(f"config.json: {key!r} must be a positive integer, got {value!r}")
+    return value
 
 
 def load_jina_v3(
@@ -102,16 +86,17 @@ def load_jina_v3(
     )
 
     tasks = tuple(config["lora_adaptations"])
-    scale = float(config.get("lora_alpha", 1)) / float(config.get("lora_rank", 4))
+    n_tasks, rank = len(tasks), _config_int(config, "lora_rank", 4)
+    scale = float(config.get("lora_alpha", 1)) / float(rank)
     native = JinaEmbeddingsV3Config(
-        vocab_size=config["vocab_size"],
-        hidden_size=config["hidden_size"],
-        num_hidden_layers=config["num_hidden_layers"],
-        num_attention_heads=config["num_attention_heads"],
-        intermediate_size=config["intermediate_size"],
+        vocab_size=_config_int(config, "vocab_size"),
+        hidden_size=_config_int(config, "hidden_size"),
+        num_hidden_layers=_config_int(config, "num_hidden_layers"),
+        num_attention_heads=_config_int(config, "num_attention_heads"),
+        intermediate_size=_config_int(config, "intermediate_size"),
         hidden_act=config.get("hidden_act", "gelu"),
         layer_norm_eps=config.get("layer_norm_eps", 1e-5),
-        type_vocab_size=config.get("type_vocab_size", 1),
+        type_vocab_size=_config_int(config, "type_vocab_size", 1),
         pad_token_id=config.get("pad_token_id", 1),
         bos_token_id=config.get("bos_token_id", 0),
         eos_token_id=config.get("eos_token_id", 2),
@@ -119,6 +104,15 @@ def load_jina_v3(
         rope_parameters={"rope_type": "default", "rope_theta": float(config.get("rotary_emb_base", 20000.0))},
     )
     native._attn_implementation = attn_implementation
+    if native.hidden_size % native.num_attention_heads:
+        raise ModelLoadError(
+            f"config.json: hidden_size {native.hidden_size} is not a multiple of "
+            f"num_attention_heads {native.num_attention_heads}"
+        )
+    with torch.device("meta"):
+        module = JinaEmbeddingsV3Model(native)
+    module.pooler = None
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     state = load_state_dict(folder)
     hidden = native.hidden_size
 
@@ -128,25 +122,37 @@ def load_jina_v3(
     base: dict[str, torch.Tensor] = {}
     banks: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def param(src: str, dst: str, bias: bool = True) -> None:
-        base[f"{dst}.weight"] = _take(state, f"{src}.parametrizations.weight.original")
-        banks[dst] = (
-            _take(state, f"{src}.parametrizations.weight.0.lora_A"),
-            _take(state, f"{src}.parametrizations.weight.0.lora_B"),
+    def bank(src: str, rows: int, cols: int, embedding: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """LoRA factors of a (rows x cols) weight: Linear A (T, r, in), B (T, out, r); Embedding A (T, V, r),
+        B (T, r, d). T must be the number of tasks in the config, r its ``lora_rank``."""
+        if embedding:
+            a_shape, b_shape = (n_tasks, rows, rank), (n_tasks, rank, cols)
+        else:
+            a_shape, b_shape = (n_tasks, rank, cols), (n_tasks, rows, rank)
+        return (
+            _take(state, f"{src}.parametrizations.weight.0.lora_A", a_shape),
+            _take(state, f"{src}.parametrizations.weight.0.lora_B", b_shape),
         )
-        if bias:
-            base[f"{dst}.bias"] = _take(state, f"{src}.bias")
 
-    param("embeddings.word_embeddings", "embeddings.word_embeddings", bias=False)
-    param("embeddings.token_type_embeddings", "embeddings.token_type_embeddings", bias=False)
-    base["embeddings.LayerNorm.weight"] = _take(state, "emb_ln.weight")
-    base["embeddings.LayerNorm.bias"] = _take(state, "emb_ln.bias")
+    def param(src: str, dst: str, bias: bool = True, embedding: bool = False) -> None:
+        shape = expected[f"{dst}.weight"]
+        base[f"{dst}.weight"] = _take(state, f"{src}.parametrizations.weight.original", shape)
+        banks[dst] = bank(src, shape[0], shape[1], embedding)
+        if bias:
+            base[f"{dst}.bias"] = _take(state, f"{src}.bias", expected[f"{dst}.bias"])
+
+    def norm(src: str, dst: str) -> None:
+        for kind in ("weight", "bias"):
+            base[f"{dst}.{kind}"] = _take(state, f"{src}.{kind}", expected[f"{dst}.{kind}"])
+
+    param("embeddings.word_embeddings", "embeddings.word_embeddings", bias=False, embedding=True)
+    param("embeddings.token_type_embeddings", "embeddings.token_type_embeddings", bias=False, embedding=True)
+    norm("emb_ln", "embeddings.LayerNorm")
     for i in range(native.num_hidden_layers):
         src, dst = f"encoder.layers.{i}", f"layers.{i}"
-        wqkv = _take(state, f"{src}.mixer.Wqkv.parametrizations.weight.original")
-        bqkv = _take(state, f"{src}.mixer.Wqkv.bias")
-        a = _take(state, f"{src}.mixer.Wqkv.parametrizations.weight.0.lora_A")
-        b = _take(state, f"{src}.mixer.Wqkv.parametrizations.weight.0.lora_B")
+        wqkv = _take(state, f"{src}.mixer.Wqkv.parametrizations.weight.original", (3 * hidden, hidden))
+        bqkv = _take(state, f"{src}.mixer.Wqkv.bias", (3 * hidden,))
+        a, b = bank(f"{src}.mixer.Wqkv", 3 * hidden, hidden, embedding=False)
         for j, name in enumerate(("q_proj", "k_proj", "v_proj")):
             rows = slice(j * hidden, (j + 1) * hidden)
             base[f"{dst}.self_attn.{name}.weight"] = wqkv[rows]
@@ -155,16 +161,12 @@ def load_jina_v3(
         param(f"{src}.mixer.out_proj", f"{dst}.self_attn.o_proj")
         param(f"{src}.mlp.fc1", f"{dst}.mlp.fc1")
         param(f"{src}.mlp.fc2", f"{dst}.mlp.fc2")
-        for norm, native_norm in (("norm1", "post_attention_layernorm"), ("norm2", "post_mlp_layernorm")):
-            base[f"{dst}.{native_norm}.weight"] = _take(state, f"{src}.{norm}.weight")
-            base[f"{dst}.{native_norm}.bias"] = _take(state, f"{src}.{norm}.bias")
+        norm(f"{src}.norm1", f"{dst}.post_attention_layernorm")
+        norm(f"{src}.norm2", f"{dst}.post_mlp_layernorm")
     leftover = [k for k in state if not k.startswith("pooler.")]
     if leftover:
         raise ModelLoadError(f"unexpected weights in checkpoint: {leftover[:5]}")
 
-    with torch.device("meta"):
-        module = JinaEmbeddingsV3Model(native)
-    module.pooler = None
     module.load_state_dict({k: cast(v) for k, v in base.items()}, strict=True, assign=True)
     module.rotary_emb = JinaEmbeddingsV3RotaryEmbedding(native).to(device)
 
@@ -179,8 +181,7 @@ def load_jina_v3(
             wrapped = LoRALinear(original, cast(lora_a), cast(lora_b), scale, selection, merge=merge_lora)
         setattr(parent, child, wrapped)
     module.eval().requires_grad_(False)
-    instructions = {**DEFAULT_INSTRUCTIONS, **(config.get("task_instructions") or {})}
-    return LoadedModel(module, selection, tasks, instructions, hidden_size=hidden)
+    return LoadedModel(module, selection, tasks, task_instructions(config), hidden_size=hidden)
 
 
 def load_plain_encoder(folder: Path, dtype: torch.dtype, device: torch.device, attn_implementation: str) -> LoadedModel:

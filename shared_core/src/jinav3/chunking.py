@@ -7,6 +7,7 @@ splitter, located back in the document by :func:`spans_from_texts`.
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,14 +45,18 @@ def _spans_between(text: str, cuts: Sequence[int]) -> list[Span]:
     return spans
 
 
+# A line break in any convention (CRLF, LF, CR); a blank line is two of them with only spaces/tabs between.
+_LINE_BREAK = r"(?:\r\n|\r(?!\n)|\n)"
+_BLANK_LINE = rf"{_LINE_BREAK}[ \t]*{_LINE_BREAK}"
 # Sentence ends: Latin/Cyrillic/Greek/Devanagari/Arabic terminators (with closing quotes or brackets) followed by
-# whitespace; CJK full-width terminators need no whitespace after them; blank lines always end a sentence.
+# whitespace or the end of the text — so "?q=", "x != y" and "Yahoo!Finance" never cut; CJK full-width
+# terminators need no whitespace after them; blank lines always end a sentence.
 _SENTENCE_END = re.compile(
-    r"[.!?…।॥؟۔]+[\"'”’»)\]]*(?=\s)"
-    r"|[。！？!?][」』”’）)]*"
-    r"|\n\s*\n"
+    r"[.!?…।॥؟۔]+[\"'”’»)\]]*(?=\s|$)"
+    r"|[。！？]+[」』”’）)]*"
+    rf"|{_BLANK_LINE}\s*"
 )
-_PARAGRAPH_END = re.compile(r"\n[ \t]*\n\s*")
+_PARAGRAPH_END = re.compile(rf"{_BLANK_LINE}\s*")
 
 
 @dataclass(frozen=True)
@@ -159,13 +164,24 @@ def spans_from_texts(document: str, chunk_texts: Sequence[str]) -> list[Span]:
     return spans
 
 
+def _span_bound(value: Any) -> int:
+    """An integer span bound (Python or numpy int); floats, bools and strings are refused, never truncated."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(value)
+    return int(value)
+
+
 def validate_spans(document: str, spans: Sequence[Sequence[int]]) -> list[Span]:
     """Check explicit spans: integer pairs with ``0 <= start < end <= len(document)``."""
+    if isinstance(spans, (str, bytes)):
+        raise InvalidInputError("spans must be a list of (start, end) pairs, got a string")
     checked: list[Span] = []
     for index, span in enumerate(spans):
         try:
-            start, end = (int(v) for v in span)
-        except (TypeError, ValueError):
+            if isinstance(span, (str, bytes)) or len(span) != 2:
+                raise TypeError(span)
+            start, end = (_span_bound(v) for v in span)
+        except TypeError:
             raise InvalidInputError(f"span {index} must be a (start, end) pair of ints, got {span!r}") from None
         if not 0 <= start < end <= len(document):
             raise InvalidInputError(
@@ -205,3 +221,24 @@ def chunk_spans(document: str, chunker: Chunker | Callable[[str], Sequence[Any]]
     if produced and all(isinstance(item, str) for item in produced):
         return spans_from_texts(document, produced)
     return validate_spans(document, produced)
+
+
+def resolve_spans(
+    document: str,
+    chunker: ChunkerLike = "sentences",
+    spans: Sequence[Sequence[int]] | None = None,
+    tokenizer: Any | None = None,
+    chunk_size: int = 256,
+    chunk_overlap: int = 0,
+) -> list[Span]:
+    """The spans late chunking uses for ``document``: explicit ``spans`` (checked) win over ``chunker``."""
+    if not isinstance(document, str):
+        raise InvalidInputError(f"document must be a string, got {type(document).__name__}")
+    if not document.strip():
+        raise InvalidInputError("cannot late-chunk an empty document")
+    if spans is not None:
+        return validate_spans(document, spans)
+    found = chunk_spans(document, make_chunker(chunker, tokenizer, chunk_size, chunk_overlap))
+    if not found:
+        raise InvalidInputError("the chunker produced no chunks for the document")
+    return found

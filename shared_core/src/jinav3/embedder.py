@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from jinav3.backends import Backend
-from jinav3.chunking import ChunkerLike, Span, chunk_spans, make_chunker, validate_spans
+from jinav3.chunking import ChunkerLike, Span, resolve_spans
 from jinav3.errors import InvalidInputError
 from jinav3.matryoshka import encode, truncate_normalise, validate_dimensions, validate_embedding_type
+from jinav3.preparation import PreparedDocument
 from jinav3.settings import DEFAULT_MODELS, backend_options
 from jinav3.tasks import RoleTasks, validate_task
 
@@ -105,7 +106,8 @@ class Embedder:
     def shared(cls, backend: str = "local", model: str | None = None, **options: Any) -> Embedder:
         """Like :meth:`create`, but one instance per distinct settings per process, so the query embedder, the
         document embedder and the splitter of one pipeline load a local model only once."""
-        key = (backend, model, tuple(sorted((k, repr(v)) for k, v in options.items())))
+        model = model or DEFAULT_MODELS.get(backend, model)  # model=None and the default named give one instance
+        key = (backend, str(model), tuple(sorted((k, repr(v)) for k, v in options.items())))
         with _SHARED_LOCK:
             found = _SHARED.get(key)
             if found is None:
@@ -223,17 +225,7 @@ class Embedder:
         chunk_overlap: int = 0,
     ) -> list[Span]:
         """The spans a late-chunking call would use for ``document`` (explicit ``spans`` win over ``chunker``)."""
-        if not isinstance(document, str):
-            raise InvalidInputError(f"document must be a string, got {type(document).__name__}")
-        if not document.strip():
-            raise InvalidInputError("cannot late-chunk an empty document")
-        if spans is not None:
-            return validate_spans(document, spans)
-        resolved = make_chunker(chunker, self.tokenizer, chunk_size, chunk_overlap)
-        found = chunk_spans(document, resolved)
-        if not found:
-            raise InvalidInputError("the chunker produced no chunks for the document")
-        return found
+        return resolve_spans(document, chunker, spans, self.tokenizer, chunk_size, chunk_overlap)
 
     def _prepare_many(
         self,
@@ -361,3 +353,50 @@ class Embedder:
             [document], chunker, None if spans is None else [spans], task, dimensions, **kwargs
         )
         return chunks[0]
+
+    # -- late chunking in two halves (tokenise anywhere, run where the model is) ----------------------------
+    def prepare_late_chunks(
+        self,
+        documents: Sequence[str],
+        chunker: ChunkerLike = "sentences",
+        spans: Sequence[Sequence[Sequence[int]]] | None = None,
+        task: str | None = _UNSET,
+        *,
+        include_special_tokens: bool = True,
+        chunk_size: int = 256,
+        chunk_overlap: int = 0,
+    ) -> list[PreparedDocument]:
+        """Chunk and tokenise documents without running the model (local backend only; the API plans its own).
+        Feed the result to :meth:`late_chunk_prepared`, in this process or another one."""
+        preparer = getattr(self.backend, "preparer", None)
+        if preparer is None:
+            raise InvalidInputError("prepare_late_chunks needs the local backend (the API tokenises server-side)")
+        task, docs, all_spans = self._prepare_many(documents, chunker, spans, task, None, "float", chunk_size,
+                                                   chunk_overlap)
+        return self.backend.prepare(docs, all_spans, task, include_special_tokens)
+
+    def late_chunk_prepared(
+        self,
+        prepared: Sequence[PreparedDocument],
+        dimensions: int | None = None,
+        *,
+        normalized: bool = True,
+        embedding_type: str = "float",
+        window: int | None = None,
+        overlap: int | None = None,
+        show_progress: bool = False,
+    ) -> list[list[Chunk]]:
+        """The chunks of documents from :meth:`prepare_late_chunks` (or :class:`jinav3.DocumentPreparer`)."""
+        self._check_output(dimensions, embedding_type)
+        run = getattr(self.backend, "late_chunk_prepared", None)
+        if run is None:
+            raise InvalidInputError("late_chunk_prepared needs the local backend")
+        items = list(prepared)
+        for i, item in enumerate(items):
+            if not isinstance(item, PreparedDocument):
+                raise InvalidInputError(f"prepared[{i}] must be a PreparedDocument, got {type(item).__name__}")
+        if not items:
+            return []
+        raws = run(items, window=window, overlap=overlap, show_progress=show_progress)
+        return self._chunks([p.text for p in items], [list(p.spans) for p in items], raws, dimensions, normalized,
+                            embedding_type)

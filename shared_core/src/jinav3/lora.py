@@ -1,11 +1,11 @@
-"""Task LoRA for jina-embeddings-v3, applied per row without touching the base weights.
+"""Task LoRA for jina-embeddings-v3: one task per forward pass, base weights never lost.
 
-The published checkpoint stores, for every adapted weight, a bank of rank-4 factors (one per task). When every
-row of a batch has the same task, Linear layers run with that task's LoRA merged into the weight (merged once per
-task switch from a kept copy of the base weight, so nothing drifts and a batch costs exactly a plain forward). Rows
-of one batch may also use different tasks (the reference ``adapter_mask`` semantics): then the base weight runs and
-``s * B_t (A_t x)`` is added per row. Embedding tables are never copied: their low-rank term is added on lookup.
-A row with task -1 uses base weights.
+The published checkpoint stores, for every adapted weight, a bank of rank-4 factors (one per task). The local
+backend runs every batch with a single task (it groups rows by task), so a row's vector never depends on what it
+is batched with, in any dtype. Linear layers run with that task's LoRA merged into the weight — merged once per
+task switch, in fp32, from a kept copy of the base weight, so nothing drifts and a batch costs exactly a plain
+forward — or, with ``merge=False``, add ``s * B_t (A_t x)`` to the base output. Embedding tables are never
+copied: their low-rank term is added on lookup. Task -1 means base weights.
 """
 
 from __future__ import annotations
@@ -16,16 +16,13 @@ from torch.nn import functional as F
 
 
 class TaskSelection:
-    """The task id of every row of the batch being run, shared by all LoRA modules of one model."""
+    """The task of the batch being run (-1 = base weights), shared by all LoRA modules of one model."""
 
     def __init__(self) -> None:
-        self.row_tasks: torch.Tensor | None = None  # (batch,) long, -1 = no adapter
-        self.uniform: int | None = None  # set when every row has the same task
+        self.task = -1
 
-    def set(self, row_tasks: torch.Tensor) -> None:
-        self.row_tasks = row_tasks
-        first = int(row_tasks[0])
-        self.uniform = first if bool((row_tasks == first).all()) else None
+    def use(self, task: int) -> None:
+        self.task = int(task)
 
 
 class LoRALinear(nn.Module):
@@ -53,34 +50,30 @@ class LoRALinear(nn.Module):
         self.selection = sel
 
     @torch.no_grad()
-    def _use(self, task: int) -> None:
-        """Make ``base.weight`` the weight of ``task`` (-1 = base), computing the delta in fp32."""
-        if task == self.merged_task:
-            return
+    def merged_weight(self, task: int) -> torch.Tensor:
+        """The weight of ``task`` (-1 = base) in the module's dtype, with the delta computed in fp32."""
+        base = self.original if self.original is not None else self.base.weight
         if task < 0:
-            self.base.weight.copy_(self.original)
-        else:
-            delta = (self.lora_b[task].float() @ self.lora_a[task].float()) * self.scale
-            self.base.weight.copy_((self.original.float() + delta).to(self.original.dtype))
-        self.merged_task = task
+            return base.clone()
+        delta = (self.lora_b[task].float() @ self.lora_a[task].float()) * self.scale
+        return (base.float() + delta).to(base.dtype)
+
+    @torch.no_grad()
+    def _use(self, task: int) -> None:
+        """Make ``base.weight`` the weight of ``task``."""
+        if task != self.merged_task:
+            self.base.weight.copy_(self.merged_weight(task))
+            self.merged_task = task
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        sel = self.selection
+        task = self.selection.task
         if self.original is not None:
-            self._use(-1 if sel.uniform is None else sel.uniform)
-            if sel.uniform is not None:
-                return self.base(x)
+            self._use(task)
+            return self.base(x)
         y = self.base(x)
-        if sel.uniform is not None:
-            if sel.uniform < 0:
-                return y
-            t = sel.uniform
-            return y + F.linear(F.linear(x, self.lora_a[t]), self.lora_b[t]) * self.scale
-        tasks = sel.row_tasks
-        keep = (tasks >= 0).to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
-        idx = tasks.clamp(min=0)
-        low = torch.matmul(x, self.lora_a[idx].transpose(1, 2))  # (B, L, r)
-        return y + torch.matmul(low, self.lora_b[idx].transpose(1, 2)) * (self.scale * keep)
+        if task < 0:
+            return y
+        return y + F.linear(F.linear(x, self.lora_a[task]), self.lora_b[task]) * self.scale
 
 
 class LoRAEmbedding(nn.Module):
@@ -102,15 +95,7 @@ class LoRAEmbedding(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         y = self.base(ids)
-        sel = self.selection
-        if sel.uniform is not None:
-            if sel.uniform < 0:
-                return y
-            t = sel.uniform
-            return y + torch.matmul(F.embedding(ids, self.lora_a[t]), self.lora_b[t]) * self.scale
-        tasks = sel.row_tasks
-        idx = tasks.clamp(min=0)
-        keep = (tasks >= 0).to(y.dtype).view(-1, 1, 1)
-        rows = idx.view(-1, 1).expand_as(ids)
-        low = self.lora_a[rows, ids]  # (B, L, r)
-        return y + torch.matmul(low, self.lora_b[idx]) * (self.scale * keep)
+        task = self.selection.task
+        if task < 0:
+            return y
+        return y + torch.matmul(F.embedding(ids, self.lora_a[task]), self.lora_b[task]) * self.scale

@@ -1,8 +1,9 @@
 """Local backend: jina-embeddings-v3 (or any HF encoder) on torch, with token-budget batching.
 
 Tokenisation uses the checkpoint's ``tokenizer.json`` through the ``tokenizers`` library (fast, with exact char
-offsets for late chunking). Sequences are sorted by length and packed into batches of at most ``token_budget``
-padded tokens; results come back in input order.
+offsets for late chunking). Sequences are grouped by task — so every batch runs one task's merged weights and a
+row's vector never depends on what it is batched with — then sorted by length and packed into batches of at most
+``token_budget`` padded tokens; results come back in input order.
 """
 
 from __future__ import annotations
@@ -12,26 +13,19 @@ import importlib.util
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
 from jinav3 import late
 from jinav3.batching import token_budget_batches
-from jinav3.checkpoint import (
-    DEFAULT_MODEL,
-    is_jina_v3_original,
-    load_jina_v3,
-    load_plain_encoder,
-    read_config,
-    resolve_model_dir,
-)
+from jinav3.checkpoint import load_jina_v3, load_plain_encoder
 from jinav3.chunking import Span
-from jinav3.errors import InputTooLongError, InvalidInputError, ModelLoadError
+from jinav3.errors import InputTooLongError, InvalidInputError
+from jinav3.model_files import DEFAULT_MODEL, is_jina_v3_original, load_tokenizer, read_config, resolve_model_dir
+from jinav3.preparation import DocumentPreparer, PreparedDocument
 from jinav3.tasks import validate_task
 
 _DTYPES = {
@@ -77,23 +71,7 @@ def pick_attention(device: torch.device) -> str:
     return "sdpa"
 
 
-def load_tokenizer(folder: Path) -> Tokenizer:
-    path = folder / "tokenizer.json"
-    if path.exists():
-        tokenizer = Tokenizer.from_file(str(path))
-    else:
-        from transformers import AutoTokenizer
-
-        hf = AutoTokenizer.from_pretrained(str(folder))
-        if not hasattr(hf, "backend_tokenizer"):
-            raise ModelLoadError(f"{folder} has no fast tokenizer (tokenizer.json); late chunking needs offsets")
-        tokenizer = hf.backend_tokenizer
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer
-
-
-def _pad_id(tokenizer: Tokenizer, config: dict) -> int:
+def _pad_id(tokenizer: Any, config: dict) -> int:
     for token in ("<pad>", "[PAD]"):
         found = tokenizer.token_to_id(token)
         if found is not None:
@@ -133,7 +111,8 @@ class LocalBackend:
         self.instructions = loaded.instructions
         self.full_dimensions = loaded.hidden_size
         self.model_name = str(model)
-        self.tokenizer = load_tokenizer(folder)
+        self.tokenizer = load_tokenizer(folder, config)
+        self.preparer = DocumentPreparer(self.tokenizer, self.instructions if self.tasks else {})
         self._pad_id = _pad_id(self.tokenizer, config)
         limit = loaded.max_positions
         self.max_length = min(max_length, limit) if limit else max_length
@@ -143,7 +122,7 @@ class LocalBackend:
 
     # -- helpers -----------------------------------------------------------------------------------------
     def instruction(self, task: str | None) -> str:
-        return self.instructions.get(task, "") if task and self.tasks else ""
+        return self.preparer.instruction(task)
 
     def _task_id(self, task: str | None) -> int:
         validate_task(task)
@@ -168,10 +147,14 @@ class LocalBackend:
     def _batches(
         self, sequences: Sequence[np.ndarray], task_ids: Sequence[int], show_progress: bool
     ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
-        """Yield (indices, hidden states (B, L, D), attention mask (B, L)) for token-budget batches."""
+        """Yield (indices, hidden states (B, L, D), attention mask (B, L)) for token-budget batches of one task."""
         lengths = [len(s) for s in sequences]
-        batches = token_budget_batches(lengths, self.token_budget, self.max_batch)
-        for batch in tqdm(batches, desc="embedding", unit="batch", disable=not show_progress):
+        batches: list[tuple[int, list[int]]] = []
+        for task_id in dict.fromkeys(task_ids):  # one task per batch, tasks in order of first appearance
+            members = [i for i, t in enumerate(task_ids) if t == task_id]
+            for batch in token_budget_batches([lengths[i] for i in members], self.token_budget, self.max_batch):
+                batches.append((task_id, [members[j] for j in batch]))
+        for task_id, batch in tqdm(batches, desc="embedding", unit="batch", disable=not show_progress):
             longest = max(lengths[i] for i in batch)
             ids = torch.full((len(batch), longest), self._pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), longest), dtype=torch.long)
@@ -181,7 +164,7 @@ class LocalBackend:
             ids, mask = ids.to(self.device), mask.to(self.device)
             with self._lock, torch.inference_mode():
                 if self._selection is not None:
-                    self._selection.set(torch.tensor([task_ids[i] for i in batch], device=self.device))
+                    self._selection.use(task_id)
                 hidden = self._module(input_ids=ids, attention_mask=mask).last_hidden_state
             yield batch, hidden, mask
 
@@ -233,9 +216,17 @@ class LocalBackend:
         return self.embed_ids(sequences, [task_id] * len(sequences), show_progress)
 
     def tokenize_document(self, document: str, task: str | None) -> late.TokenizedDocument:
-        prefix = self.instruction(task)
-        enc = self.tokenizer.encode(prefix + document)
-        return late.split_encoding(enc.ids, enc.offsets, enc.special_tokens_mask, len(prefix))
+        return self.preparer.tokenize(document, task)
+
+    def prepare(
+        self, documents: Sequence[str], spans: Sequence[Sequence[Span]], task: str | None, include_special_tokens: bool
+    ) -> list[PreparedDocument]:
+        """Tokenise every document with its spans (the CPU half of late chunking)."""
+        self._task_id(task)
+        return [
+            self.preparer.prepare(doc, task, spans=doc_spans, include_special_tokens=include_special_tokens)
+            for doc, doc_spans in zip(documents, spans, strict=True)
+        ]
 
     def late_chunk(
         self,
@@ -248,35 +239,47 @@ class LocalBackend:
         overlap: int | None = None,
         show_progress: bool = False,
     ) -> list[np.ndarray]:
-        task_id = self._task_id(task)
-        window = window or self.max_length
+        prepared = self.prepare(documents, spans, task, include_special_tokens)
+        return self.late_chunk_prepared(prepared, window=window, overlap=overlap, show_progress=show_progress)
+
+    def late_chunk_prepared(
+        self,
+        prepared: Sequence[PreparedDocument],
+        *,
+        window: int | None = None,
+        overlap: int | None = None,
+        show_progress: bool = False,
+    ) -> list[np.ndarray]:
+        """Raw contextual vectors of prepared documents, processed in groups of about ``_LATE_GROUP_TOKENS``."""
+        window = self.max_length if window is None else window
         if not 16 <= window <= self.max_length:
             raise InvalidInputError(f"window must be between 16 and max_length={self.max_length}, got {window}")
+        if overlap is not None and overlap < 0:
+            raise InvalidInputError(f"overlap must be at least 0 tokens, got {overlap}")
         results: list[np.ndarray] = []
-        group: list[tuple[late.TokenizedDocument, np.ndarray]] = []
+        group: list[PreparedDocument] = []
         group_tokens = 0
-        progress = tqdm(total=len(documents), desc="late chunking", unit="doc", disable=not show_progress)
-        for document, doc_spans in zip(documents, spans, strict=True):
-            doc = self.tokenize_document(document, task)
-            group.append((doc, late.token_ranges(doc, doc_spans, include_special_tokens)))
-            group_tokens += doc.length
+        progress = tqdm(total=len(prepared), desc="late chunking", unit="doc", disable=not show_progress)
+        for item in prepared:
+            group.append(item)
+            group_tokens += item.tokens.length
             if group_tokens >= _LATE_GROUP_TOKENS:
-                results.extend(self._late_group(group, task_id, window, overlap))
+                results.extend(self._late_group(group, window, overlap))
                 progress.update(len(group))
                 group, group_tokens = [], 0
         if group:
-            results.extend(self._late_group(group, task_id, window, overlap))
+            results.extend(self._late_group(group, window, overlap))
             progress.update(len(group))
         progress.close()
         return results
 
-    def _late_group(
-        self, group: Sequence[tuple[late.TokenizedDocument, np.ndarray]], task_id: int, window: int, overlap: int | None
-    ) -> list[np.ndarray]:
+    def _late_group(self, group: Sequence[PreparedDocument], window: int, overlap: int | None) -> list[np.ndarray]:
         """Run every window of every document of the group in shared batches (never a shared sequence)."""
         plans: list[list[late.Window]] = []
         sequences: list[np.ndarray] = []
-        for doc, _ in group:
+        task_ids: list[int] = []
+        for item in group:
+            doc = item.tokens
             content_window = window - len(doc.head) - len(doc.tail)
             if content_window < 8:
                 raise InvalidInputError(f"window={window} leaves no room for the document after the instruction")
@@ -284,13 +287,14 @@ class LocalBackend:
             plan = late.plan_windows(len(doc.content), content_window, ov)
             plans.append(plan)
             sequences.extend(late.window_sequences(doc, plan))
-        outputs = self.token_vectors(sequences, [task_id] * len(sequences))
+            task_ids.extend([self._task_id(item.task)] * len(plan))
+        outputs = self.token_vectors(sequences, task_ids)
         pooled: list[np.ndarray] = []
         at = 0
-        for (doc, ranges), plan in zip(group, plans, strict=True):
-            vectors = late.stitch(doc, plan, outputs[at : at + len(plan)])
+        for item, plan in zip(group, plans, strict=True):
+            vectors = late.stitch(item.tokens, plan, outputs[at : at + len(plan)])
             at += len(plan)
-            pooled.append(late.pool_ranges(vectors, ranges))
+            pooled.append(late.pool(vectors, item.tokens, item.pooling))
         return pooled
 
     async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool = False) -> np.ndarray:

@@ -37,8 +37,7 @@ OUTPUT_COLUMNS = ("source_id", "chunk_index", "start", "end", "text", "embedding
 @functools.lru_cache(maxsize=4)
 def _tokenizer(model: str) -> Any:
     """The model's tokenizer, once per worker process (Ray reuses workers across tasks)."""
-    from jinav3.backends.local import load_tokenizer
-    from jinav3.checkpoint import resolve_model_dir
+    from jinav3.model_files import load_tokenizer, resolve_model_dir
 
     return load_tokenizer(resolve_model_dir(model))
 

@@ -207,7 +207,7 @@ class EmbeddingService:
                 f"model's {limit}; send fewer chunks per request"
             )
         self._check_tokens(doc.length)
-        late.token_ranges(doc, spans)  # rejects chunks that cover no token, before any model work
+        late.plan_pooling(doc, spans)  # rejects empty chunks before any model work
         return await self.batcher.late_chunk(document, spans, task, doc.length), doc.length
 
 

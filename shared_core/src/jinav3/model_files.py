@@ -1,0 +1,114 @@
+"""Find a model folder and read its config and tokenizer — without torch.
+
+Everything here runs on the light install (``tokenizers`` + ``huggingface_hub`` only when a hub id is given), so a
+tokenising stage (a Ray CPU worker, a client that counts tokens) never imports the model code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from jinav3.errors import ModelLoadError
+from jinav3.tasks import DEFAULT_INSTRUCTIONS
+
+DEFAULT_MODEL = "jinaai/jina-embeddings-v3"
+_HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]
+# A tokenizer with fewer entries than this share of the model's vocabulary is a broken or missing tokenizer file
+# (transformers silently builds a 5-entry XLM-R tokenizer when sentencepiece.bpe.model is absent).
+_MIN_VOCAB_SHARE = 0.5
+
+
+def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
+    """A local folder as is; otherwise a hub repo id fetched (or read from cache) by ``huggingface_hub``.
+
+    ``HF_HUB_OFFLINE=1`` and the usual cache variables are honoured by ``snapshot_download`` itself.
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists() or str(model).startswith((".", "/", "~")):
+        raise ModelLoadError(f"model folder {str(model)!r} does not exist or is not a folder")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # pragma: no cover - the light install may lack it
+        raise ModelLoadError(
+            f"{str(model)!r} is not a local folder and huggingface_hub is not installed to fetch it; "
+            "install the local extra (pip install 'jinav3[local]') or pass a folder"
+        ) from None
+    try:
+        return Path(snapshot_download(str(model), allow_patterns=_HUB_FILES))
+    except Exception as exc:  # the hub raises many types (offline, 404, gated, network)
+        raise ModelLoadError(
+            f"could not load {str(model)!r} from the Hugging Face hub or its cache ({type(exc).__name__}: {exc}). "
+            "Pass a local folder, or run once with internet access to fill the cache."
+        ) from exc
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelLoadError(f"{folder} has no config.json; is it a Hugging Face model folder?") from None
+
+
+def is_jina_v3_original(config: dict[str, Any]) -> bool:
+    """The published jina-embeddings-v3 layout: LoRA task banks and rotary positions."""
+    return bool(config.get("lora_adaptations")) and config.get("position_embedding_type") == "rotary"
+
+
+def task_instructions(config: dict[str, Any]) -> dict[str, str]:
+    """Instructions per task for a jina-v3 checkpoint (its own ``task_instructions`` win); none for others."""
+    if not is_jina_v3_original(config):
+        return {}
+    return {**DEFAULT_INSTRUCTIONS, **(config.get("task_instructions") or {})}
+
+
+def load_tokenizer(folder: Path, config: dict[str, Any] | None = None) -> Any:
+    """The folder's fast tokenizer as a ``tokenizers.Tokenizer`` (exact char offsets), or ``ModelLoadError``.
+
+    jina-embeddings-v3 needs its ``tokenizer.json``. Other encoders may build one from their vocabulary files
+    through transformers; a result far smaller than the model's vocabulary means those files are missing.
+    """
+    from tokenizers import Tokenizer
+
+    config = read_config(folder) if config is None else config
+    path = folder / "tokenizer.json"
+    if path.exists():
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
+            raise ModelLoadError(f"{path} is not a valid tokenizer file: {exc}") from exc
+    elif is_jina_v3_original(config):
+        raise ModelLoadError(f"{folder} has no tokenizer.json; jina-embeddings-v3 needs it (copy it from the model)")
+    else:
+        tokenizer = _tokenizer_from_vocabulary_files(folder)
+    vocab = tokenizer.get_vocab_size()
+    expected = int(config.get("vocab_size") or 0)
+    if expected and vocab < _MIN_VOCAB_SHARE * expected:
+        raise ModelLoadError(
+            f"the tokenizer in {folder} has {vocab} entries but the model's vocabulary has {expected}; its tokenizer "
+            "files (tokenizer.json, or sentencepiece.bpe.model / vocab.txt) are missing or broken"
+        )
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def _tokenizer_from_vocabulary_files(folder: Path) -> Any:
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:  # pragma: no cover - the light install has no transformers
+        raise ModelLoadError(
+            f"{folder} has no tokenizer.json; building one from vocabulary files needs transformers "
+            "(pip install 'jinav3[local]')"
+        ) from None
+    try:
+        hf = AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{folder} has no usable tokenizer files ({exc})") from exc
+    if not hasattr(hf, "backend_tokenizer"):
+        raise ModelLoadError(f"{folder} has no fast tokenizer (tokenizer.json); late chunking needs offsets")
+    return hf.backend_tokenizer
