@@ -1,11 +1,18 @@
-"""Documents/s of the Ray pipeline with 1 vs 2 embedding actors on this machine (prints a table; no assertions).
+"""Documents/s of the Ray pipeline against one process on the same cores (prints a table; no assertions).
 
-    python benchmarks/ray_scaling.py                    # a 4-layer, 256-wide random checkpoint, 400 documents
+    python benchmarks/ray_scaling.py                    # a 4-layer, 256-wide random checkpoint, 2000 documents
     python benchmarks/ray_scaling.py --model jinaai/jina-embeddings-v3 --documents 2000 --gpus-per-actor 1
 
-Each run starts a fresh local Ray instance with ``--cpus`` + 1 logical CPUs; every actor asks for one CPU (so k
-actors use k torch threads) and the extra one runs reading, chunking and writing. The time covers reading,
-chunking, embedding and writing Parquet, including actor start-up (model load), which is what a user waits for.
+For each actor count k, side by side on the same corpus and model:
+
+- **one process**, torch with k threads: read the JSON Lines, late-chunk by sentences with
+  ``Embedder.late_chunk_many`` in batches, write Parquet — what you would write without Ray;
+- **Ray**, a fresh local instance with k + 1 logical CPUs (k one-CPU actors, one more for reading), the same work
+  through ``jinav3.distributed.index_corpus``.
+
+``efficiency`` is Ray docs/s ÷ single-process docs/s. "with load" times everything a user waits for (model load;
+for Ray also the input count and actor start-up, but not ``ray.init``); "steady" leaves out the model load (one
+process) and everything before the first batch starts embedding (Ray: ``IndexSummary.busy_seconds``).
 """
 
 from __future__ import annotations
@@ -30,14 +37,47 @@ def write_corpus(path: Path, count: int, seed: int = 0) -> None:
             out.write(json.dumps({"id": f"doc-{i}", "text": " ".join(sentences)}) + "\n")
 
 
-def run(model: str, corpus: Path, out: Path, actors: int, args: argparse.Namespace) -> tuple[float, int, int]:
+def single_process(model: str, corpus: Path, out: Path, threads: int, args: argparse.Namespace
+                   ) -> tuple[float, float, int]:
+    """(seconds with model load, seconds without, documents) of the plain one-process loop."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+
+    from jinav3 import Embedder
+
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    embedder = Embedder.local(model, device=args.device)
+    loaded = time.perf_counter()
+    rows = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines()]
+    out.mkdir(parents=True)
+    for part, first in enumerate(range(0, len(rows), args.batch_size)):
+        batch = rows[first:first + args.batch_size]
+        chunked = embedder.late_chunk_many([r["text"] for r in batch], chunker="sentences")
+        flat = np.stack([c.embedding for chunks in chunked for c in chunks]).astype(np.float32)
+        table = pa.table({
+            "source_id": [r["id"] for r, chunks in zip(batch, chunked, strict=True) for _ in chunks],
+            "chunk_index": [c.index for chunks in chunked for c in chunks],
+            "start": [c.start for chunks in chunked for c in chunks],
+            "end": [c.end for chunks in chunked for c in chunks],
+            "text": [c.text for chunks in chunked for c in chunks],
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), flat.shape[1]),
+        })
+        pq.write_table(table, out / f"part-{part}.parquet")
+    end = time.perf_counter()
+    return end - start, end - loaded, len(rows)
+
+
+def on_ray(model: str, corpus: Path, out: Path, actors: int, args: argparse.Namespace) -> tuple[float, float, int]:
+    """(seconds of ``index_corpus``, its busy seconds, documents indexed)."""
     import ray
 
     from jinav3.distributed import IndexOptions, index_corpus
 
-    # One logical CPU on top of the actors' own, for the read/prepare/write tasks: actors holding every CPU would
-    # starve those tasks and the pipeline would stall.
-    ray.init(num_cpus=args.cpus + 1, include_dashboard=False, log_to_driver=False)
+    # One logical CPU on top of the actors' own, for the read tasks: actors holding every CPU would starve them.
+    ray.init(num_cpus=actors + 1, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     try:
         options = IndexOptions(model=model, device=args.device, actors=actors, gpus_per_actor=args.gpus_per_actor,
@@ -48,19 +88,17 @@ def run(model: str, corpus: Path, out: Path, actors: int, args: argparse.Namespa
     finally:
         ray.shutdown()
     assert summary.balanced, summary
-    return seconds, summary.documents_indexed, summary.chunks
+    return seconds, summary.busy_seconds, summary.documents_indexed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="checkpoint folder or hub id (default: a random 4-layer 256-wide one)")
-    parser.add_argument("--documents", type=int, default=400)
+    parser.add_argument("--documents", type=int, default=2000)
     parser.add_argument("--actors", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--cpus", type=int, default=2,
-                        help="CPU cores the actors may use (Ray gets one more logical CPU for I/O tasks)")
     parser.add_argument("--gpus-per-actor", type=float, default=0.0)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -71,15 +109,19 @@ def main() -> None:
             model = str(build_checkpoint(root / "model", hidden=256, layers=4, heads=4, intermediate=1024))
         corpus = root / "docs.jsonl"
         write_corpus(corpus, args.documents)
-        print(f"model: {args.model or 'random 4-layer 256-wide checkpoint'}; {args.documents} documents, "
-              f"late chunking by sentences; Ray with {args.cpus} CPUs for actors + 1 for I/O tasks")
-        print(f"{'actors':>6} {'seconds':>8} {'docs/s':>8} {'chunks/s':>9} {'speed-up':>8}")
-        base = None
-        for actors in args.actors:
-            seconds, docs, chunks = run(model, corpus, root / f"out-{actors}", actors, args)
-            base = base or docs / seconds
-            print(f"{actors:>6} {seconds:>8.1f} {docs / seconds:>8.1f} {chunks / seconds:>9.1f} "
-                  f"{docs / seconds / base:>7.2f}x")
+        print(f"model: {args.model or 'random 4-layer 256-wide checkpoint'}; {args.documents} documents, late "
+              f"chunking by sentences, batches of {args.batch_size}; k actors (1 CPU each) vs one process with "
+              "k torch threads")
+        print(f"{'k':>2} {'1-proc docs/s':>13} {'steady':>7} {'Ray docs/s':>10} {'steady':>7} "
+              f"{'efficiency':>10} {'steady':>7}")
+        for k in args.actors:
+            total, work, docs = single_process(model, corpus, root / f"single-{k}", k, args)
+            seconds, busy, indexed = on_ray(model, corpus, root / f"ray-{k}", k, args)
+            assert indexed == docs
+            single, single_steady = docs / total, docs / work
+            ray_rate, ray_steady = docs / seconds, docs / busy
+            print(f"{k:>2} {single:>13.1f} {single_steady:>7.1f} {ray_rate:>10.1f} {ray_steady:>7.1f} "
+                  f"{ray_rate / single:>10.2f} {ray_steady / single_steady:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ray = pytest.importorskip("ray")
 pd = pytest.importorskip("pandas")
@@ -73,16 +75,20 @@ def _vectors(frame: pd.DataFrame) -> np.ndarray:
     return np.stack(frame["embedding"].to_numpy()).astype(np.float32)
 
 
-def test_late_chunks_from_jsonl_equal_the_core(ray_local, tiny_checkpoint, tiny_embedder, jsonl, good, tmp_path):
+def test_late_chunks_from_jsonl_equal_the_core(ray_local, tiny_checkpoint, tiny_embedder, corpus, jsonl, good,
+                                               tmp_path):
     options = IndexOptions(model=str(tiny_checkpoint), device="cpu", batch_size=32, carry_columns=("lang",))
     summary = index_corpus(jsonl, tmp_path / "out", options)
 
     assert (summary.documents_in, summary.documents_indexed, summary.documents_failed) == (303, 300, 3)
     assert summary.balanced
+    lines = {r["id"]: n for n, r in enumerate(corpus, 1)}
     assert sorted(summary.errors) == [
-        ("bad-blank", "the document is empty"), ("bad-empty", "the document is empty"),
-        ("bad-null", "the text is missing (null)"),
+        ("bad-blank", f"{jsonl} line {lines['bad-blank']}", "the document is empty"),
+        ("bad-empty", f"{jsonl} line {lines['bad-empty']}", "the document is empty"),
+        ("bad-null", f"{jsonl} line {lines['bad-null']}", "the 'text' is missing (null)"),
     ]
+    assert (tmp_path / "out" / "_SUCCESS").exists()
     schema = pq.read_schema(next((tmp_path / "out").glob("*.parquet")))
     assert schema.field("embedding").type == pa.list_(pa.float32(), tiny_embedder.dimensions)
 
@@ -114,9 +120,11 @@ def test_plain_token_chunks_from_parquet_with_undecodable_bytes(ray_local, tiny_
     summary = index_corpus(tmp_path / "docs.parquet", tmp_path / "out", options)
 
     assert (summary.documents_in, summary.documents_indexed, summary.documents_failed) == (122, 120, 2)
-    messages = dict(summary.errors)
-    assert messages["bad-bytes"].startswith("the text is not valid UTF-8")
-    assert messages[None] == "the document has no 'key' (null)"
+    source = tmp_path / "docs.parquet"
+    assert sorted(summary.errors, key=str) == [
+        ("bad-bytes", f"{source} row 120", "the 'body' is not valid UTF-8 (invalid start byte at byte 0)"),
+        (None, f"{source} row 121", "the document has no 'key' (null or missing)"),
+    ]
     ok = _rows(tmp_path / "out").dropna(subset=["chunk_index"])
     assert sorted(set(ok["source_id"])) == ids
     for doc_id, frame in ok.groupby("source_id"):
@@ -154,8 +162,9 @@ def test_cli_index_reports_counts_and_writes_errors(ray_local, tiny_checkpoint, 
     assert main(argv) == 0
     report = capsys.readouterr().err
     assert "303 documents in, 300 indexed" in report and "3 failed" in report
-    assert sorted(json.loads(line)["source_id"] for line in errors.read_text().splitlines()) == [
-        "bad-blank", "bad-empty", "bad-null"]
+    failed = sorted((json.loads(line) for line in errors.read_text().splitlines()), key=lambda f: f["source_id"])
+    assert [f["source_id"] for f in failed] == ["bad-blank", "bad-empty", "bad-null"]
+    assert all(f["origin"].startswith(f"{jsonl} line ") for f in failed)
     assert pq.read_table(out).schema.field("embedding").type == pa.list_(pa.float32(), 8)
     assert main(argv) == 2  # the output folder is not empty any more
     assert "not empty" in capsys.readouterr().err
@@ -173,3 +182,79 @@ def test_configuration_errors_fail_before_or_at_model_load(ray_local, tiny_check
         chunk_dataset(ray.data.from_items([{"id": 1, "text": "One. Two."}]), options).materialize()
     with pytest.raises(SystemExit, match="runs on Ray; pass --ray"):
         main(["index", str(jsonl), "-o", str(tmp_path / "x")])
+
+
+# -- bad input lines ---------------------------------------------------------------------------------------------
+# Each kind maps a line number to (raw line, id it must be reported under or None, text when the line is good).
+sentences = st.lists(st.sampled_from(WORDS), min_size=2, max_size=8).map(lambda w: " ".join(w).capitalize() + ".")
+good_texts = st.lists(sentences, min_size=1, max_size=4).map(" ".join)
+LINE_KINDS = {
+    "good": lambda n, text: (json.dumps({"id": f"g{n}", "text": text}).encode(), f"g{n}", text),
+    "int id": lambda n, text: (json.dumps({"id": 1000 + n, "text": text}).encode(), str(1000 + n), text),
+    "text is a number": lambda n, _: (json.dumps({"id": f"b{n}", "text": n}).encode(), f"b{n}", None),
+    "text is a list": lambda n, text: (json.dumps({"id": f"b{n}", "text": [text]}).encode(), f"b{n}", None),
+    "no text": lambda n, _: (json.dumps({"id": f"b{n}"}).encode(), f"b{n}", None),
+    "blank text": lambda n, _: (json.dumps({"id": f"b{n}", "text": " \n "}).encode(), f"b{n}", None),
+    "float id": lambda n, text: (json.dumps({"id": n + 0.5, "text": text}).encode(), None, None),
+    "malformed": lambda n, text: (json.dumps({"id": f"b{n}", "text": text}).encode()[:-2], None, None),
+    "two objects": lambda n, text: (json.dumps({"id": f"b{n}", "text": text}).encode() * 2, None, None),
+    "not an object": lambda n, text: (json.dumps([n, text]).encode(), None, None),
+    "not UTF-8": lambda n, text: (json.dumps({"id": f"b{n}", "text": text}).encode().replace(b" ", b"\xe9", 1),
+                                  None, None),
+    "lone surrogate": lambda n, text: (f'{{"id": "b{n}", "text": "{text} \\udc80"}}'.encode(), f"b{n}", None),
+}
+
+
+@settings(max_examples=1, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(kinds=st.lists(st.sampled_from(sorted(LINE_KINDS)), min_size=60, max_size=60).map(
+           lambda k: [*LINE_KINDS, *k]),  # every kind at least once, the rest drawn
+       texts=st.lists(good_texts, min_size=len(LINE_KINDS) + 60, max_size=len(LINE_KINDS) + 60),
+       invalid_utf8=st.binary(min_size=1, max_size=4).filter(lambda b: not _decodes(b)))
+def test_bad_lines_and_rows_become_error_rows_naming_file_and_line(ray_local, tiny_checkpoint, tmp_path_factory,
+                                                                   kinds, texts, invalid_utf8):
+    """One job over a folder with a JSON Lines file holding every kind of bad line, and two Parquet files whose id
+    columns have different types (int64, string), with null ids, null texts and string cells holding invalid
+    UTF-8. Every line and row is accounted for exactly once; bad ones name their file and line (or row)."""
+    folder = tmp_path_factory.mktemp("bad")
+    source = folder / "docs.jsonl"
+    expected: dict[str, tuple[str | None, str | None]] = {}  # origin -> (reported id, text if good)
+    lines: list[bytes] = []
+    for i, (kind, text) in enumerate(zip(kinds, texts, strict=False)):
+        if i == 5:
+            lines += [b"", b"  \t"]  # blank lines hold no document
+        raw, source_id, good_text = LINE_KINDS[kind](len(lines) + 1, text)
+        expected[f"{source} line {len(lines) + 1}"] = (source_id, good_text)
+        lines.append(raw)
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    for name, ids in (("a.parquet", pa.array([1, 2, None, 4], pa.int64())),
+                      ("b.parquet", pa.array(["p1", "p2", "p3", None]))):
+        texts_ = pa.array([b"One. Two.", invalid_utf8, None, b"Three."], pa.binary()).cast(pa.string(), safe=False)
+        pq.write_table(pa.table({"id": ids, "text": texts_}), folder / name)
+        for row, (source_id, text) in enumerate(zip(ids.to_pylist(), ["One. Two.", None, None, "Three."],
+                                                    strict=True)):
+            reported = None if source_id is None else str(source_id)
+            expected[f"{folder / name} row {row}"] = (reported, text if reported is not None else None)
+    out = tmp_path_factory.mktemp("bad-out") / "out"
+    summary = index_corpus(folder, out, IndexOptions(model=str(tiny_checkpoint), device="cpu", batch_size=16))
+
+    good = {o: v for o, v in expected.items() if v[1] is not None}
+    assert (summary.documents_in, summary.documents_indexed, summary.documents_failed) == (
+        len(expected), len(good), len(expected) - len(good))
+    rows = pd.read_parquet(out)
+    failed = rows[rows["error"].notna()]
+    assert failed["origin"].is_unique and set(failed["origin"]) == set(expected) - set(good)
+    for origin, source_id, error in zip(failed["origin"], failed["source_id"], failed["error"], strict=True):
+        assert (None if pd.isna(source_id) else source_id) == expected[origin][0], (origin, error)
+    ok = rows[rows["error"].isna()]
+    for origin, chunks in ok.groupby("origin"):
+        source_id, text = good[origin]
+        assert set(chunks["source_id"]) == {source_id}
+        assert "".join(chunks.sort_values("chunk_index")["text"]).replace(" ", "") == text.replace(" ", "")
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -24,7 +24,7 @@ _HOMES = {
     "IndexSummary": "pipeline",
     "chunk_dataset": "pipeline",
     "index_corpus": "pipeline",
-    "read_documents": "pipeline",
+    "read_documents": "reading",
     "summarize": "pipeline",
     "EmbedActor": "stages",
     "prepare_batch": "stages",

@@ -4,9 +4,13 @@ command only gains two lines, and Ray is imported only when this subcommand runs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from jinav3.tasks import TASKS
@@ -18,15 +22,21 @@ def add_index_parser(sub: Any) -> None:
         "index", help="late-chunk and embed a corpus on a Ray cluster into Parquet (needs jinav3[ray])",
         description="Read documents (JSON Lines or Parquet with an id and a text column), cut and embed them on a "
         "Ray actor pool that loads the model once per actor, and write one Parquet row per chunk: source_id, "
-        "chunk_index, start, end, text, embedding, error. A document that cannot be processed gets one row with "
-        "its error and no vector; the summary checks documents in = indexed + failed.")
+        "chunk_index, start, end, text, embedding, error, origin. A document or input line that cannot be processed "
+        "gets one row with its error, its file and line (origin) and no vector; the summary checks documents in = "
+        "indexed + failed, and a finished job leaves a _SUCCESS file. An interrupted job continues with --resume.")
     index.add_argument("sources", nargs="+", help="JSONL/Parquet files or folders (local, s3://, gs://...)")
     index.add_argument("--ray", action="store_true", help="run on Ray (required: this command is the Ray pipeline)")
     index.add_argument("--address", help="Ray cluster to join (e.g. auto, ray://head:10001; default: $RAY_ADDRESS, "
                        "else a local instance)")
     index.add_argument("--output", "-o", required=True, help="output folder for the Parquet files")
-    index.add_argument("--overwrite", action="store_true", help="replace what the output folder holds")
-    index.add_argument("--errors", help="also write the failed documents as JSONL {source_id, error} to this file")
+    again = index.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true", help="replace what the output folder holds")
+    again.add_argument("--resume", action="store_true",
+                       help="continue an interrupted job in the same output folder: documents already written are "
+                       "skipped (same settings required)")
+    index.add_argument("--errors", help="also write the failed documents as JSONL {source_id, origin, error} to "
+                       "this file")
     index.add_argument("--model", help="model folder or hub id (default: jina-embeddings-v3, else a small bundled "
                        "model when offline); must be readable on every node")
     index.add_argument("--task", choices=[*TASKS, "none"], default="retrieval.passage")
@@ -46,6 +56,26 @@ def add_index_parser(sub: Any) -> None:
     index.add_argument("--batch-size", type=int, default=64, help="documents per batch")
     index.add_argument("--device", help="cpu, cuda (default: cuda when the actor has a GPU)")
     index.add_argument("--dtype", help="float32 or bfloat16 (default: bf16 on CUDA, else fp32)")
+
+
+@contextlib.contextmanager
+def _exit_on_signals(started_ray: bool) -> Iterator[None]:
+    """While the job runs, SIGTERM and SIGINT unwind the command (exit status 128 + the signal number) through
+    the ``finally`` that stops the Ray runtime it started (GCS, raylet, workers), which could otherwise outlive
+    the driver."""
+    if not started_ray or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_index(args: argparse.Namespace) -> int:
@@ -73,20 +103,28 @@ def run_index(args: argparse.Namespace) -> int:
         actors=args.actors, gpus_per_actor=args.gpus_per_actor, cpus_per_actor=args.cpus_per_actor,
         batch_size=args.batch_size,
     )
-    if not ray.is_initialized():
+    started_here = not ray.is_initialized()
+    if started_here:
         ray.init(address=args.address or os.environ.get("RAY_ADDRESS") or None)
-    sources = args.sources if len(args.sources) > 1 else args.sources[0]
-    summary = index_corpus(sources, args.output, options, overwrite=args.overwrite)
-    print(f"jinav3 index: {summary.documents_in} documents in, {summary.documents_indexed} indexed into "
+    try:
+        with _exit_on_signals(started_here):
+            sources = args.sources if len(args.sources) > 1 else args.sources[0]
+            summary = index_corpus(sources, args.output, options, overwrite=args.overwrite, resume=args.resume)
+    finally:
+        if started_here:
+            ray.shutdown()
+    skipped = f" ({summary.documents_skipped} already written)" if summary.documents_skipped else ""
+    print(f"jinav3 index: {summary.documents_in} documents in{skipped}, {summary.documents_indexed} indexed into "
           f"{summary.chunks} chunks, {summary.documents_failed} failed -> {summary.output}", file=sys.stderr)
-    for source_id, message in summary.errors[:5]:
-        print(f"  failed {source_id}: {message}", file=sys.stderr)
+    for source_id, origin, message in summary.errors[:5]:
+        print(f"  failed {source_id if source_id is not None else '(no id)'} at {origin}: {message}", file=sys.stderr)
     if len(summary.errors) > 5:
         print(f"  ... and {len(summary.errors) - 5} more (rows with an error in the output)", file=sys.stderr)
     if args.errors:
         with open(args.errors, "w", encoding="utf-8") as out:
-            for source_id, message in summary.errors:
-                out.write(json.dumps({"source_id": source_id, "error": message}, ensure_ascii=False) + "\n")
+            for source_id, origin, message in summary.errors:
+                out.write(json.dumps({"source_id": source_id, "origin": origin, "error": message},
+                                     ensure_ascii=False) + "\n")
     if not summary.balanced:
         print("jinav3 index: error: the counts do not add up; some documents are unaccounted for", file=sys.stderr)
         return 1

@@ -58,7 +58,7 @@ class IndexOptions:
             raise InvalidInputError("gpus_per_actor and cpus_per_actor must not be negative")
         if self.id_column == self.text_column:
             raise InvalidInputError(f"id_column and text_column are both {self.id_column!r}")
-        reserved = {"source_id", "chunk_index", "start", "end", "text", "embedding", "error"}
+        reserved = {"source_id", "chunk_index", "start", "end", "text", "embedding", "error", "origin"}
         clashing = sorted(reserved.intersection(self.carry_columns))
         if clashing:
             raise InvalidInputError(f"carry_columns {clashing} clash with output columns; rename them first")
