@@ -281,20 +281,21 @@ def _cmd_chunk(args: argparse.Namespace) -> int:
     if args.chunker == "tokens" and args.chunk_overlap >= args.chunk_size:
         raise UsageError(f"--chunk-overlap ({args.chunk_overlap}) must be less than --chunk-size ({args.chunk_size})")
     check_output_path(args.output)
-    documents = [read_text_file(f, args.encoding) for f in args.files]
-    for file, document in zip(args.files, documents, strict=True):
+    sources = [(file, read_text_file(file, args.encoding)) for file in args.files]
+    for file, document in sources:
         if not document.strip():
             _warn(args, f"{file} is empty; it gives no chunks")
+    sources = [(file, document) for file, document in sources if document.strip()]
     embedder = _embedder(args, _resolve_checked(args))
-    total = sum(len(d) for d in documents)
+    documents = [document for _, document in sources]
     results = embedder.late_chunk_many(
         documents, chunker=args.chunker, task=_task(args, "retrieval.passage"), dimensions=args.dimensions,
         chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
-        show_progress=len(documents) > 1 or total >= _CHUNK_PROGRESS_CHARS,
+        show_progress=len(documents) > 1 or sum(map(len, documents)) >= _CHUNK_PROGRESS_CHARS,
     )
     out = _open_output(args.output)
     try:
-        for file, chunks in zip(args.files, results, strict=True):
+        for (file, _), chunks in zip(sources, results, strict=True):
             for c in chunks:
                 record = {"source": file, "index": c.index, "start": c.start, "end": c.end, "text": c.text,
                           "embedding": c.embedding.tolist()}
