@@ -78,19 +78,28 @@ def resolve_model(explicit: str | None = None) -> tuple[str, str | None]:
 
 
 def display_name(model: str | os.PathLike[str]) -> str:
-    """How to name ``model`` to a person: the hub id, or the model a folder holds, never a long cache path."""
+    """How to name ``model`` to a person: the hub id, or the model a folder holds, never a long cache path.
+
+    Works for paths from other machines too (a report's ``model`` field): the bundled MiniLM's package folder and
+    Hugging Face cache snapshots are recognised by their shape.
+    """
     text = str(model)
-    fallback = fallback_model_dir()
     path = Path(text).expanduser()
-    if fallback is not None and path.exists() and path.resolve() == fallback.resolve():
+    parts = path.parts
+    if _FALLBACK_PACKAGE.replace("-", "_") in parts:
         return f"{_FALLBACK_NAME} (bundled by {_FALLBACK_PACKAGE})"
-    if not path.is_dir():
+    for part in parts:  # .../hub/models--jinaai--jina-embeddings-v3/snapshots/<revision>
+        if part.startswith("models--") and part.count("--") >= 2:
+            return part.removeprefix("models--").replace("--", "/", 1)
+    if not path.is_absolute() and not text.startswith((".", "~")) and not path.exists():
         return text  # a hub id
-    config = _read_config(path)
+    config = _read_config(path) if path.is_dir() else None
     name = str(config.get("_name_or_path") or "") if config else ""
-    if name and not Path(name).is_absolute() and not name.startswith("."):
+    if name and not Path(name).is_absolute() and not name.startswith((".", "~")):
         return name
-    return path.name or text
+    generic = {"model", "models", "snapshot", "checkpoint", "weights"}
+    named = [p for p in reversed(parts) if p not in ("", "/") and p.lower() not in generic]
+    return named[0] if named else text
 
 
 def _read_config(folder: Path) -> dict | None:
