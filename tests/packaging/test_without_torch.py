@@ -115,3 +115,4 @@ def test_the_api_client_runs_without_torch():
         print("ok")
     """)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+

@@ -323,7 +323,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_batch_tokens=args.batch_tokens, batch_wait_ms=args.batch_wait_ms, max_pending=args.max_pending,
     )
     embedder = _embedder(args)
-    print(f"jinav3 serve: {embedder.model_name} on http://{args.host}:{args.port}/v1/embeddings "
+    from jinav3.models import display_name
+
+    print(f"jinav3 serve: {display_name(embedder.model_name)} on http://{args.host}:{args.port}/v1/embeddings "
           f"({'Bearer key required' if keys else 'no authentication'})", file=sys.stderr)
     run_server(embedder.backend, config, host=args.host, port=args.port, graceful_timeout=args.graceful_timeout,
                log_level=args.log_level)
