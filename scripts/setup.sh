@@ -2,9 +2,9 @@
 # Create .venv (once) and install everything into it: the core with all its extras (local, server, ray), every
 # adapter in packages/ with its local and test extras, and the test and lint tools. Needs only Python >= 3.10 with
 # pip and venv.
-# Re-running is quick: nothing is installed while .venv/.jinav3-setup matches a hash of every pyproject.toml, this
-# script, the Python version and this checkout's path, and .venv's jinav3 is this checkout's. Delete that file to
-# force a reinstall.
+# Re-running is quick: nothing is installed while .venv/.jinav3-setup matches scripts/setup_state.py's fingerprint
+# (every pyproject.toml, these scripts, the Python version, this checkout) and .venv's jinav3 is this checkout's.
+# Delete that file to force a reinstall.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -13,23 +13,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 STAMP=.venv/.jinav3-setup
 
-state() {
-  .venv/bin/python - <<'EOF'
-import hashlib, importlib.util, os, sys
-from pathlib import Path
-
-files = ["scripts/setup.sh", "pyproject.toml", "shared_core/pyproject.toml",
-         *sorted(str(p) for p in Path("packages").glob("*/pyproject.toml"))]
-digest = hashlib.sha256(f"{sys.version}|{os.getcwd()}|{os.environ.get('JINAV3_TORCH', '')}".encode())
-for name in files:
-    digest.update(name.encode() + b"\0" + Path(name).read_bytes() + b"\0")
-spec = importlib.util.find_spec("jinav3")
-ours = spec is not None and spec.origin is not None and Path(spec.origin).resolve().is_relative_to(Path.cwd())
-print(digest.hexdigest() if ours else "jinav3 is not installed from this checkout")
-EOF
-}
-
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(state)" ]; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(.venv/bin/python scripts/setup_state.py)" ]; then
   echo "setup: .venv is up to date with the project's files (delete $STAMP to force a reinstall)"
   exit 0
 fi
@@ -44,4 +28,4 @@ for pkg in packages/*/; do
   [ -f "$pkg/pyproject.toml" ] && editables+=(-e "$pkg[local,test]")
 done
 python -m pip install -q "${editables[@]}" --group test --group lint
-state > "$STAMP"
+python scripts/setup_state.py > "$STAMP"
