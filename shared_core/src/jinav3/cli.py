@@ -229,7 +229,7 @@ def _embed_inputs(args: argparse.Namespace) -> list[Text]:
     texts = [Text(check_argument_text(text, i), f"text argument {i + 1}") for i, text in enumerate(args.texts)]
     for file in args.file:
         texts.extend(line_texts(read_text_file(file, args.encoding), file))
-    if not texts and not args.file and not sys.stdin.isatty():
+    if not texts and not args.file and sys.stdin is not None and not sys.stdin.isatty():
         texts = line_texts(read_stdin(args.encoding), STDIN)
     if not texts:
         raise UsageError("no texts given (pass them as arguments, with --file, or on standard input)")
