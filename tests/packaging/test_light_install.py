@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from packaging.version import Version
 
 try:
     import tomllib
@@ -121,10 +122,11 @@ def test_light_install_at_the_declared_floor_runs_the_api_path(adapter, wheels, 
     pins = [f"{name}=={version}" for name, version in floors(ROOT / "packages" / adapter).items()]
     assert any(pin.startswith(f"{framework}==") for pin in pins), f"{adapter} declares no floor for {framework}"
     venv = tmp_path / "venv"
-    run(sys.executable, "-m", "venv", venv, timeout=300)
+    run(sys.executable, "-m", "venv", "--without-pip", venv, timeout=300)
     python = venv / "bin" / "python"
-    run(python, "-m", "pip", "install", "-q", "--find-links", wheels["shared_core"].parent, wheels["shared_core"],
-        wheels[adapter], *pins, timeout=900)
+    # the outer pip installs into the new environment (--python), so the environment itself needs no pip
+    run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--find-links",
+        wheels["shared_core"].parent, wheels["shared_core"], wheels[adapter], *pins, timeout=900)
     result = subprocess.run(
         [str(python), str(HERE / script)], capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env=clean_env(JINAV3_SMOKE_URL=server.base_url, JINAV3_SMOKE_KEY=KEY,
@@ -134,7 +136,7 @@ def test_light_install_at_the_declared_floor_runs_the_api_path(adapter, wheels, 
     got = json.loads(result.stdout.strip().splitlines()[-1])
 
     floor = floors(ROOT / "packages" / adapter)[framework]
-    assert got["version"] == floor, f"{framework} {got['version']} installed, the declared floor is {floor}"
+    assert Version(got["version"]) == Version(floor), f"{framework} {got['version']} installed, the floor is {floor}"
     np.testing.assert_allclose(got["query"], tiny_embedder.embed([QUERY], "retrieval.query", DIMENSIONS)[0],
                                atol=1e-4)
     np.testing.assert_allclose(got["documents"], tiny_embedder.embed(TEXTS, "retrieval.passage", DIMENSIONS),
