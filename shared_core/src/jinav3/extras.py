@@ -28,12 +28,16 @@ def has_local() -> bool:
     return not missing_modules()
 
 
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def require_local(what: str = "the local backend") -> None:
     """Raise :class:`ModelLoadError` naming the ``local`` extra when torch & co. are not installed."""
     missing = missing_modules()
     if missing:
         raise ModelLoadError(
-            f"{what} runs the model in this process and needs {', '.join(missing)}, which "
+            f"{what} runs the model in this process and needs {_and(missing)}, which "
             f"{'is' if len(missing) == 1 else 'are'} not installed. Install the local extra: {LOCAL_INSTALL} "
             f"(from a clone of the jinav3 repository: {LOCAL_INSTALL_FROM_CLONE}), or use the API backend "
             "(Embedder.api / backend='api')."
