@@ -45,6 +45,7 @@ ADAPTERS = {
     "langchain-jinav3": ("smoke_langchain.py", "langchain-core"),
 }
 KEY = "sk-packaging-test"
+PACKAGES = sorted(p.parent for p in (ROOT / "packages").glob("*/pyproject.toml"))
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +79,7 @@ def run(*command: object, **kwargs: object) -> subprocess.CompletedProcess:
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``{distribution folder name: wheel}`` for the core and every adapter."""
     out = tmp_path_factory.mktemp("wheels")
-    folders = [CORE, *(ROOT / "packages" / name for name in ADAPTERS)]
+    folders = [CORE, *PACKAGES]  # all of them: an adapter may depend on another one (found with --find-links)
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, *folders, timeout=600)
     built = {}
     for folder in folders:
@@ -114,6 +115,10 @@ def test_every_wheel_ships_the_license_and_the_core_is_typed(wheels):
         else:
             assert "jinav3<0.2,>=0.1" in requires, requires
             assert "jinav3[local]<0.2,>=0.1; extra == 'local'" in requires, requires
+
+
+def test_every_distribution_in_packages_has_a_smoke_test():
+    assert {p.name for p in PACKAGES} == set(ADAPTERS)
 
 
 @pytest.mark.parametrize("adapter", list(ADAPTERS))
