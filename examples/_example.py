@@ -64,9 +64,9 @@ def qdrant_collection_exists(path: Path) -> bool:
         client.close()
 
 
-def print_hits(query: str, hits: Iterable[tuple[float, str, int, int, str]]) -> None:
-    """One query and its ``(score, source, start, end, text)`` hits."""
-    print(f"query: {query}")
+def print_hits(query: str, hits: Iterable[tuple[float, str, int, int, str]], seconds: float | None = None) -> None:
+    """One query and its ``(score, source, start, end, text)`` hits (and how long the search took, if given)."""
+    print(f"query: {query}" + ("" if seconds is None else f"  ({seconds * 1000:.0f} ms)"))
     for score, source, start, end, text in hits:
         print(f"  {score:.3f}  {source}[{start}:{end}]  {text.replace(chr(10), ' ')[:90]}")
     print()

@@ -9,12 +9,14 @@ Every document is embedded whole, once; each sentence-level chunk then gets the 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 from _example import parse_args, print_hits
 
 from jinav3 import Chunk, Embedder, SentenceChunker
+from jinav3.models import display_name
 
 
 def build_index(embedder: Embedder, folder: Path, dimensions: int | None) -> tuple[list[tuple[str, Chunk]], np.ndarray]:
@@ -35,13 +37,19 @@ def search(embedder: Embedder, entries: list[tuple[str, Chunk]], matrix: np.ndar
 
 def main(argv: list[str] | None = None) -> int:
     args, model = parse_args(__doc__.splitlines()[0], argv)
+    started = time.perf_counter()
     embedder = Embedder.local(model)
+    loaded = time.perf_counter()
     entries, matrix = build_index(embedder, args.corpus, args.dimensions)
+    indexed = time.perf_counter()
+    print(f"model {display_name(model)} loaded in {loaded - started:.1f} s")
     print(f"indexed {len(entries)} late-chunked sentences from {len({s for s, _ in entries})} documents "
-          f"with {embedder.model_name} ({matrix.shape[1]} dimensions)\n")
+          f"({matrix.shape[1]} dimensions) in {indexed - loaded:.2f} s\n")
     for query in args.queries:
+        began = time.perf_counter()
         hits = search(embedder, entries, matrix, query, args.top, args.dimensions)
-        print_hits(query, ((score, source, c.start, c.end, c.text) for score, source, c in hits))
+        print_hits(query, ((score, source, c.start, c.end, c.text) for score, source, c in hits),
+                   seconds=time.perf_counter() - began)
     return 0
 
 

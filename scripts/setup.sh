@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install the core, every adapter in packages/ and the test tools into it.
-# Safe to re-run: pip skips what is already there. Needs only Python >= 3.10 with pip and venv.
+# Create .venv (once) and install everything into it: the core with all its extras (local, server, ray), every
+# adapter in packages/ with its local and test extras, and the test and lint tools. Needs only Python >= 3.10 with
+# pip and venv.
+# Re-running is quick: nothing is installed while .venv/.jinav3-setup matches scripts/setup_state.py's fingerprint
+# (every pyproject.toml, these scripts, the Python version, this checkout) and .venv's jinav3 is this checkout's.
+# Delete that file to force a reinstall.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+STAMP=.venv/.jinav3-setup
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(.venv/bin/python scripts/setup_state.py)" ]; then
+  echo "setup: .venv is up to date with the project's files (delete $STAMP to force a reinstall)"
+  exit 0
+fi
+rm -f "$STAMP"
 . .venv/bin/activate
 python -m pip install -q --upgrade "pip>=25.1"
 # torch first: a CPU build is enough for everything here. On this project's machines pip takes torch==2.13.0
 # from local disk; elsewhere set JINAV3_TORCH (e.g. "torch" for the newest build for your platform).
 python -c "import torch" 2>/dev/null || python -m pip install -q "${JINAV3_TORCH:-torch==2.13.0}"
-editables=(-e "shared_core[server,ray]")
+editables=(-e "shared_core[local,server,ray]")
 for pkg in packages/*/; do
-  [ -f "$pkg/pyproject.toml" ] && editables+=(-e "$pkg[test]")
+  [ -f "$pkg/pyproject.toml" ] && editables+=(-e "$pkg[local,test]")
 done
 python -m pip install -q "${editables[@]}" --group test --group lint
+python scripts/setup_state.py > "$STAMP"

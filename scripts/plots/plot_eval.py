@@ -14,13 +14,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from jinav3.models import display_name
+
 
 def _title(report: dict) -> str:
     return f"{report['dataset']} ({report['documents']} docs, {report['queries']} queries), {_model(report)}"
 
 
 def _model(report: dict) -> str:
-    return Path(str(report["model"].get("model"))).name or "model"
+    """The model's name, not the last folder of a path (the bundled MiniLM lives in a folder called "model")."""
+    return display_name(str(report["model"].get("model"))).split(" (")[0]  # without "(bundled by ...)"
 
 
 def plot_naive_vs_late(report: dict, out: Path) -> Path:
@@ -55,6 +58,9 @@ def plot_matryoshka(report: dict, out: Path) -> Path:
         values = [100 * result["by_dimension"][str(d)]["ndcg@10"] for d in dims[:-1]]
         ax.plot(dims, [*values, 100 * result["metrics"]["ndcg@10"]], marker="o", label=label)
     ax.set_xscale("log", base=2)
+    widths = sorted({int(d) for r in report["results"].values() for d in r["by_dimension"]} | {full})
+    ax.set_xticks(widths, [str(d) for d in widths])  # every measured width labelled, the full one (e.g. 384) too
+    ax.minorticks_off()
     ax.set_xlabel("dimensions (log scale)")
     ax.set_ylabel("nDCG@10 (%)")
     ax.set_title(_title(report), fontsize=9)

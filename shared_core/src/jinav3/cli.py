@@ -1,26 +1,86 @@
-"""The ``jinav3`` command: embed texts or late-chunk files from the shell."""
+"""The ``jinav3`` command: embed texts or late-chunk files from the shell.
+
+Arguments, input files and the model's width are checked before any weights are loaded; a user error is one line
+on standard error and exit status 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from jinav3.cli_inputs import (
+    STDIN,
+    Text,
+    UsageError,
+    check_argument_text,
+    check_encoding,
+    check_output_path,
+    line_texts,
+    read_stdin,
+    read_text_file,
+)
 from jinav3.distributed.cli import add_index_parser, run_index
-from jinav3.errors import JinaV3Error
+from jinav3.errors import InputTooLongError, InvalidInputError, JinaV3Error
 from jinav3.tasks import TASKS
+
+#: Above this many characters in all, ``jinav3 chunk`` shows progress bars (late chunking is a minute per ~100k
+#: characters of jina-embeddings-v3 on a laptop CPU).
+_CHUNK_PROGRESS_CHARS = 20_000
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type`` for integers >= ``minimum``, with a message naming the bound."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
+        return number
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _number_at_least(minimum: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+        if not number >= minimum:  # also rejects nan
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {value}")
+        return number
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _port(value: str) -> int:
+    number = _int_at_least(0)(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {number}")
+    return number
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model folder or hub id (default: jina-embeddings-v3, else a small "
                         "bundled model when offline)")
     parser.add_argument("--task", choices=[*TASKS, "none"], help="task adapter (default depends on the command)")
-    parser.add_argument("--dimensions", type=int, help="Matryoshka size, 1..1024 (trained: 32..1024)")
+    parser.add_argument("--dimensions", type=_int_at_least(1),
+                        help="Matryoshka size, 1..the model's width (jina-embeddings-v3: 1024; trained: 32..1024)")
+    parser.add_argument("--encoding", type=check_encoding, default="utf-8",
+                        help="text encoding of the input files and standard input (default: utf-8)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
     parser.add_argument("--dtype", help="float32 or bfloat16 (default: bf16 on CUDA, else fp32)")
     parser.add_argument("--output", "-o", help="output file (default: standard output)")
@@ -47,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "whose vectors keep the document's context. One JSONL record per chunk.")
     chunk.add_argument("files", nargs="+", help="text files, one document each")
     chunk.add_argument("--chunker", choices=["sentences", "paragraphs", "tokens"], default="sentences")
-    chunk.add_argument("--chunk-size", type=int, default=256, help="tokens per chunk for --chunker tokens")
-    chunk.add_argument("--chunk-overlap", type=int, default=0, help="tokens shared by neighbouring token chunks")
+    chunk.add_argument("--chunk-size", type=_int_at_least(1), default=256, help="tokens per chunk for --chunker tokens")
+    chunk.add_argument("--chunk-overlap", type=_int_at_least(0), default=0,
+                       help="tokens shared by neighbouring token chunks (less than --chunk-size)")
     _add_model_options(chunk)
 
     serve = sub.add_parser("serve", help="serve the Jina Embeddings API contract (POST /v1/embeddings) over HTTP",
@@ -59,32 +120,34 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
     serve.add_argument("--dtype", help="float32 or bfloat16 (default: bf16 on CUDA, else fp32)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=_port, default=8080)
     serve.add_argument("--api-key", action="append", default=[],
                        help="accept only requests with 'Authorization: Bearer KEY' (repeatable; default: the "
                        "comma-separated keys in $JINAV3_SERVE_API_KEY, else no authentication)")
     serve.add_argument("--model-name",
                        help="the model name clients send and the server reports (default: jina-embeddings-v3 for a "
                        "jina-v3 checkpoint, else the model's own name, e.g. all-MiniLM-L6-v2)")
-    serve.add_argument("--max-inputs", type=int, default=2048, help="inputs per request (default: 2048)")
-    serve.add_argument("--max-request-tokens", type=int, help="tokens per request, all inputs together "
+    serve.add_argument("--max-inputs", type=_int_at_least(1), default=2048,
+                       help="inputs per request (default: 2048)")
+    serve.add_argument("--max-request-tokens", type=_int_at_least(1), help="tokens per request, all inputs together "
                        "(default: no limit beyond max-inputs x the model's context)")
-    serve.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024, help="request body size limit")
-    serve.add_argument("--batch-tokens", type=int, default=65_536,
+    serve.add_argument("--max-body-bytes", type=_int_at_least(1), default=32 * 1024 * 1024,
+                       help="request body size limit")
+    serve.add_argument("--batch-tokens", type=_int_at_least(1), default=65_536,
                        help="tokens gathered from concurrent requests into one round of forward passes")
-    serve.add_argument("--batch-wait-ms", type=float, default=2.0,
+    serve.add_argument("--batch-wait-ms", type=_number_at_least(0), default=2.0,
                        help="how long a request waits for others to share its batch (default: 2 ms)")
-    serve.add_argument("--max-pending", type=int, default=100_000,
+    serve.add_argument("--max-pending", type=_int_at_least(1), default=100_000,
                        help="inputs allowed to wait; beyond it requests get 503 with Retry-After")
-    serve.add_argument("--graceful-timeout", type=float, default=30.0,
+    serve.add_argument("--graceful-timeout", type=_number_at_least(0), default=30.0,
                        help="seconds to let in-flight requests finish on SIGTERM/SIGINT; the rest get 503")
-    serve.add_argument("--header-timeout", type=float, default=10.0,
+    serve.add_argument("--header-timeout", type=_number_at_least(0.1), default=10.0,
                        help="seconds a client has to send a complete request head (default: 10)")
-    serve.add_argument("--body-timeout", type=float, default=30.0,
+    serve.add_argument("--body-timeout", type=_number_at_least(0.1), default=30.0,
                        help="seconds a client has to send a request body (default: 30)")
-    serve.add_argument("--keep-alive-timeout", type=float, default=5.0,
+    serve.add_argument("--keep-alive-timeout", type=_number_at_least(0.1), default=5.0,
                        help="idle seconds before a kept-alive connection is closed (default: 5)")
-    serve.add_argument("--max-connections", type=int, default=1024,
+    serve.add_argument("--max-connections", type=_int_at_least(1), default=1024,
                        help="open connections; more are answered 503 and closed (default: 1024)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     _add_eval_parser(sub)
@@ -119,14 +182,45 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _embedder(args: argparse.Namespace):  # noqa: ANN202 - lazy import keeps --help fast
-    from jinav3.embedder import Embedder
-    from jinav3.models import resolve_model
+def _warn(args: argparse.Namespace, message: str) -> None:
+    print(f"jinav3 {args.command}: warning: {message}", file=sys.stderr)
 
+
+def _resolve_checked(args: argparse.Namespace) -> str:
+    """The model to load, after every check that needs no weights: the local extra is installed, and
+    ``--dimensions`` fits the model's width (read from its config when it is a folder or cached)."""
+    from jinav3.extras import require_local
+    from jinav3.matryoshka import validate_dimensions
+    from jinav3.models import display_name, model_width, resolve_model
+
+    require_local(f"jinav3 {getattr(args, 'command', None) or 'eval'}")
     model, notice = resolve_model(args.model)
     if notice:
         print(notice, file=sys.stderr)
-    return Embedder.local(model, device=args.device, dtype=args.dtype)
+    dimensions = getattr(args, "dimensions", None)
+    width = model_width(model) if dimensions is not None else None
+    if width is not None:
+        try:
+            validate_dimensions(dimensions, width)
+        except InvalidInputError as exc:
+            raise UsageError(f"--dimensions {dimensions} does not fit {display_name(model)}, which gives "
+                             f"{width}-dimensional vectors: {exc}") from None
+    return model
+
+
+def _embedder(args: argparse.Namespace, model: str | None = None):  # noqa: ANN202 - lazy import keeps --help fast
+    """Load the local model (``model`` when already resolved by :func:`_resolve_checked`) and warn about a
+    ``--task`` it cannot honour."""
+    from jinav3.embedder import Embedder
+
+    embedder = Embedder.local(model or _resolve_checked(args), device=args.device, dtype=args.dtype)
+    task = getattr(args, "task", None)
+    if task not in (None, "none") and not embedder.backend.tasks:
+        from jinav3.models import display_name
+
+        _warn(args, f"{display_name(embedder.model_name)} has no task adapters, so --task {task} changes nothing "
+                    "(use jina-embeddings-v3 for task-specific vectors)")
+    return embedder
 
 
 def _task(args: argparse.Namespace, default: str) -> str | None:
@@ -139,26 +233,53 @@ def _open_output(path: str | None):  # noqa: ANN202
     return open(path, "w", encoding="utf-8") if path else sys.stdout
 
 
-def _cmd_embed(args: argparse.Namespace) -> int:
-    texts = list(args.texts)
+def _embed_inputs(args: argparse.Namespace) -> list[Text]:
+    """Arguments, then every non-blank line of each ``--file``, else of standard input; empty ones get a warning."""
+    texts = [Text(check_argument_text(text, i), f"text argument {i + 1}") for i, text in enumerate(args.texts)]
     for file in args.file:
-        texts.extend(line for line in Path(file).read_text(encoding="utf-8").splitlines() if line.strip())
-    if not texts and not sys.stdin.isatty():
-        texts = [line for line in sys.stdin.read().splitlines() if line.strip()]
+        texts.extend(line_texts(read_text_file(file, args.encoding), file))
+    if not texts and not args.file and sys.stdin is not None and not sys.stdin.isatty():
+        texts = line_texts(read_stdin(args.encoding), STDIN)
     if not texts:
-        raise SystemExit("jinav3 embed: no texts given (pass them as arguments, with --file, or on stdin)")
-    embedder = _embedder(args)
-    vectors = embedder.embed(texts, _task(args, "retrieval.passage"), args.dimensions, truncate=args.truncate,
-                             show_progress=len(texts) > 64)
+        raise UsageError("no texts given (pass them as arguments, with --file, or on standard input)")
+    for item in texts:
+        if not item.text.strip():
+            _warn(args, f"{item.source} is empty; its vector encodes no content")
+    return texts
+
+
+_TEXT_INDEX = re.compile(r"\btext (\d+) ")
+
+
+def _too_long(exc: InputTooLongError, texts: Sequence[Text]) -> UsageError:
+    """The backend's too-long error in command-line words: where the text came from, and the --truncate flag."""
+    message = str(exc)
+    found = _TEXT_INDEX.search(message)
+    if found and int(found.group(1)) < len(texts):
+        message = message.replace(found.group(0), f"{texts[int(found.group(1))].source} ", 1)
+    message = message.replace("truncate=True", "--truncate").replace("late-chunk it", "late-chunk it (jinav3 chunk)")
+    return UsageError(message)
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    if args.format == "npy" and not args.output:
+        raise UsageError("--format npy needs --output FILE")
+    check_output_path(args.output)
+    texts = _embed_inputs(args)
+    embedder = _embedder(args, _resolve_checked(args))
+    try:
+        vectors = embedder.embed([t.text for t in texts], _task(args, "retrieval.passage"), args.dimensions,
+                                 truncate=args.truncate, show_progress=len(texts) > 64)
+    except InputTooLongError as exc:
+        raise _too_long(exc, texts) from None
     if args.format == "npy":
-        if not args.output:
-            raise SystemExit("jinav3 embed: --format npy needs --output FILE")
         np.save(args.output, vectors)
         return 0
     out = _open_output(args.output)
     try:
-        for i, (text, vector) in enumerate(zip(texts, vectors, strict=True)):
-            out.write(json.dumps({"index": i, "text": text, "embedding": vector.tolist()}, ensure_ascii=False) + "\n")
+        for i, (item, vector) in enumerate(zip(texts, vectors, strict=True)):
+            record = {"index": i, "text": item.text, "embedding": vector.tolist()}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
         if out is not sys.stdout:
             out.close()
@@ -166,15 +287,24 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_chunk(args: argparse.Namespace) -> int:
-    documents = [Path(f).read_text(encoding="utf-8") for f in args.files]
-    embedder = _embedder(args)
+    if args.chunker == "tokens" and args.chunk_overlap >= args.chunk_size:
+        raise UsageError(f"--chunk-overlap ({args.chunk_overlap}) must be less than --chunk-size ({args.chunk_size})")
+    check_output_path(args.output)
+    sources = [(file, read_text_file(file, args.encoding)) for file in args.files]
+    for file, document in sources:
+        if not document.strip():
+            _warn(args, f"{file} is empty; it gives no chunks")
+    sources = [(file, document) for file, document in sources if document.strip()]
+    embedder = _embedder(args, _resolve_checked(args))
+    documents = [document for _, document in sources]
     results = embedder.late_chunk_many(
         documents, chunker=args.chunker, task=_task(args, "retrieval.passage"), dimensions=args.dimensions,
-        chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap, show_progress=len(documents) > 1,
+        chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
+        show_progress=len(documents) > 1 or sum(map(len, documents)) >= _CHUNK_PROGRESS_CHARS,
     )
     out = _open_output(args.output)
     try:
-        for file, chunks in zip(args.files, results, strict=True):
+        for (file, _), chunks in zip(sources, results, strict=True):
             for c in chunks:
                 record = {"source": file, "index": c.index, "start": c.start, "end": c.end, "text": c.text,
                           "embedding": c.embedding.tolist()}
@@ -186,11 +316,15 @@ def _cmd_chunk(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        from jinav3.server.app import ServerConfig
-        from jinav3.server.run import run_server
-    except ImportError as exc:
-        raise SystemExit(f"jinav3 serve needs the server extra: pip install 'jinav3[server]' ({exc})") from None
+    from jinav3.extras import missing_modules, require_local
+
+    require_local("jinav3 serve")
+    missing = missing_modules(("fastapi", "uvicorn"))
+    if missing:
+        raise UsageError(f"jinav3 serve needs {' and '.join(missing)}: pip install 'jinav3[server]' (from a clone "
+                         "of the jinav3 repository: pip install -e 'shared_core[server]')")
+    from jinav3.server.app import ServerConfig
+    from jinav3.server.run import run_server
     keys = args.api_key or [k.strip() for k in os.environ.get("JINAV3_SERVE_API_KEY", "").split(",") if k.strip()]
     config = ServerConfig(
         model_name=args.model_name, api_keys=tuple(keys), max_inputs=args.max_inputs,
@@ -200,7 +334,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         keep_alive_timeout=args.keep_alive_timeout, max_connections=args.max_connections,
     )
     embedder = _embedder(args)
-    print(f"jinav3 serve: {embedder.model_name} on http://{args.host}:{args.port}/v1/embeddings "
+    from jinav3.models import display_name
+
+    print(f"jinav3 serve: {display_name(embedder.model_name)} on http://{args.host}:{args.port}/v1/embeddings "
           f"({'Bearer key required' if keys else 'no authentication'})", file=sys.stderr)
     run_server(embedder.backend, config, host=args.host, port=args.port, graceful_timeout=args.graceful_timeout,
                log_level=args.log_level)
@@ -228,13 +364,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a user error (bad input, missing file or model, the wrong encoding) is one line on
+    standard error and exit status 2, an interrupt exit status 130."""
     args = build_parser().parse_args(argv)
     handlers = {"embed": _cmd_embed, "chunk": _cmd_chunk, "serve": _cmd_serve, "eval": _cmd_eval, "index": run_index}
     try:
         return handlers[args.command](args)
-    except (JinaV3Error, OSError) as exc:
-        print(f"jinav3 {args.command}: error: {exc}", file=sys.stderr)
+    except (JinaV3Error, OSError, UnicodeError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"jinav3 {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"jinav3 {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

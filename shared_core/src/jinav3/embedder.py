@@ -70,6 +70,9 @@ class Embedder:
     ) -> Embedder:
         """Load a checkpoint (folder or hub id) in this process. ``options`` go to :class:`LocalBackend`
         (``max_length``, ``token_budget``, ``max_batch``, ``attn_implementation``)."""
+        from jinav3.extras import require_local
+
+        require_local()  # without the local extra: a ModelLoadError naming it, not "No module named 'torch'"
         from jinav3.backends.local import LocalBackend
 
         roles = RoleTasks(query=query_task, document=document_task)

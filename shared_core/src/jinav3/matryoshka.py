@@ -26,10 +26,9 @@ def validate_dimensions(dimensions: int | None, full: int) -> int:
     if isinstance(dimensions, bool) or not isinstance(dimensions, (int, np.integer)):
         raise InvalidInputError(f"dimensions must be an integer, got {dimensions!r}")
     if not 1 <= dimensions <= full:
-        raise InvalidInputError(
-            f"dimensions must be between 1 and {full} (trained sizes: {', '.join(map(str, TRAINED_DIMENSIONS))}), "
-            f"got {dimensions}"
-        )
+        trained = [size for size in TRAINED_DIMENSIONS if size <= full]
+        hint = f" (trained sizes: {', '.join(map(str, trained))})" if trained else ""
+        raise InvalidInputError(f"dimensions must be between 1 and {full}{hint}, got {dimensions}")
     return int(dimensions)
 
 

@@ -4,18 +4,23 @@ The files match the hub repository's shapes and names: ``config.json`` with ``lo
 ``task_instructions``, ``model.safetensors`` with ``roberta.*`` keys, fused ``Wqkv`` and a LoRA bank for every
 Linear and Embedding, and an XLM-R-style ``tokenizer.json`` (Unigram + Metaspace, ``<s>``=0 ``<pad>``=1
 ``</s>``=2 ``<unk>``=3) trained with the ``tokenizers`` library. ``full_size=True`` gives the real architecture.
+
+Writing weights needs the ``local`` extra (torch, safetensors); they are imported only then, so this module (and
+:func:`train_tokenizer`) also works on the light install.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors.torch import save_file
 from tokenizers import Tokenizer
 
 from jinav3.tasks import DEFAULT_INSTRUCTIONS, TASKS
+
+if TYPE_CHECKING:
+    import torch
 
 CORPUS = [
     "Berlin is the capital and largest city of Germany, both by area and by population.",
@@ -86,9 +91,16 @@ def jina_v3_config(vocab_size: int, hidden: int, layers: int, heads: int, interm
 
 
 def random_state_dict(
-    config: dict, seed: int = 0, lora_std: float = 0.3, dtype: torch.dtype = torch.float32
+    config: dict, seed: int = 0, lora_std: float = 0.3, dtype: torch.dtype | None = None
 ) -> dict[str, torch.Tensor]:
-    """Random weights with the original key names and shapes (``roberta.`` prefix, LoRA banks, pooler)."""
+    """Random weights with the original key names and shapes (``roberta.`` prefix, LoRA banks, pooler); fp32 unless
+    ``dtype`` says otherwise."""
+    from jinav3.extras import require_local
+
+    require_local("writing checkpoint weights")
+    import torch
+
+    dtype = dtype or torch.float32
     gen = torch.Generator().manual_seed(seed)
     t, r = len(config["lora_adaptations"]), config["lora_rank"]
     h, ff, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
@@ -137,7 +149,7 @@ def build_checkpoint(
     tokenizer_vocab: int = 600,
     seed: int = 0,
     full_size: bool = False,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     lora_std: float = 0.3,
 ) -> Path:
     """Write a random jina-embeddings-v3-layout checkpoint to ``folder`` and return the folder."""
@@ -156,5 +168,8 @@ def build_checkpoint(
     )
     config = jina_v3_config(vocab_size or tokenizer.get_vocab_size(), hidden, layers, heads, intermediate)
     (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    save_file(random_state_dict(config, seed, lora_std, dtype=dtype), str(folder / "model.safetensors"))
+    state = random_state_dict(config, seed, lora_std, dtype=dtype)
+    from safetensors.torch import save_file
+
+    save_file(state, str(folder / "model.safetensors"))
     return folder
