@@ -109,6 +109,8 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--base-url", help="api backend: server base URL (default: the Jina API; key in JINA_API_KEY)")
     ev.add_argument("--tokenizer", help="api backend: the served model's folder, whose tokenizer cuts the token "
                     "chunks (the api backend has no tokenizer of its own)")
+    ev.add_argument("--full-dimensions", type=int, default=1024,
+                    help="api backend: the served model's width (default: 1024, jina-embeddings-v3)")
     ev.add_argument("--device", help="local backend: cpu, cuda, mps (default: best available)")
     ev.add_argument("--dtype", help="local backend: the model's precision, e.g. float32, bfloat16 (and int8 "
                     "where the local backend offers it)")
@@ -228,7 +230,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(f"jinav3 eval: loaded {args.folder} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     started = time.perf_counter()
     if args.backend == "api":
-        embedder = Embedder.api(args.model or "jina-embeddings-v3", base_url=args.base_url)
+        embedder = Embedder.api(args.model or "jina-embeddings-v3", base_url=args.base_url,
+                                full_dimensions=args.full_dimensions)
     else:
         embedder = _embedder(argparse.Namespace(model=args.model, device=args.device, dtype=args.dtype))
     print(f"jinav3 eval: model ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
