@@ -333,8 +333,9 @@ def format_report(report: dict[str, Any]) -> str:
     for result in report["results"].values():
         m = result["metrics"]
         seconds = f"{result['seconds']:.1f}" + (" (cached)" if result.get("cached") else "")
+        cpu = result.get("cpu_seconds", 0.0)
         lines.append(f"| {result['setting']} | {result['chunker'] or 'none'} | {100 * m[ndcg]:.2f} | "
-                     f"{100 * m[recall]:.2f} | {result['vectors']} | {seconds} | {result['cpu_seconds']:.1f} |")
+                     f"{100 * m[recall]:.2f} | {result['vectors']} | {seconds} | {cpu:.1f} |")
     columns = [(etype, dim) for etype, by_dim in next(iter(report["results"].values()))["scores"].items()
                for dim in sorted(by_dim, key=int)]
     if len(columns) > 1:
