@@ -8,7 +8,7 @@ values its README lists, and these tests skip when it is absent.
   other documents) scored through the harness equals the same subset scored with vectors from
   sentence-transformers, the library MTEB runs the model with (``title + " " + text``, 256 tokens, cosine).
 - Marked slow: the full set (5,183 documents, 300 queries) reproduces the published 64.51 within 0.2 points.
-  Its cost is about 11 minutes of one CPU core, about 6 minutes on two; on its own:
+  Its cost is about 12 CPU-minutes (measured 705 CPU-seconds), about 6 minutes on two quiet cores; on its own:
   ``pytest tests/evaluation/test_scifact.py -m slow``.
 """
 
