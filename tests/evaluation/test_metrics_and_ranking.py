@@ -6,9 +6,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jinav3 import InvalidInputError
-from jinav3.evaluation import mean_metrics, ndcg_at_k, rank_documents, recall_at_k
+from jinav3.evaluation import mean_metrics, ndcg_at_k, rank_documents, rank_documents_hamming, recall_at_k
+from jinav3.matryoshka import encode
 
 
 def test_ndcg_single_relevant_at_rank_three() -> None:
@@ -53,3 +56,36 @@ def test_rank_rejects_interleaved_chunks() -> None:
         rank_documents(vectors, vectors, [0, 1, 0], ["A", "B"])
     with pytest.raises(InvalidInputError, match="owners"):
         rank_documents(vectors, vectors, [0, 1], ["A", "B"])
+
+
+def _owners_strategy() -> st.SearchStrategy[list[int]]:
+    """Chunk owners: every document has 1..4 contiguous chunks."""
+    return st.lists(st.integers(1, 4), min_size=1, max_size=6).map(
+        lambda counts: [d for d, n in enumerate(counts) for _ in range(n)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(owners=_owners_strategy(), queries=st.integers(1, 5), bits=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_hamming_ranking_is_best_chunk_by_fewest_differing_bits(owners: list[int], queries: int, bits: int,
+                                                               seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((queries, bits)).astype(np.float32)
+    c = rng.standard_normal((len(owners), bits)).astype(np.float32)
+    doc_ids = [f"d{i}" for i in range(owners[-1] + 1)]
+    ranked = rank_documents_hamming(encode(q, "binary"), encode(c, "binary"), owners, doc_ids)
+    assert ranked == rank_documents_hamming(encode(q, "ubinary"), encode(c, "ubinary"), owners, doc_ids)
+    for qi, row in enumerate(ranked):
+        # brute force: a document's distance is its closest chunk's; ties keep corpus order
+        distance = {}
+        for chunk, doc in enumerate(owners):
+            d = int(np.count_nonzero((q[qi] > 0) != (c[chunk] > 0)))
+            distance[doc_ids[doc]] = min(distance.get(doc_ids[doc], bits + 1), d)
+        assert row == sorted(doc_ids, key=lambda doc: (distance[doc], doc_ids.index(doc)))
+
+
+def test_hamming_rejects_floats_and_mismatched_widths() -> None:
+    codes = encode(np.ones((2, 16), np.float32), "ubinary")
+    with pytest.raises(InvalidInputError, match="int8 or uint8"):
+        rank_documents_hamming(np.ones((1, 2), np.float32), codes, [0, 1], ["A", "B"])
+    with pytest.raises(InvalidInputError, match="bits"):
+        rank_documents_hamming(encode(np.ones((1, 24), np.float32), "ubinary"), codes, [0, 1], ["A", "B"])

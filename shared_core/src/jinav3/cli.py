@@ -159,25 +159,38 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval", help="retrieval evaluation on a BEIR folder: naive vs late chunking vs whole documents",
                         description="Chunk every document, embed the chunks alone (naive), with late chunking, and "
                         "each whole document unchunked; rank documents by their best chunk; print nDCG@10, "
-                        "Recall@100 and embedding time per setting (the protocol of arXiv 2409.04701, section 4).")
+                        "Recall@100 and embedding time per setting (the protocol of arXiv 2409.04701, section 4). "
+                        "Raw full-width vectors are cached, so a rerun with other --matryoshka sizes or "
+                        "--embedding-types re-uses them.")
     ev.add_argument("folder", help="BEIR folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
     ev.add_argument("--split", default="test", help="qrels file to use (default: test)")
     ev.add_argument("--limit-queries", type=int, help="evaluate only the first N judged queries")
     ev.add_argument("--limit-docs", type=int, help="shrink the corpus to N documents (relevant ones always kept)")
     ev.add_argument("--chunker", nargs="+", choices=["tokens", "sentences", "paragraphs"],
                     default=["tokens", "sentences"], help="chunkings to compare (default: tokens sentences)")
-    ev.add_argument("--chunk-size", type=int, default=256, help="tokens per chunk for the tokens chunker")
+    ev.add_argument("--chunk-size", type=int, nargs="+", default=[256],
+                    help="tokens per chunk for the tokens chunker; several sizes compare several chunkings")
     ev.add_argument("--settings", nargs="+", choices=["naive", "late", "whole"], default=["naive", "late", "whole"])
     ev.add_argument("--matryoshka", type=int, nargs="*", default=[],
                     help="also score these Matryoshka sizes, e.g. 32 64 128 256 512")
+    ev.add_argument("--embedding-types", nargs="+", choices=["float", "binary", "ubinary"], default=["float"],
+                    help="encodings to score: float by cosine, binary/ubinary (packed sign bits) by Hamming distance")
     ev.add_argument("--backend", choices=["local", "api"], default="local")
     ev.add_argument("--model", help="local: folder or hub id (default: jina-embeddings-v3, else the bundled "
                     "MiniLM when offline); api: model name (default: jina-embeddings-v3)")
     ev.add_argument("--base-url", help="api backend: server base URL (default: the Jina API; key in JINA_API_KEY)")
+    ev.add_argument("--tokenizer", help="api backend: the served model's folder, whose tokenizer cuts the token "
+                    "chunks (the api backend has no tokenizer of its own)")
+    ev.add_argument("--full-dimensions", type=int, default=1024,
+                    help="api backend: the served model's width (default: 1024, jina-embeddings-v3)")
     ev.add_argument("--device", help="local backend: cpu, cuda, mps (default: best available)")
-    ev.add_argument("--dtype", help="local backend: float32 or bfloat16")
+    ev.add_argument("--dtype", help="local backend: the model's precision, e.g. float32, bfloat16 (and int8 "
+                    "where the local backend offers it)")
     ev.add_argument("--window", type=int, help="late chunking macro window in tokens (default: the context)")
     ev.add_argument("--overlap", type=int, help="tokens shared by neighbouring macro windows")
+    ev.add_argument("--cache-dir", help="where raw vectors are cached (default: $JINAV3_CACHE/eval, else "
+                    "~/.cache/jinav3/eval)")
+    ev.add_argument("--no-cache", action="store_true", help="neither read nor write cached vectors")
     ev.add_argument("--output", "-o", help="write the full report as JSON to this file")
     ev.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -344,18 +357,33 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from jinav3.embedder import Embedder
-    from jinav3.evaluation import EvalConfig, evaluate, format_report, load_beir
+    import time
 
+    from jinav3.embedder import Embedder
+    from jinav3.evaluation import EvalConfig, VectorCache, default_cache_dir, evaluate, format_report, load_beir
+
+    started = time.perf_counter()
     dataset = load_beir(args.folder, args.split, args.limit_queries, args.limit_docs)
-    config = EvalConfig(chunkers=tuple(args.chunker), chunk_size=args.chunk_size, settings=tuple(args.settings),
-                        dimensions=tuple(args.matryoshka), window=args.window, overlap=args.overlap,
+    config = EvalConfig(chunkers=tuple(args.chunker), chunk_sizes=tuple(args.chunk_size),
+                        settings=tuple(args.settings), dimensions=tuple(args.matryoshka),
+                        embedding_types=tuple(args.embedding_types), window=args.window, overlap=args.overlap,
                         show_progress=not args.no_progress)
+    tokenizer = None
+    if args.tokenizer:
+        from jinav3.backends.local import load_tokenizer
+        from jinav3.checkpoint import resolve_model_dir
+
+        tokenizer = load_tokenizer(resolve_model_dir(args.tokenizer))
+    print(f"jinav3 eval: loaded {args.folder} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    started = time.perf_counter()
     if args.backend == "api":
-        embedder = Embedder.api(args.model or "jina-embeddings-v3", base_url=args.base_url)
+        embedder = Embedder.api(args.model or "jina-embeddings-v3", base_url=args.base_url,
+                                full_dimensions=args.full_dimensions)
     else:
         embedder = _embedder(argparse.Namespace(model=args.model, device=args.device, dtype=args.dtype))
-    report = evaluate(embedder, dataset, config)
+    print(f"jinav3 eval: model ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    cache = VectorCache(None if args.no_cache else (args.cache_dir or default_cache_dir()))
+    report = evaluate(embedder, dataset, config, cache=cache, tokenizer=tokenizer)
     print(format_report(report))
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
