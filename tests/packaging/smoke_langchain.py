@@ -13,7 +13,7 @@ from langchain_jinav3 import JinaV3Embeddings, JinaV3LateChunkingSplitter
 
 check_light_install()
 embeddings = JinaV3Embeddings(backend="api", dimensions=DIMENSIONS, max_retries=0, **server())
-splitter = JinaV3LateChunkingSplitter(embeddings=embeddings)
+splitter = JinaV3LateChunkingSplitter(embeddings=embeddings, add_start_index=True)
 store = InMemoryVectorStore(embedding=embeddings)
 store.add_documents(splitter.split_documents([Document(page_content=DOCUMENT)]))  # late-chunked vectors handed off
 assert store.similarity_search(QUERY, k=1)[0].page_content in DOCUMENT
