@@ -9,6 +9,7 @@ from jinav3.errors import (
     InvalidInputError,
     JinaV3Error,
     ModelLoadError,
+    PerformanceWarning,
 )
 from jinav3.matryoshka import TRAINED_DIMENSIONS, truncate_normalise
 from jinav3.tasks import TASKS, RoleTasks
@@ -28,6 +29,7 @@ __all__ = [
     "JinaV3Error",
     "ModelLoadError",
     "ParagraphChunker",
+    "PerformanceWarning",
     "RoleTasks",
     "SentenceChunker",
     "Span",

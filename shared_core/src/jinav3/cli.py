@@ -13,6 +13,7 @@ import numpy as np
 
 from jinav3.distributed.cli import add_index_parser, run_index
 from jinav3.errors import JinaV3Error
+from jinav3.settings import DTYPE_HELP
 from jinav3.tasks import TASKS
 
 
@@ -22,7 +23,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=[*TASKS, "none"], help="task adapter (default depends on the command)")
     parser.add_argument("--dimensions", type=int, help="Matryoshka size, 1..1024 (trained: 32..1024)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
-    parser.add_argument("--dtype", help="float32 or bfloat16 (default: bf16 on CUDA, else fp32)")
+    parser.add_argument("--dtype", help=DTYPE_HELP)
     parser.add_argument("--output", "-o", help="output file (default: standard output)")
 
 
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", help="model folder or hub id (default: jina-embeddings-v3, else a small "
                        "bundled model when offline)")
     serve.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
-    serve.add_argument("--dtype", help="float32 or bfloat16 (default: bf16 on CUDA, else fp32)")
+    serve.add_argument("--dtype", help=DTYPE_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--api-key", action="append", default=[],
@@ -103,7 +104,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
                     "MiniLM when offline); api: model name (default: jina-embeddings-v3)")
     ev.add_argument("--base-url", help="api backend: server base URL (default: the Jina API; key in JINA_API_KEY)")
     ev.add_argument("--device", help="local backend: cpu, cuda, mps (default: best available)")
-    ev.add_argument("--dtype", help="local backend: float32 or bfloat16")
+    ev.add_argument("--dtype", help="local backend: " + DTYPE_HELP)
     ev.add_argument("--window", type=int, help="late chunking macro window in tokens (default: the context)")
     ev.add_argument("--overlap", type=int, help="tokens shared by neighbouring macro windows")
     ev.add_argument("--output", "-o", help="write the full report as JSON to this file")

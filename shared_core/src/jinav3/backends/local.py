@@ -20,7 +20,7 @@ import torch
 from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
-from jinav3 import late
+from jinav3 import hardware, late, quantization
 from jinav3.batching import token_budget_batches
 from jinav3.checkpoint import (
     DEFAULT_MODEL,
@@ -32,16 +32,10 @@ from jinav3.checkpoint import (
 )
 from jinav3.chunking import Span
 from jinav3.errors import InputTooLongError, InvalidInputError, ModelLoadError
+from jinav3.settings import check_dtype
 from jinav3.tasks import validate_task
 
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}  # canonical names
 # Late-chunking documents are processed in groups of about this many tokens so memory stays bounded.
 _LATE_GROUP_TOKENS = 65_536
 
@@ -57,17 +51,15 @@ def pick_device(device: str | torch.device | None) -> torch.device:
 
 
 def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """CUDA: bf16 where supported; everything else fp32 (fp16 matmuls are very slow on CPUs)."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
+    """None: chosen by hardware (:func:`jinav3.hardware.auto_dtype`: bf16 on CUDA and on CPUs with native bf16, else
+    fp32). An explicit choice is honoured, with a :class:`~jinav3.errors.PerformanceWarning` where it is emulated."""
     if dtype is None:
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    try:
-        return _DTYPES[str(dtype).lower()]
-    except KeyError:
-        raise InvalidInputError(f"unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}") from None
+        return hardware.auto_dtype(device)
+    chosen = dtype if isinstance(dtype, torch.dtype) else _DTYPES.get(check_dtype(dtype))
+    if chosen is None:
+        raise InvalidInputError(f"dtype {dtype!r} is not a torch dtype; int8 is handled by LocalBackend")
+    hardware.warn_if_slow(chosen, device)
+    return chosen
 
 
 def pick_attention(device: torch.device) -> str:
@@ -119,14 +111,21 @@ class LocalBackend:
         """``merge_lora`` keeps a copy of the adapted Linear weights (about 1.2 GB in fp32 for jina-v3) so a task's
         LoRA is merged once per task switch; ``False`` saves that memory and adds the low-rank term on every call."""
         folder = resolve_model_dir(model)
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
+        # int8 hook (jinav3.quantization): fp32 model, Linear layers swapped for int8 ones after loading; CPU only.
+        self.int8 = quantization.is_int8(dtype)
+        self.device = pick_device("cpu" if self.int8 and device is None else device)
+        if self.int8 and self.device.type != "cpu":
+            raise InvalidInputError(f"dtype='int8' runs on the CPU only, not on {self.device}; use bfloat16 there")
+        self.dtype = pick_dtype("float32" if self.int8 else dtype, self.device)
+        merge_lora = merge_lora and not self.int8  # int8 copies are built from merged weights, never merged in place
         self.attn_implementation = attn_implementation or pick_attention(self.device)
         config = read_config(folder)
         if is_jina_v3_original(config):
             loaded = load_jina_v3(folder, config, self.dtype, self.device, self.attn_implementation, merge_lora)
         else:
             loaded = load_plain_encoder(folder, self.dtype, self.device, self.attn_implementation)
+        if self.int8:
+            quantization.quantize_model(loaded.module, loaded.selection)
         self._module = loaded.module
         self._selection = loaded.selection
         self.tasks = loaded.tasks
@@ -157,7 +156,7 @@ class LocalBackend:
         return {
             "backend": "local",
             "model": self.model_name,
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "dtype": "int8" if self.int8 else str(self.dtype).removeprefix("torch."),
             "max_length": self.max_length,
         }
 
