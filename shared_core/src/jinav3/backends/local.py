@@ -20,7 +20,7 @@ import torch
 from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
-from jinav3 import hardware, late, quantization
+from jinav3 import hardware, late, packing, pooling_torch, quantization
 from jinav3.batching import token_budget_batches
 from jinav3.checkpoint import (
     DEFAULT_MODEL,
@@ -107,9 +107,13 @@ class LocalBackend:
         max_batch: int = 256,
         attn_implementation: str | None = None,
         merge_lora: bool = True,
+        unpadded: bool | None = None,
+        device_pooling: bool | None = None,
     ) -> None:
         """``merge_lora`` keeps a copy of the adapted Linear weights (about 1.2 GB in fp32 for jina-v3) so a task's
-        LoRA is merged once per task switch; ``False`` saves that memory and adds the low-rank term on every call."""
+        LoRA is merged once per task switch; ``False`` saves that memory and adds the low-rank term on every call.
+        ``unpadded`` packs each batch's sequences into one row (:mod:`jinav3.packing`) and ``device_pooling`` pools
+        late-chunking spans on the device (:mod:`jinav3.pooling_torch`); both default to on for CUDA only."""
         folder = resolve_model_dir(model)
         # int8 hook (jinav3.quantization): fp32 model, Linear layers swapped for int8 ones after loading; CPU only.
         self.int8 = quantization.is_int8(dtype)
@@ -118,7 +122,13 @@ class LocalBackend:
             raise InvalidInputError(f"dtype='int8' runs on the CPU only, not on {self.device}; use bfloat16 there")
         self.dtype = pick_dtype("float32" if self.int8 else dtype, self.device)
         merge_lora = merge_lora and not self.int8  # int8 copies are built from merged weights, never merged in place
-        self.attn_implementation = attn_implementation or pick_attention(self.device)
+        # GPU-path hooks (jinav3.packing, jinav3.pooling_torch)
+        self.unpadded = self.device.type == "cuda" if unpadded is None else bool(unpadded)
+        self.device_pooling = self.device.type == "cuda" if device_pooling is None else bool(device_pooling)
+        default_attention = packing.packed_attention(self.device) if self.unpadded else pick_attention(self.device)
+        self.attn_implementation = attn_implementation or default_attention
+        if self.unpadded:
+            packing.check_packed_attention(self.attn_implementation)
         config = read_config(folder)
         if is_jina_v3_original(config):
             loaded = load_jina_v3(folder, config, self.dtype, self.device, self.attn_implementation, merge_lora)
@@ -171,6 +181,13 @@ class LocalBackend:
         lengths = [len(s) for s in sequences]
         batches = token_budget_batches(lengths, self.token_budget, self.max_batch)
         for batch in tqdm(batches, desc="embedding", unit="batch", disable=not show_progress):
+            if self.unpadded:  # GPU-path hook: no padding in any FLOP (jinav3.packing)
+                with self._lock, torch.inference_mode():
+                    hidden, mask = packing.forward_unpadded(
+                        self._module, self._selection, [sequences[i] for i in batch], [task_ids[i] for i in batch],
+                        self.device)
+                yield batch, hidden, mask
+                continue
             longest = max(lengths[i] for i in batch)
             ids = torch.full((len(batch), longest), self._pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), longest), dtype=torch.long)
@@ -283,6 +300,11 @@ class LocalBackend:
             plan = late.plan_windows(len(doc.content), content_window, ov)
             plans.append(plan)
             sequences.extend(late.window_sequences(doc, plan))
+        if self.device_pooling:  # GPU-path hook: token vectors stay on the device (jinav3.pooling_torch)
+            with torch.inference_mode():
+                batches = self._batches(sequences, [task_id] * len(sequences), False)
+                tokens = pooling_torch.concat_tokens(batches, [len(s) for s in sequences])
+                return pooling_torch.pool_documents(tokens, group, plans)
         outputs = self.token_vectors(sequences, [task_id] * len(sequences))
         pooled: list[np.ndarray] = []
         at = 0

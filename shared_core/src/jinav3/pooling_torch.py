@@ -1,0 +1,61 @@
+"""Span pooling on the model's device: late chunking copies only one vector per chunk to the host, never every
+token vector (an 8,192-token document is 32 MB of fp32 token vectors, its 30 chunks 120 kB).
+
+Same arithmetic as :func:`jinav3.late.pool_ranges` (float64 prefix sums, mean per ``[lo, hi)`` range); the window
+stitching is :func:`jinav3.late.stitch` itself, applied to token *row numbers* instead of vectors, so which token
+vector a document position takes is decided in exactly one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from jinav3 import late
+
+
+def pool_ranges(token_vectors: torch.Tensor, ranges: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Mean of ``token_vectors[lo:hi]`` for every ``[lo, hi)`` row of ``ranges`` (float64 accumulation, fp32 out)."""
+    ranges = torch.as_tensor(ranges, dtype=torch.int64, device=token_vectors.device)
+    prefix = torch.zeros((token_vectors.shape[0] + 1, token_vectors.shape[1]), dtype=torch.float64,
+                         device=token_vectors.device)
+    torch.cumsum(token_vectors.to(torch.float64), dim=0, out=prefix[1:])
+    sums = prefix[ranges[:, 1]] - prefix[ranges[:, 0]]
+    return (sums / (ranges[:, 1] - ranges[:, 0]).unsqueeze(1)).to(torch.float32)
+
+
+def document_rows(doc: late.TokenizedDocument, plan: Sequence[late.Window], first_row: int) -> np.ndarray:
+    """For every token of ``doc``, the row of its vector among the windows' outputs laid end to end (window k's
+    outputs start at ``first_row`` plus the lengths of windows 0..k-1)."""
+    sizes = [len(doc.head) + (w.end - w.start) + len(doc.tail) for w in plan]
+    starts = first_row + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return late.stitch(doc, plan, [np.arange(s, s + n) for s, n in zip(starts, sizes, strict=True)])
+
+
+def pool_documents(
+    outputs: torch.Tensor,
+    docs: Sequence[tuple[late.TokenizedDocument, np.ndarray]],
+    plans: Sequence[Sequence[late.Window]],
+) -> list[np.ndarray]:
+    """Chunk vectors of every document from ``outputs`` (all windows' token vectors, end to end, on the device)."""
+    pooled: list[np.ndarray] = []
+    row = 0
+    for (doc, ranges), plan in zip(docs, plans, strict=True):
+        rows = torch.from_numpy(document_rows(doc, plan, row)).to(outputs.device)
+        row += sum(len(doc.head) + (w.end - w.start) + len(doc.tail) for w in plan)
+        pooled.append(pool_ranges(outputs.index_select(0, rows), ranges).cpu().numpy())
+    return pooled
+
+
+def concat_tokens(
+    batches: Iterable[tuple[list[int], torch.Tensor, torch.Tensor]], lengths: Sequence[int]
+) -> torch.Tensor:
+    """Token vectors of every sequence, in sequence order, end to end, from ``(indices, hidden, mask)`` batches
+    (what the local backend's batching yields), without leaving the device."""
+    parts: list[torch.Tensor | None] = [None] * len(lengths)
+    for batch, hidden, _ in batches:
+        for row, i in enumerate(batch):
+            parts[i] = hidden[row, : lengths[i]]
+    return torch.cat(parts, dim=0)  # type: ignore[arg-type]
