@@ -19,7 +19,8 @@ CPU = torch.device("cpu")
 
 
 @settings(max_examples=40, deadline=None)
-@given(flags=flag_sets, model=st.from_regex(r"[A-Za-z][A-Za-z0-9 ()@.-]{0,30}", fullmatch=True), cores=st.integers(1, 4))
+@given(flags=flag_sets, model=st.from_regex(r"[A-Za-z][A-Za-z0-9 ()@.-]{0,30}", fullmatch=True),
+       cores=st.integers(1, 4))
 def test_cpuinfo_flags_decide_bf16_and_vnni(flags, model, cores):
     block = f"processor\t: 0\nmodel name\t: {model}\nflags\t\t: {' '.join(sorted(flags))}\n\n"
     name, parsed = parse_cpuinfo(block * cores)

@@ -6,19 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization import QuantType, quantize_dynamic
 
-pytest.importorskip("onnxruntime")
-import onnxruntime as ort  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: E402
-
-from jinav3 import Embedder, InvalidInputError  # noqa: E402
-from jinav3.quantization import Int8Linear, TaskInt8Linear, quantize_weight  # noqa: E402
+from jinav3 import Embedder, InvalidInputError
+from jinav3.quantization import Int8Linear, TaskInt8Linear, quantize_weight
 
 CORPUS = Path(__file__).resolve().parents[2] / "examples" / "corpus"
 floats = st.floats(-4, 4, width=32, allow_subnormal=False)

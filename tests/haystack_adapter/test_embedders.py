@@ -201,3 +201,15 @@ def test_late_chunking_rejects_empty_chunks(tiny):
     embedder = JinaV3DocumentEmbedder(**tiny, late_chunking=True, progress_bar=False)
     with pytest.raises(InvalidInputError, match="has no text"):
         embedder.run(documents=[Document(content="  ", meta={"source_id": "s"})])
+
+
+def test_int8_through_backend_options(tiny, tiny_checkpoint):
+    """dtype='int8' reaches the core through backend_options; an unknown dtype is named at construction."""
+    from jinav3 import Embedder
+
+    options = {"model": tiny["model"], "backend_options": {"dtype": "int8"}}
+    got = np.asarray(JinaV3TextEmbedder(**options).run(text="Berlin has a wall.")["embedding"])
+    ref = Embedder.local(str(tiny_checkpoint), device="cpu").embed_query("Berlin has a wall.")
+    assert float(got @ ref) > 0.99
+    with pytest.raises(InvalidInputError, match="unknown dtype"):
+        JinaV3TextEmbedder(model=tiny["model"], backend_options={"dtype": "int4"})

@@ -16,6 +16,7 @@ from haystack import Document
 from haystack.utils import Secret, deserialize_secrets_inplace
 
 from jinav3 import TASKS, Embedder, InvalidInputError
+from jinav3.settings import backend_options as backend_options_check
 
 BACKENDS: tuple[str, ...] = ("local", "api")
 
@@ -78,6 +79,7 @@ class JinaV3Component:
         options = dict(backend_options or {})
         if "api_key" in options:
             raise InvalidInputError("pass the API key as api_key=Secret..., not in backend_options (it would be saved)")
+        backend_options_check(backend, options)  # a wrong option or dtype is named now, not at warm_up
         self.model = model
         self.backend = backend
         self.api_key = api_key
