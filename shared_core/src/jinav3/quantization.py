@@ -142,6 +142,8 @@ def _session(model: Any) -> Any:
     options.inter_op_num_threads = 1
     # torch runs attention/LayerNorm between the int8 GEMMs on the same cores: ORT threads must not spin there.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # one session per Linear: a memory arena each would hold its largest activations (GBs over 24 layers)
+    options.enable_cpu_mem_arena = False
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
