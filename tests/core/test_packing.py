@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from jinav3 import Embedder, InvalidInputError, late
 from jinav3.packing import PACKED_ATTENTION, varlen_attention
-from jinav3.pooling_torch import document_rows, pool_ranges
+from jinav3.pooling_torch import document_rows, pool_plan, pool_ranges
 
 words = st.sampled_from(["Berlin", "wall", "Kyoto", "temple", "río", "東京", "!", "1989", "and", "the", "\n"])
 texts = st.lists(words, min_size=1, max_size=40).map(" ".join)
@@ -116,3 +116,20 @@ def test_late_chunking_with_device_pooling_equals_host(tiny_embedder, tiny_unpad
         assert [(c.start, c.end) for c in a] == [(c.start, c.end) for c in b]
         np.testing.assert_allclose(np.stack([c.embedding for c in a]), np.stack([c.embedding for c in b]),
                                    rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), n_head=st.integers(1, 4), n_content=st.integers(1, 30), n_tail=st.integers(0, 2),
+       d=st.integers(1, 5))
+def test_pool_plan_is_the_mean_of_its_tokens(data, n_head, n_content, n_tail, d):
+    n = n_head + n_content + n_tail
+    vectors = data.draw(arrays(np.float32, (n, d), elements=st.floats(-100, 100, width=32)))
+    spans = data.draw(st.lists(st.tuples(st.integers(0, n_content - 1), st.integers(1, n_content)).map(
+        lambda t: (min(t[0], t[1] - 1) + n_head, max(t[1], t[0] + 1) + n_head)), min_size=1, max_size=6))
+    head = data.draw(st.lists(st.booleans(), min_size=len(spans), max_size=len(spans)))
+    tail = data.draw(st.lists(st.booleans(), min_size=len(spans), max_size=len(spans)))
+    got = pool_plan(torch.from_numpy(vectors), n_head, n_tail, np.asarray(spans), np.asarray(head), np.asarray(tail))
+    for k, (lo, hi) in enumerate(spans):
+        rows = list(range(lo, hi)) + (list(range(n_head)) if head[k] else []) + (
+            list(range(n - n_tail, n)) if tail[k] else [])
+        np.testing.assert_allclose(got[k].numpy(), vectors[rows].astype(np.float64).mean(0), rtol=1e-5, atol=1e-3)

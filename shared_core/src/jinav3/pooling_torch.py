@@ -26,6 +26,23 @@ def pool_ranges(token_vectors: torch.Tensor, ranges: torch.Tensor | np.ndarray) 
     return (sums / (ranges[:, 1] - ranges[:, 0]).unsqueeze(1)).to(torch.float32)
 
 
+def pool_plan(token_vectors: torch.Tensor, n_head: int, n_tail: int, ranges: torch.Tensor | np.ndarray,
+              with_head: torch.Tensor | np.ndarray, with_tail: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Mean of every chunk's ``[lo, hi)`` tokens plus, where flagged, the document's head (first ``n_head`` rows)
+    and/or tail (last ``n_tail`` rows): the torch twin of a late-chunking pooling plan (issue 12's rule)."""
+    dev = token_vectors.device
+    ranges = torch.as_tensor(ranges, dtype=torch.int64, device=dev)
+    head = torch.as_tensor(with_head, dtype=torch.float64, device=dev)
+    tail = torch.as_tensor(with_tail, dtype=torch.float64, device=dev)
+    prefix = torch.zeros((token_vectors.shape[0] + 1, token_vectors.shape[1]), dtype=torch.float64, device=dev)
+    torch.cumsum(token_vectors.to(torch.float64), dim=0, out=prefix[1:])
+    lo, hi = ranges[:, 0], ranges[:, 1]
+    head_sum, tail_sum = prefix[n_head], prefix[-1] - prefix[token_vectors.shape[0] - n_tail]
+    sums = prefix[hi] - prefix[lo] + head[:, None] * head_sum + tail[:, None] * tail_sum
+    counts = (hi - lo).to(torch.float64) + head * n_head + tail * n_tail
+    return (sums / counts[:, None]).to(torch.float32)
+
+
 def document_rows(doc: late.TokenizedDocument, plan: Sequence[late.Window], first_row: int) -> np.ndarray:
     """For every token of ``doc``, the row of its vector among the windows' outputs laid end to end (window k's
     outputs start at ``first_row`` plus the lengths of windows 0..k-1)."""
