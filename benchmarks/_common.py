@@ -105,8 +105,28 @@ class RssSampler:
 
 
 def machine() -> dict[str, Any]:
+    """Where a figure was measured: CPU features decide which precisions are fast, so every result records them."""
+    from jinav3.hardware import cpu_features
+
+    cpu = cpu_features()
     return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "cuda": torch.cuda.is_available()}
+            "cpu": cpu.describe(), "cpu_capability": cpu.capability, "native_bf16": cpu.native_bf16,
+            "vnni": cpu.vnni, "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+#: Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets, for MFU.
+GPU_BF16_PEAK_TFLOPS = {"H100 SXM": 989.0, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H200": 989.0, "A100": 312.0,
+                        "L40S": 362.0, "L4": 121.0, "A10": 125.0}
+
+
+def gpu_peak_flops(name: str | None = None) -> float | None:
+    """The bf16 dense peak of the current (or named) CUDA GPU in FLOP/s, or None when unknown (pass --peak-tflops).
+    An H100 whose name says neither PCIe nor NVL is the SXM part ("NVIDIA H100 80GB HBM3")."""
+    name = (name or (torch.cuda.get_device_name() if torch.cuda.is_available() else "")).lower()
+    for key in sorted(GPU_BF16_PEAK_TFLOPS, key=len, reverse=True):
+        if all(part.lower() in name for part in key.split()):
+            return GPU_BF16_PEAK_TFLOPS[key] * 1e12
+    return GPU_BF16_PEAK_TFLOPS["H100 SXM"] * 1e12 if "h100" in name else None
 
 
 def matmul_roofline(dtype: torch.dtype = torch.float32, size: tuple[int, int, int] = (2048, 1024, 4096)) -> float:

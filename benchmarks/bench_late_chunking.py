@@ -8,6 +8,11 @@
    the same documents and the same chunk boundaries (chonkie's own), plus ours end to end with our sentence chunker.
 
     python benchmarks/bench_late_chunking.py --layers 24 --json benchmarks/results/late_chunking.json
+    python benchmarks/bench_late_chunking.py --layers 24 --device cuda --dtypes bfloat16 --docs 64 \
+        --doc-tokens 8192 --skip-chonkie       # GPU: tokens/s and MFU of 8,192-token late chunking
+
+On CUDA the run uses the GPU path (unpadded batches, span pooling on the device); ``--no-gpu-path`` measures the
+padded path with host pooling instead, for the side-by-side ratio. dtype ``int8`` works on CPU only.
 """
 
 from __future__ import annotations
@@ -22,9 +27,19 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RssSampler, full_width_checkpoint, print_table, text_of_tokens, timed, write_json
+from _common import (
+    RssSampler,
+    flops_per_token,
+    full_width_checkpoint,
+    gpu_peak_flops,
+    print_table,
+    text_of_tokens,
+    timed,
+    write_json,
+)
 
 from jinav3 import Embedder
+from jinav3.hardware import cpu_features
 from jinav3.models import fallback_model_dir
 
 
@@ -42,17 +57,24 @@ def peak_memory_child(layers: int, dtype: str, n_tokens: int) -> None:
 
 def full_width(args: argparse.Namespace) -> dict:
     folder = full_width_checkpoint(args.layers)
+    cuda = args.device.startswith("cuda")
+    gpu_path = {} if not cuda or not args.no_gpu_path else {"unpadded": False, "device_pooling": False}
+    peak_gpu = args.peak_tflops * 1e12 if args.peak_tflops else gpu_peak_flops() if cuda else None
     results = {}
     for dtype in args.dtypes.split(","):
-        emb = Embedder.local(str(folder), device="cpu", dtype=dtype)
+        emb = Embedder.local(str(folder), device=args.device, dtype=dtype, **gpu_path)
         docs = [text_of_tokens(emb.tokenizer, args.doc_tokens, 100 + i) for i in range(args.docs)]
-        tokens = sum(emb.backend.tokenize_document(d, "retrieval.passage").length for d in docs)
+        lengths = [emb.backend.tokenize_document(d, "retrieval.passage").length for d in docs]
         emb.late_chunk(docs[0][:300])
         seconds, chunks = timed(lambda e=emb, d=docs: e.late_chunk_many(d, chunker="tokens", chunk_size=256))
-        cmd = [sys.executable, __file__, "--peak-child", dtype, "--layers", str(args.layers)]
-        peak = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
-        results[dtype] = {"docs_per_s": args.docs / seconds, "tokens_per_s": tokens / seconds,
-                          "chunks": sum(len(c) for c in chunks), "doc_8192": peak}
+        flops = sum(flops_per_token(n, args.layers) * n for n in lengths)  # one window per doc up to the context
+        results[dtype] = {"docs_per_s": args.docs / seconds, "tokens_per_s": sum(lengths) / seconds,
+                          "chunks": sum(len(c) for c in chunks), "tflops_per_s": flops / seconds / 1e12,
+                          "mfu": flops / seconds / peak_gpu if peak_gpu else None}
+        if not cuda:
+            cmd = [sys.executable, __file__, "--peak-child", dtype, "--layers", str(args.layers)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            results[dtype]["doc_8192"] = json.loads(out.splitlines()[-1])
     return results
 
 
@@ -92,29 +114,49 @@ def versus_chonkie(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=24)
-    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--dtypes", help="default: float32,int8 on CPU (plus bfloat16 where the CPU has native bf16), "
+                        "bfloat16 on CUDA")
     parser.add_argument("--docs", type=int, default=4, help="documents for the full-width throughput run")
     parser.add_argument("--doc-tokens", type=int, default=2000)
     parser.add_argument("--chonkie-docs", type=int, default=40)
     parser.add_argument("--chonkie-chunk", type=int, default=48, help="chonkie LateChunker chunk_size (tokens)")
     parser.add_argument("--skip-full-width", action="store_true")
+    parser.add_argument("--skip-chonkie", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU: tokens/s and MFU)")
+    parser.add_argument("--no-gpu-path", action="store_true", help="on CUDA: padded batches and host pooling")
+    parser.add_argument("--peak-tflops", type=float, help="GPU dense bf16 peak for MFU (default: from the GPU name)")
     parser.add_argument("--json")
     parser.add_argument("--peak-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not args.dtypes:
+        cpu = "float32,bfloat16,int8" if cpu_features().native_bf16 else "float32,int8"
+        args.dtypes = "bfloat16" if args.device.startswith("cuda") else cpu
     if args.peak_child:
         return peak_memory_child(args.layers, args.peak_child, 8192)
 
-    payload: dict = {"benchmark": "late_chunking", "layers": args.layers}
-    if not args.skip_full_width:
+    payload: dict = {"benchmark": "late_chunking", "layers": args.layers, "device": args.device}
+    if not args.skip_full_width and args.device.startswith("cuda"):
+        payload["full_width"] = full_width(args)
+        path = "padded, host pooling" if args.no_gpu_path else "unpadded, device pooling"
+        print_table(
+            f"late_chunk_many on {torch.cuda.get_device_name()} ({path}), full width, {args.layers} layers, "
+            f"{args.docs} docs x {args.doc_tokens} tokens",
+            ["dtype", "docs/s", "tok/s", "TFLOP/s", "MFU"],
+            [[d, r["docs_per_s"], r["tokens_per_s"], r["tflops_per_s"], r["mfu"]]
+             for d, r in payload["full_width"].items()],
+        )
+    elif not args.skip_full_width:
         payload["full_width"] = full_width(args)
         print_table(
             f"late_chunk_many, full width, {args.layers} layers, {args.docs} docs x {args.doc_tokens} tokens, "
-            f"{torch.get_num_threads()} threads; one 8,192-token document in a fresh process",
+            f"{cpu_features().describe()}; one 8,192-token document in a fresh process",
             ["dtype", "docs/s", "tok/s", "8192-doc s", "RSS before MB", "RSS peak MB", "peak - before MB"],
             [[d, r["docs_per_s"], r["tokens_per_s"], r["doc_8192"]["seconds"], r["doc_8192"]["rss_before_mb"],
               r["doc_8192"]["rss_peak_mb"], r["doc_8192"]["rss_peak_mb"] - r["doc_8192"]["rss_before_mb"]]
              for d, r in payload["full_width"].items()],
         )
+    if args.skip_chonkie:
+        return write_json(args.json, payload)
     payload["vs_chonkie"] = c = versus_chonkie(args)
     print_table(
         f"vs chonkie LateChunker (fp32), all-MiniLM-L6-v2, {c['docs']} docs x {c['tokens_per_doc']:.0f} tokens, "

@@ -196,3 +196,15 @@ async def test_late_chunking_async_and_without_offsets(tiny):
     for a, b, late in zip(sync, asyn, expected, strict=True):
         np.testing.assert_allclose(a.embedding, late.embedding, atol=1e-5)
         np.testing.assert_allclose(b.embedding, late.embedding, atol=1e-5)
+
+
+def test_int8_through_backend_options(tiny, tiny_checkpoint):
+    """dtype='int8' reaches the core through backend_options; an unknown dtype is named at construction."""
+    from jinav3 import Embedder
+
+    options = {"model": tiny["model"], "backend_options": {"dtype": "int8"}}
+    got = np.asarray(JinaV3TextEmbedder(**options).run(text="Berlin has a wall.")["embedding"])
+    ref = Embedder.local(str(tiny_checkpoint), device="cpu").embed_query("Berlin has a wall.")
+    assert float(got @ ref) > 0.99
+    with pytest.raises(InvalidInputError, match="unknown dtype"):
+        JinaV3TextEmbedder(model=tiny["model"], backend_options={"dtype": "int4"})

@@ -125,3 +125,10 @@ def test_api_backend_without_the_right_key_fails_clearly(api_settings):
     with pytest.raises(BackendError, match="401") as caught:
         wrong.embed_query(QUERY)
     assert "sk-wrong" not in str(caught.value)
+
+
+def test_int8_dtype_setting(tiny_model, tiny_embedder):
+    got = np.asarray(JinaV3Embeddings(model=tiny_model, dtype="int8").embed_query(QUERY))
+    assert float(got @ tiny_embedder.embed_query(QUERY)) > 0.99
+    with pytest.raises((InvalidInputError, ValidationError), match="unknown dtype"):
+        JinaV3Embeddings(model=tiny_model, dtype="int4")

@@ -159,3 +159,11 @@ def test_model_alias_and_defaults():
     assert JinaV3Embedding().model_name == "jinaai/jina-embeddings-v3"
     assert JinaV3Embedding(backend="api").model_name == "jina-embeddings-v3"
     assert JinaV3Embedding(model="some/folder").model_name == "some/folder"
+
+
+def test_int8_dtype_setting(tiny_model, tiny_embedder):
+    query = "Which city had a wall?"
+    got = np.asarray(JinaV3Embedding(model_name=tiny_model, dtype="int8").get_query_embedding(query))
+    assert float(got @ tiny_embedder.embed_query(query)) > 0.99
+    with pytest.raises((InvalidInputError, ValueError), match="unknown dtype"):
+        JinaV3Embedding(model_name=tiny_model, dtype="int4")

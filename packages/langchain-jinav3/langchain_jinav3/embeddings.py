@@ -67,7 +67,7 @@ class JinaV3Embeddings(BaseModel, Embeddings):
     )
     truncate: bool = Field(default=False, description="Cut texts past the context instead of raising an error.")
     device: str | None = Field(default=None, description="Local backend: torch device; None = auto.")
-    dtype: str | None = Field(default=None, description="Local backend: float32/bfloat16/float16; None = auto.")
+    dtype: str | None = Field(default=None, description="Local backend: float32/bfloat16/int8; None = by hardware.")
     max_length: int | None = Field(default=None, gt=0, description="Local backend: tokens per sequence.")
     token_budget: int | None = Field(default=None, gt=0, description="Local backend: padded tokens per batch.")
     base_url: str | None = Field(default=None, description="API backend: endpoint, e.g. a `jinav3 serve` server.")

@@ -9,6 +9,7 @@ from jinav3.errors import (
     InvalidInputError,
     JinaV3Error,
     ModelLoadError,
+    PerformanceWarning,
 )
 from jinav3.matryoshka import TRAINED_DIMENSIONS, truncate_normalise
 from jinav3.preparation import DocumentPreparer, PreparedDocument
@@ -30,6 +31,7 @@ __all__ = [
     "JinaV3Error",
     "ModelLoadError",
     "ParagraphChunker",
+    "PerformanceWarning",
     "PreparedDocument",
     "RoleTasks",
     "SentenceChunker",

@@ -29,6 +29,7 @@ from jinav3.cli_inputs import (
 )
 from jinav3.distributed.cli import add_index_parser, run_index
 from jinav3.errors import InputTooLongError, InvalidInputError, JinaV3Error
+from jinav3.settings import DTYPE_HELP
 from jinav3.tasks import TASKS
 
 #: Above this many characters in all, ``jinav3 chunk`` shows progress bars (late chunking is a minute per ~100k
@@ -82,7 +83,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoding", type=check_encoding, default="utf-8",
                         help="text encoding of the input files and standard input (default: utf-8)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
-    parser.add_argument("--dtype", help="float32 or bfloat16 (default: bf16 on CUDA, else fp32)")
+    parser.add_argument("--dtype", help=DTYPE_HELP)
     parser.add_argument("--output", "-o", help="output file (default: standard output)")
 
 
@@ -118,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", help="model folder or hub id (default: jina-embeddings-v3, else a small "
                        "bundled model when offline)")
     serve.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
-    serve.add_argument("--dtype", help="float32 or bfloat16 (default: bf16 on CUDA, else fp32)")
+    serve.add_argument("--dtype", help=DTYPE_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8080)
     serve.add_argument("--api-key", action="append", default=[],
@@ -184,8 +185,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--full-dimensions", type=int, default=1024,
                     help="api backend: the served model's width (default: 1024, jina-embeddings-v3)")
     ev.add_argument("--device", help="local backend: cpu, cuda, mps (default: best available)")
-    ev.add_argument("--dtype", help="local backend: the model's precision, e.g. float32, bfloat16 (and int8 "
-                    "where the local backend offers it)")
+    ev.add_argument("--dtype", help="local backend: " + DTYPE_HELP)
     ev.add_argument("--window", type=int, help="late chunking macro window in tokens (default: the context)")
     ev.add_argument("--overlap", type=int, help="tokens shared by neighbouring macro windows")
     ev.add_argument("--cache-dir", help="where raw vectors are cached (default: $JINAV3_CACHE/eval, else "

@@ -25,3 +25,7 @@ class ModelLoadError(JinaV3Error, OSError):
 
 class BackendError(JinaV3Error, RuntimeError):
     """The backend failed to produce embeddings (for example the HTTP API answered with an error)."""
+
+
+class PerformanceWarning(UserWarning):
+    """A setting works but is known to be slow on this machine (for example bf16 on a CPU that emulates it)."""

@@ -15,10 +15,36 @@ _COMMON = ("query_task", "document_task")
 #: Options each backend accepts (beyond ``model``).
 BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
     "local": ("device", "dtype", "max_length", "token_budget", "max_batch", "attn_implementation", "merge_lora",
-              *_COMMON),
+              "unpadded", "device_pooling", *_COMMON),
     "api": ("api_key", "base_url", "timeout", "max_retries", "max_concurrency", "max_batch_inputs",
             "max_batch_tokens", "max_request_tokens", "full_dimensions", "backoff", "max_backoff", *_COMMON),
 }
+
+
+#: Precision names of the local backend (aliases -> canonical). ``int8`` = int8 weights with dynamic int8
+#: activations on CPU (:mod:`jinav3.quantization`); the others are torch dtypes.
+LOCAL_DTYPES: dict[str, str] = {
+    "float32": "float32", "fp32": "float32",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float16": "float16", "fp16": "float16",
+    "int8": "int8", "qint8": "int8",
+}
+
+
+#: ``--dtype`` help of every command that loads the local backend.
+DTYPE_HELP = ("float32, bfloat16 or int8 (int8: CPU only, int8 weights and activations via ONNX Runtime); default: "
+              "chosen by hardware (bf16 on CUDA and on CPUs with native bf16, else float32)")
+
+
+def check_dtype(dtype: str) -> str:
+    """The canonical name of a local-backend precision (``float32``, ``bfloat16``, ``float16``, ``int8``)."""
+    try:
+        return LOCAL_DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise InvalidInputError(
+            f"unknown dtype {dtype!r}; use one of {', '.join(sorted(set(LOCAL_DTYPES.values())))} (or leave it unset "
+            "to let the backend choose by hardware)"
+        ) from None
 
 
 def check_backend(backend: str) -> str:
@@ -48,6 +74,8 @@ def backend_options(backend: str, settings: Mapping[str, Any]) -> dict[str, Any]
             parts.append(f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not an option of any backend "
                          f"(backend={backend!r} takes {', '.join(allowed)})")
         raise InvalidInputError("; ".join(parts))
+    if isinstance(given.get("dtype"), str):
+        check_dtype(given["dtype"])
     return given
 
 

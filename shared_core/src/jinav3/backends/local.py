@@ -19,23 +19,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from jinav3 import late
+from jinav3 import hardware, late, packing, pooling_torch, quantization
 from jinav3.batching import token_budget_batches
 from jinav3.checkpoint import load_jina_v3, load_plain_encoder
 from jinav3.chunking import Span
 from jinav3.errors import InputTooLongError, InvalidInputError
 from jinav3.model_files import DEFAULT_MODEL, is_jina_v3_original, load_tokenizer, read_config, resolve_model_dir
 from jinav3.preparation import DocumentPreparer, PreparedDocument
+from jinav3.settings import check_dtype
 from jinav3.tasks import validate_task
 
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}  # canonical names
 # Late-chunking documents are processed in groups of about this many tokens so memory stays bounded.
 _LATE_GROUP_TOKENS = 65_536
 
@@ -51,17 +45,15 @@ def pick_device(device: str | torch.device | None) -> torch.device:
 
 
 def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """CUDA: bf16 where supported; everything else fp32 (fp16 matmuls are very slow on CPUs)."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
+    """None: chosen by hardware (:func:`jinav3.hardware.auto_dtype`: bf16 on CUDA and on CPUs with native bf16, else
+    fp32). An explicit choice is honoured, with a :class:`~jinav3.errors.PerformanceWarning` where it is emulated."""
     if dtype is None:
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    try:
-        return _DTYPES[str(dtype).lower()]
-    except KeyError:
-        raise InvalidInputError(f"unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}") from None
+        return hardware.auto_dtype(device)
+    chosen = dtype if isinstance(dtype, torch.dtype) else _DTYPES.get(check_dtype(dtype))
+    if chosen is None:
+        raise InvalidInputError(f"dtype {dtype!r} is not a torch dtype; int8 is handled by LocalBackend")
+    hardware.warn_if_slow(chosen, device)
+    return chosen
 
 
 def pick_attention(device: torch.device) -> str:
@@ -93,18 +85,35 @@ class LocalBackend:
         max_batch: int = 256,
         attn_implementation: str | None = None,
         merge_lora: bool = True,
+        unpadded: bool | None = None,
+        device_pooling: bool | None = None,
     ) -> None:
         """``merge_lora`` keeps a copy of the adapted Linear weights (about 1.2 GB in fp32 for jina-v3) so a task's
-        LoRA is merged once per task switch; ``False`` saves that memory and adds the low-rank term on every call."""
+        LoRA is merged once per task switch; ``False`` saves that memory and adds the low-rank term on every call.
+        ``unpadded`` packs each batch's sequences into one row (:mod:`jinav3.packing`) and ``device_pooling`` pools
+        late-chunking spans on the device (:mod:`jinav3.pooling_torch`); both default to on for CUDA only."""
         folder = resolve_model_dir(model)
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
-        self.attn_implementation = attn_implementation or pick_attention(self.device)
+        # int8 hook (jinav3.quantization): fp32 model, Linear layers swapped for int8 ones after loading; CPU only.
+        self.int8 = quantization.is_int8(dtype)
+        self.device = pick_device("cpu" if self.int8 and device is None else device)
+        if self.int8 and self.device.type != "cpu":
+            raise InvalidInputError(f"dtype='int8' runs on the CPU only, not on {self.device}; use bfloat16 there")
+        self.dtype = pick_dtype("float32" if self.int8 else dtype, self.device)
+        merge_lora = merge_lora and not self.int8  # int8 copies are built from merged weights, never merged in place
+        # GPU-path hooks (jinav3.packing, jinav3.pooling_torch)
+        self.unpadded = self.device.type == "cuda" if unpadded is None else bool(unpadded)
+        self.device_pooling = self.device.type == "cuda" if device_pooling is None else bool(device_pooling)
+        default_attention = packing.packed_attention(self.device) if self.unpadded else pick_attention(self.device)
+        self.attn_implementation = attn_implementation or default_attention
+        if self.unpadded:
+            packing.check_packed_attention(self.attn_implementation)
         config = read_config(folder)
         if is_jina_v3_original(config):
             loaded = load_jina_v3(folder, config, self.dtype, self.device, self.attn_implementation, merge_lora)
         else:
             loaded = load_plain_encoder(folder, self.dtype, self.device, self.attn_implementation)
+        if self.int8:
+            quantization.quantize_model(loaded.module, loaded.selection)
         self._module = loaded.module
         self._selection = loaded.selection
         self.tasks = loaded.tasks
@@ -136,7 +145,7 @@ class LocalBackend:
         return {
             "backend": "local",
             "model": self.model_name,
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "dtype": "int8" if self.int8 else str(self.dtype).removeprefix("torch."),
             "max_length": self.max_length,
         }
 
@@ -155,6 +164,12 @@ class LocalBackend:
             for batch in token_budget_batches([lengths[i] for i in members], self.token_budget, self.max_batch):
                 batches.append((task_id, [members[j] for j in batch]))
         for task_id, batch in tqdm(batches, desc="embedding", unit="batch", disable=not show_progress):
+            if self.unpadded:  # GPU-path hook: no padding in any FLOP (jinav3.packing)
+                with self._lock, torch.inference_mode():
+                    hidden, mask = packing.forward_unpadded(
+                        self._module, self._selection, [sequences[i] for i in batch], task_id, self.device)
+                yield batch, hidden, mask
+                continue
             longest = max(lengths[i] for i in batch)
             ids = torch.full((len(batch), longest), self._pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), longest), dtype=torch.long)
@@ -290,6 +305,11 @@ class LocalBackend:
             plans.append(plan)
             sequences.extend(late.window_sequences(doc, plan))
             task_ids.extend([self._task_id(item.task)] * len(plan))
+        if self.device_pooling:  # GPU-path hook: token vectors stay on the device (jinav3.pooling_torch)
+            with torch.inference_mode():
+                batches = self._batches(sequences, task_ids, show_progress)
+                tokens = pooling_torch.concat_tokens(batches, [len(s) for s in sequences])
+                return pooling_torch.pool_documents(tokens, group, plans)
         outputs = self.token_vectors(sequences, task_ids, show_progress)  # a bar per batch: one long document moves
         pooled: list[np.ndarray] = []
         at = 0

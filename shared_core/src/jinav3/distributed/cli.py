@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from jinav3.settings import DTYPE_HELP
 from jinav3.tasks import TASKS
 
 
@@ -55,7 +56,7 @@ def add_index_parser(sub: Any) -> None:
     index.add_argument("--cpus-per-actor", type=float, default=1.0)
     index.add_argument("--batch-size", type=int, default=64, help="documents per batch")
     index.add_argument("--device", help="cpu, cuda (default: cuda when the actor has a GPU)")
-    index.add_argument("--dtype", help="float32 or bfloat16 (default: bf16 on CUDA, else fp32)")
+    index.add_argument("--dtype", help=DTYPE_HELP)
 
 
 @contextlib.contextmanager

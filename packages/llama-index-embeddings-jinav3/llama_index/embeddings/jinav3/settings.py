@@ -49,7 +49,7 @@ class JinaV3CoreSettings(BaseModel):
         default=None, gt=0, description="Matryoshka output width (32..1024 trained); None = full width."
     )
     device: str | None = Field(default=None, description="Local backend: torch device; None = auto.")
-    dtype: str | None = Field(default=None, description="Local backend: float32/bfloat16/float16; None = auto.")
+    dtype: str | None = Field(default=None, description="Local backend: float32/bfloat16/int8; None = by hardware.")
     max_length: int | None = Field(default=None, gt=0, description="Local backend: tokens per sequence.")
     token_budget: int | None = Field(default=None, gt=0, description="Local backend: padded tokens per batch.")
     base_url: str | None = Field(default=None, description="API backend: endpoint (e.g. a `jinav3 serve`).")

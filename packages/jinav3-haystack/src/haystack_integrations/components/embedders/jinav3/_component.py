@@ -17,6 +17,7 @@ from haystack.utils import Secret, deserialize_secrets_inplace
 
 from jinav3 import TASKS, Embedder, InvalidInputError
 from jinav3.matryoshka import validate_embedding_type
+from jinav3.settings import backend_options as backend_options_check
 from jinav3.settings import canonical_model
 
 BACKENDS: tuple[str, ...] = ("local", "api")
@@ -103,6 +104,7 @@ class JinaV3Component:
             )
         self.base_url = base_url
         self.embedding_type = embedding_type
+        backend_options_check(backend, options)  # a wrong option or dtype is named now, not at warm_up
         self.model = model
         self.backend = backend
         self.api_key = api_key

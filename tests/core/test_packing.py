@@ -1,0 +1,143 @@
+"""The GPU path's semantics, checked on the CPU: unpadded (packed) batches equal padded ones, varlen attention
+equals per-sequence attention, and span pooling on the device equals the host's pooling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from torch.nn import functional as F
+
+from jinav3 import Embedder, InvalidInputError, late
+from jinav3.packing import PACKED_ATTENTION, varlen_attention
+from jinav3.pooling_torch import document_rows, pool_plan
+
+words = st.sampled_from(["Berlin", "wall", "Kyoto", "temple", "río", "東京", "!", "1989", "and", "the", "\n"])
+texts = st.lists(words, min_size=1, max_size=40).map(" ".join)
+
+
+@pytest.fixture(scope="module")
+def tiny_unpadded(tiny_checkpoint) -> Embedder:
+    return Embedder.local(str(tiny_checkpoint), device="cpu", unpadded=True, device_pooling=True)
+
+
+@settings(max_examples=30, deadline=None)
+@given(lengths=st.lists(st.integers(1, 12), min_size=1, max_size=6), heads=st.integers(1, 3),
+       dim=st.sampled_from([4, 8]), nested=st.booleans(), seed=st.integers(0, 2**16))
+def test_varlen_attention_is_attention_per_sequence(lengths, heads, dim, nested, seed):
+    gen = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(sum(lengths), heads, dim, generator=gen) for _ in range(3))
+    cu = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.int32)
+    got = varlen_attention(q, k, v, cu, None, nested=nested)
+    # reference: one padded batch with a key mask
+    longest, n = max(lengths), len(lengths)
+    pad = [torch.zeros(n, heads, longest, dim) for _ in range(3)]
+    mask = torch.zeros(n, 1, 1, longest, dtype=torch.bool)
+    for i, (a, b) in enumerate(zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True)):
+        for p, t in zip(pad, (q, k, v), strict=True):
+            p[i, :, : b - a] = t[a:b].transpose(0, 1)
+        mask[i, ..., : b - a] = True
+    ref = F.scaled_dot_product_attention(*pad, attn_mask=mask)
+    expected = torch.cat([ref[i, :, :n_i].transpose(0, 1) for i, n_i in enumerate(lengths)])
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=20, deadline=None)
+@given(batch=st.lists(texts, min_size=1, max_size=6),
+       task=st.sampled_from(["retrieval.query", "retrieval.passage", "text-matching", None]))
+def test_unpadded_embeddings_equal_padded(tiny_embedder, tiny_unpadded, batch, task):
+    assert tiny_unpadded.backend.attn_implementation == PACKED_ATTENTION
+    np.testing.assert_allclose(tiny_unpadded.embed(batch, task=task), tiny_embedder.embed(batch, task=task),
+                               rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(batch=st.lists(texts, min_size=2, max_size=5), tasks=st.lists(st.sampled_from([-1, 0, 1, 4]), min_size=5,
+                                                                     max_size=5))
+def test_unpadded_mixed_task_batches(tiny_embedder, tiny_unpadded, batch, tasks):
+    """A batch that mixes tasks runs one packed row per task; every row equals the padded path's."""
+    tasks = tasks[: len(batch)]
+    ids = tiny_embedder.backend.encode_ids(batch, None, truncate=False)
+    np.testing.assert_allclose(tiny_unpadded.backend.embed_ids(ids, tasks), tiny_embedder.backend.embed_ids(ids, tasks),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_unpadded_plain_encoder(minilm_dir):
+    """Learned absolute positions (BERT) restart per packed sequence too."""
+    batch = ["short", "a somewhat longer sentence about the Berlin wall and the year 1989", "Kyoto " * 30]
+    padded = Embedder.local(str(minilm_dir), device="cpu").embed(batch)
+    unpadded = Embedder.local(str(minilm_dir), device="cpu", unpadded=True).embed(batch)
+    np.testing.assert_allclose(unpadded, padded, rtol=1e-5, atol=1e-5)
+
+
+def test_unpadded_needs_boundary_aware_attention(tiny_checkpoint):
+    with pytest.raises(InvalidInputError, match="unpadded batches need attention"):
+        Embedder.local(str(tiny_checkpoint), device="cpu", unpadded=True, attn_implementation="sdpa")
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), n_head=st.integers(1, 4), n_content=st.integers(1, 60), d=st.integers(1, 8))
+def test_device_pooling_equals_host_pooling(data, n_head, n_content, d):
+    n = n_head + n_content + 1
+    vectors = data.draw(arrays(np.float32, (n, d), elements=st.floats(-1e3, 1e3, width=32)))
+    bounds = data.draw(st.lists(st.tuples(st.integers(0, n_content - 1), st.integers(1, n_content)).map(
+        lambda t: (min(t[0], t[1] - 1) + n_head, max(t[1], t[0] + 1) + n_head)), min_size=1, max_size=10))
+    k = len(bounds)
+    head = np.asarray(data.draw(st.lists(st.booleans(), min_size=k, max_size=k)))
+    tail = np.asarray(data.draw(st.lists(st.booleans(), min_size=k, max_size=k)))
+    ranges = np.asarray(bounds, dtype=np.int64)
+    doc = late.TokenizedDocument(head=np.arange(n_head), content=np.arange(n_content), tail=np.arange(1),
+                                 content_first_char=np.arange(n_content), content_last_char=np.arange(n_content))
+    host = late.pool(vectors, doc, late.PoolingPlan(ranges, head, tail))
+    np.testing.assert_allclose(pool_plan(torch.from_numpy(vectors), n_head, 1, ranges, head, tail).numpy(), host,
+                               rtol=1e-6, atol=1e-4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n_content=st.integers(1, 200), size=st.integers(8, 64), data=st.data())
+def test_document_rows_follow_stitch(n_content, size, data):
+    """Row numbers put through late.stitch pick exactly the vectors late.stitch picks."""
+    overlap = data.draw(st.integers(0, size - 1))
+    doc = late.TokenizedDocument(head=np.arange(data.draw(st.integers(1, 5))), content=np.arange(n_content),
+                                 tail=np.arange(1), content_first_char=np.arange(n_content),
+                                 content_last_char=np.arange(n_content))
+    plan = late.plan_windows(n_content, size, overlap)
+    sequences = late.window_sequences(doc, plan)
+    outputs = [np.random.default_rng(k).standard_normal((len(s), 3)) for k, s in enumerate(sequences)]
+    first = data.draw(st.integers(0, 50))
+    rows = document_rows(doc, plan, first)
+    flat = np.concatenate([np.zeros((first, 3)), *outputs])
+    np.testing.assert_array_equal(flat[rows], late.stitch(doc, plan, outputs))
+
+
+@settings(max_examples=15, deadline=None)
+@given(words_list=st.lists(texts, min_size=1, max_size=3), chunk=st.integers(2, 12), window=st.integers(40, 96))
+def test_late_chunking_with_device_pooling_equals_host(tiny_embedder, tiny_unpadded, words_list, chunk, window):
+    docs = [" ".join([w] * 4) + " end." for w in words_list]
+    kwargs = {"chunker": "tokens", "chunk_size": chunk, "window": window}
+    ours = tiny_unpadded.late_chunk_many(docs, **kwargs)
+    ref = tiny_embedder.late_chunk_many(docs, **kwargs)
+    for a, b in zip(ours, ref, strict=True):
+        assert [(c.start, c.end) for c in a] == [(c.start, c.end) for c in b]
+        np.testing.assert_allclose(np.stack([c.embedding for c in a]), np.stack([c.embedding for c in b]),
+                                   rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), n_head=st.integers(1, 4), n_content=st.integers(1, 30), n_tail=st.integers(0, 2),
+       d=st.integers(1, 5))
+def test_pool_plan_is_the_mean_of_its_tokens(data, n_head, n_content, n_tail, d):
+    n = n_head + n_content + n_tail
+    vectors = data.draw(arrays(np.float32, (n, d), elements=st.floats(-100, 100, width=32)))
+    spans = data.draw(st.lists(st.tuples(st.integers(0, n_content - 1), st.integers(1, n_content)).map(
+        lambda t: (min(t[0], t[1] - 1) + n_head, max(t[1], t[0] + 1) + n_head)), min_size=1, max_size=6))
+    head = data.draw(st.lists(st.booleans(), min_size=len(spans), max_size=len(spans)))
+    tail = data.draw(st.lists(st.booleans(), min_size=len(spans), max_size=len(spans)))
+    got = pool_plan(torch.from_numpy(vectors), n_head, n_tail, np.asarray(spans), np.asarray(head), np.asarray(tail))
+    for k, (lo, hi) in enumerate(spans):
+        rows = list(range(lo, hi)) + (list(range(n_head)) if head[k] else []) + (
+            list(range(n - n_tail, n)) if tail[k] else [])
+        np.testing.assert_allclose(got[k].numpy(), vectors[rows].astype(np.float64).mean(0), rtol=1e-5, atol=1e-3)
