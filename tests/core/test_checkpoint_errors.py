@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
@@ -64,16 +64,16 @@ def test_damaged_lora_banks_and_base_weights_are_named(source, tmp_path_factory,
     folder = copy(source, tmp_path_factory.mktemp("bad"))
     key = f"roberta.{module}.parametrizations.weight." + ("original" if part == "original" else f"0.{part}")
 
-    def change(state: dict) -> None:
-        t = state[key]
+    def damaged(t: torch.Tensor) -> torch.Tensor:
         if damage == "drop_task":
-            state[key] = t[:-1].contiguous()
-        elif damage == "transpose":
-            state[key] = t.transpose(-1, -2).contiguous()
-        else:
-            state[key] = torch.cat([t, t[..., :1]], dim=-1).contiguous()
+            return t[:-1].contiguous()
+        if damage == "transpose":
+            return t.transpose(-1, -2).contiguous()
+        return torch.cat([t, t[..., :1]], dim=-1).contiguous()
 
-    edit_weights(folder, change)
+    original = load_file(str(source / "model.safetensors"))[key]
+    assume(damaged(original).shape != original.shape)  # a transposed square weight is undetectable by shape
+    edit_weights(folder, lambda state: state.__setitem__(key, damaged(state[key])))
     with pytest.raises(ModelLoadError, match=rf"{module.removeprefix('roberta.')}.*has shape .* expected"):
         Embedder.local(str(folder), device="cpu")
 
