@@ -2,15 +2,17 @@
 
 Requests are tokenised (and checked against the limits) by the request handler, then queued as jobs. One worker
 takes every job waiting in the queue (after a short gathering pause, up to a token budget) and runs them
-together: plain inputs of all jobs go through one ``embed_ids`` call, which packs them into the backend's
-length-sorted token-budget batches with a LoRA task id per row, so requests of different tasks share batches.
-Late-chunking jobs are one sequence each and run through the backend's late chunking, grouped by task. Output
+together, smallest jobs first, in sub-rounds of about one backend batch (``token_budget`` tokens): each job is
+answered as soon as its sub-round is done, so a small request never waits for a large one gathered with it, and a
+job whose client left while the round ran is skipped. Late-chunking jobs are one sequence each and run through the
+backend's late chunking, grouped by task. Output
 choices (dimensions, normalisation, encoding) are per request and applied by the caller to the raw vectors.
 
 Work nobody waits for is never computed: a job whose future was cancelled (its client went away) is dropped when
-a round is gathered. Rounds run on a daemon thread, so a stopping server answers the jobs it will not compute
-(:meth:`MicroBatcher.abort`) and exits without waiting for them. The worker measures its throughput (tokens per
-second) so an overloaded server can tell clients how long to wait (:meth:`MicroBatcher.retry_after`).
+a round is gathered or before its sub-round runs. Rounds run on a daemon thread, so a stopping server answers the
+jobs it will not compute (:meth:`MicroBatcher.abort`) and exits without waiting for them. The worker measures its
+throughput (tokens per second) so an overloaded server can tell clients how long to wait
+(:meth:`MicroBatcher.retry_after`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,16 +206,18 @@ class MicroBatcher:
             self.dropped += len(jobs) - len(live)
             if live:
                 started = time.perf_counter()
-                outcomes = await _in_daemon_thread(self._process, live)
+                loop = asyncio.get_running_loop()
+
+                def deliver(job: _Job, outcome: Any, loop: asyncio.AbstractEventLoop = loop) -> None:
+                    """Called on the round's thread: answer ``job`` on the loop as soon as its part is done."""
+                    try:
+                        loop.call_soon_threadsafe(_settle, job, outcome)
+                    except RuntimeError:  # the loop is closed: the process is exiting
+                        pass
+
+                self.dropped += await _in_daemon_thread(self._process, live, deliver)
                 self._measure(sum(job.tokens for job in live), time.perf_counter() - started)
                 self.rounds += 1
-                for job, outcome in zip(live, outcomes, strict=True):
-                    if job.future.done():  # cancelled or aborted meanwhile
-                        continue
-                    if isinstance(outcome, BaseException):
-                        job.future.set_exception(outcome)
-                    else:
-                        job.future.set_result(outcome)
             if saw_stop:
                 return
 
@@ -221,34 +225,72 @@ class MicroBatcher:
         rate = tokens / max(seconds, 1e-6)
         self.tokens_per_second = rate if self.tokens_per_second is None else 0.7 * self.tokens_per_second + 0.3 * rate
 
-    def _process(self, jobs: Sequence[_Job]) -> list[np.ndarray | list[np.ndarray] | BaseException]:
-        """Run one round in the worker thread; a failure only fails the jobs of the call that failed."""
-        outcomes: list[np.ndarray | list[np.ndarray] | BaseException] = [None] * len(jobs)  # type: ignore[list-item]
-        plain = [i for i, job in enumerate(jobs) if job.document is None]
-        if plain:
-            sequences = [seq for i in plain for seq in jobs[i].sequences]
-            task_ids = [jobs[i].task_id for i in plain for _ in jobs[i].sequences]
+    def _process(self, jobs: Sequence[_Job], deliver: Callable[[_Job, Any], None]) -> int:
+        """Run one round on the worker thread in sub-rounds of about one backend batch, smallest jobs first.
+
+        Each job is answered as soon as its sub-round is done (a small request never waits for a large one gathered
+        with it), a job whose client went away meanwhile is skipped, and a failure fails only its sub-round's jobs.
+        Returns how many jobs were skipped.
+        """
+        budget = max(1, self.backend.token_budget)
+        skipped = 0
+        plain = sorted((job for job in jobs if job.document is None), key=lambda job: job.tokens)
+        for gathered in _sub_rounds(plain, budget):
+            part = [job for job in gathered if not job.future.done()]  # cancelled meanwhile: the client went away
+            skipped += len(gathered) - len(part)
+            if not part:
+                continue
+            sequences = [seq for job in part for seq in job.sequences]
+            task_ids = [job.task_id for job in part for _ in job.sequences]
             try:
                 vectors = self.backend.embed_ids(sequences, task_ids)
-                at = 0
-                for i in plain:
-                    outcomes[i] = vectors[at : at + jobs[i].inputs]
-                    at += jobs[i].inputs
             except Exception as exc:
-                for i in plain:
-                    outcomes[i] = exc
-        late_by_task: dict[str | None, list[int]] = {}
-        for i, job in enumerate(jobs):
-            if job.document is not None:
-                late_by_task.setdefault(job.task, []).append(i)
-        for task, members in late_by_task.items():
-            try:
-                results = self.backend.late_chunk(
-                    [jobs[i].document for i in members], [jobs[i].spans for i in members], task  # type: ignore[misc]
-                )
-                for i, result in zip(members, results, strict=True):
-                    outcomes[i] = result
-            except Exception as exc:
-                for i in members:
-                    outcomes[i] = exc
-        return outcomes
+                for job in part:
+                    deliver(job, exc)
+                continue
+            at = 0
+            for job in part:
+                deliver(job, vectors[at : at + job.inputs])
+                at += job.inputs
+        late_jobs = sorted((job for job in jobs if job.document is not None), key=lambda job: job.tokens)
+        for task in dict.fromkeys(job.task for job in late_jobs):
+            same_task = [job for job in late_jobs if job.task == task]
+            for gathered in _sub_rounds(same_task, budget):
+                part = [job for job in gathered if not job.future.done()]
+                skipped += len(gathered) - len(part)
+                if not part:
+                    continue
+                try:
+                    results = self.backend.late_chunk(
+                        [job.document for job in part], [job.spans for job in part], task  # type: ignore[misc]
+                    )
+                except Exception as exc:
+                    for job in part:
+                        deliver(job, exc)
+                    continue
+                for job, result in zip(part, results, strict=True):
+                    deliver(job, result)
+        return skipped
+
+
+def _sub_rounds(jobs: Sequence[_Job], budget: int) -> list[list[_Job]]:
+    """Consecutive jobs grouped up to ``budget`` tokens (a larger job forms its own group)."""
+    groups: list[list[_Job]] = []
+    tokens = budget
+    for job in jobs:
+        if tokens + job.tokens > budget:
+            groups.append([])
+            tokens = 0
+        groups[-1].append(job)
+        tokens += job.tokens
+    return groups
+
+
+def _settle(job: _Job, outcome: Any) -> None:
+    """Answer ``job`` unless it was cancelled or aborted meanwhile (runs on the event loop)."""
+    if job.future.done():
+        return
+    if isinstance(outcome, BaseException):
+        job.future.set_exception(outcome)
+    else:
+        job.future.set_result(outcome)
