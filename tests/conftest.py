@@ -81,3 +81,48 @@ def load_example(monkeypatch: pytest.MonkeyPatch):
         return module
 
     return load
+
+
+def run_example(name: str, *argv: str) -> str:
+    """Run ``examples/<name>.py`` as a fresh process (as a user would) and return its standard output."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), *argv], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def stored_points(path: Path) -> list:
+    """Every point of the examples' Qdrant collection at ``path`` (local mode), with its vector."""
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(path=str(path))
+    try:
+        return client.scroll("jinav3_example", limit=1000, with_vectors=True)[0]
+    finally:
+        client.close()
+
+
+def assert_late_chunked(embedder: Embedder, stored: dict[str, list[tuple[int, int, list[float]]]], dims: int) -> None:
+    """``stored`` maps each corpus file to its ``(start, end, vector)`` chunks: the vectors must be the core's late
+    chunks of that file's text over those spans."""
+    import numpy as np
+
+    assert set(stored) == {f.name for f in (EXAMPLES / "corpus").glob("*.txt")}
+    for name, chunks in stored.items():
+        chunks = sorted(chunks, key=lambda c: c[0])
+        text = (EXAMPLES / "corpus" / name).read_text(encoding="utf-8")
+        truth = embedder.late_chunk(text, spans=[(s, e) for s, e, _ in chunks], task="retrieval.passage",
+                                    dimensions=dims)
+        np.testing.assert_allclose([v for _, _, v in chunks], [c.embedding for c in truth], atol=1e-5)
+
+
+@pytest.fixture
+def examples_qdrant():
+    """Helpers for the examples' ``--qdrant`` runs: ``run(name, *argv)``, ``points(path)``,
+    ``check(embedder, stored, dims)``."""
+    from types import SimpleNamespace
+
+    pytest.importorskip("qdrant_client")
+    return SimpleNamespace(run=run_example, points=stored_points, check=assert_late_chunked)
