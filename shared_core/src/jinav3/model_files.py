@@ -16,9 +16,9 @@ from jinav3.tasks import DEFAULT_INSTRUCTIONS
 
 DEFAULT_MODEL = "jinaai/jina-embeddings-v3"
 _HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]
-# A tokenizer with fewer entries than this share of the model's vocabulary is a broken or missing tokenizer file
-# (transformers silently builds a 5-entry XLM-R tokenizer when sentencepiece.bpe.model is absent).
-_MIN_VOCAB_SHARE = 0.5
+# A tokenizer with fewer entries than this is a broken or missing tokenizer file (transformers silently builds a
+# 5-entry XLM-R tokenizer, special tokens only, when sentencepiece.bpe.model is absent).
+_MIN_VOCAB = 100
 
 
 def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
@@ -88,10 +88,10 @@ def load_tokenizer(folder: Path, config: dict[str, Any] | None = None) -> Any:
         tokenizer = _tokenizer_from_vocabulary_files(folder)
     vocab = tokenizer.get_vocab_size()
     expected = int(config.get("vocab_size") or 0)
-    if expected and vocab < _MIN_VOCAB_SHARE * expected:
+    if vocab < _MIN_VOCAB or (expected and vocab > expected):
         raise ModelLoadError(
-            f"the tokenizer in {folder} has {vocab} entries but the model's vocabulary has {expected}; its tokenizer "
-            "files (tokenizer.json, or sentencepiece.bpe.model / vocab.txt) are missing or broken"
+            f"the tokenizer in {folder} has {vocab} entries for a model vocabulary of {expected or 'unknown size'}; "
+            "its tokenizer files (tokenizer.json, or sentencepiece.bpe.model / vocab.txt) are missing or broken"
         )
     tokenizer.no_padding()
     tokenizer.no_truncation()
