@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jinav3.errors import ModelLoadError
+from jinav3.extras import LOCAL_INSTALL
 from jinav3.tasks import DEFAULT_INSTRUCTIONS
 
 DEFAULT_MODEL = "jinaai/jina-embeddings-v3"
@@ -36,7 +37,7 @@ def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
     except ImportError:  # pragma: no cover - the light install may lack it
         raise ModelLoadError(
             f"{str(model)!r} is not a local folder and huggingface_hub is not installed to fetch it; "
-            "install the local extra (pip install 'jinav3[local]') or pass a folder"
+            f"install the local extra ({LOCAL_INSTALL}) or pass a folder"
         ) from None
     try:
         return Path(snapshot_download(str(model), allow_patterns=_HUB_FILES))
@@ -104,7 +105,7 @@ def _tokenizer_from_vocabulary_files(folder: Path) -> Any:
     except ImportError:  # pragma: no cover - the light install has no transformers
         raise ModelLoadError(
             f"{folder} has no tokenizer.json; building one from vocabulary files needs transformers "
-            "(pip install 'jinav3[local]')"
+            f"({LOCAL_INSTALL})"
         ) from None
     try:
         hf = AutoTokenizer.from_pretrained(str(folder))
