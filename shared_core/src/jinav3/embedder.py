@@ -371,12 +371,12 @@ class Embedder:
     ) -> list[PreparedDocument]:
         """Chunk and tokenise documents without running the model (local backend only; the API plans its own).
         Feed the result to :meth:`late_chunk_prepared`, in this process or another one."""
-        preparer = getattr(self.backend, "preparer", None)
-        if preparer is None:
+        prepare = getattr(self.backend, "prepare", None)
+        if prepare is None:
             raise InvalidInputError("prepare_late_chunks needs the local backend (the API tokenises server-side)")
         task, docs, all_spans = self._prepare_many(documents, chunker, spans, task, None, "float", chunk_size,
                                                    chunk_overlap)
-        return self.backend.prepare(docs, all_spans, task, include_special_tokens)
+        return prepare(docs, all_spans, task, include_special_tokens)
 
     def late_chunk_prepared(
         self,
