@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -233,44 +234,47 @@ class MicroBatcher:
         Returns how many jobs were skipped.
         """
         budget = max(1, self.backend.token_budget)
-        skipped = 0
         plain = sorted((job for job in jobs if job.document is None), key=lambda job: job.tokens)
-        for gathered in _sub_rounds(plain, budget):
-            part = [job for job in gathered if not job.future.done()]  # cancelled meanwhile: the client went away
-            skipped += len(gathered) - len(part)
-            if not part:
-                continue
-            sequences = [seq for job in part for seq in job.sequences]
-            task_ids = [job.task_id for job in part for _ in job.sequences]
-            try:
-                vectors = self.backend.embed_ids(sequences, task_ids)
-            except Exception as exc:
-                for job in part:
-                    deliver(job, exc)
-                continue
-            at = 0
-            for job in part:
-                deliver(job, vectors[at : at + job.inputs])
-                at += job.inputs
+        skipped = _run_in_parts(plain, budget, self._embed_part, deliver)
         late_jobs = sorted((job for job in jobs if job.document is not None), key=lambda job: job.tokens)
         for task in dict.fromkeys(job.task for job in late_jobs):
             same_task = [job for job in late_jobs if job.task == task]
-            for gathered in _sub_rounds(same_task, budget):
-                part = [job for job in gathered if not job.future.done()]
-                skipped += len(gathered) - len(part)
-                if not part:
-                    continue
-                try:
-                    results = self.backend.late_chunk(
-                        [job.document for job in part], [job.spans for job in part], task  # type: ignore[misc]
-                    )
-                except Exception as exc:
-                    for job in part:
-                        deliver(job, exc)
-                    continue
-                for job, result in zip(part, results, strict=True):
-                    deliver(job, result)
+            skipped += _run_in_parts(same_task, budget, self._late_part, deliver)
         return skipped
+
+    def _embed_part(self, part: Sequence[_Job]) -> list[np.ndarray]:
+        """Plain jobs: one ``embed_ids`` call, its rows split back per job."""
+        vectors = self.backend.embed_ids([s for job in part for s in job.sequences],
+                                         [job.task_id for job in part for _ in job.sequences])
+        bounds = np.cumsum([0, *(job.inputs for job in part)])
+        return [vectors[lo:hi] for lo, hi in pairwise(bounds)]
+
+    def _late_part(self, part: Sequence[_Job]) -> list[np.ndarray]:
+        """Late-chunking jobs of one task: one backend call."""
+        return self.backend.late_chunk(
+            [job.document for job in part], [job.spans for job in part], part[0].task  # type: ignore[misc]
+        )
+
+
+def _run_in_parts(
+    jobs: Sequence[_Job], budget: int, compute: Callable[[Sequence[_Job]], list[Any]],
+    deliver: Callable[[_Job, Any], None],
+) -> int:
+    """Compute ``jobs`` in sub-rounds of about ``budget`` tokens, skipping jobs whose client left meanwhile; a failure
+    fails only its sub-round's jobs. Returns how many jobs were skipped."""
+    skipped = 0
+    for gathered in _sub_rounds(jobs, budget):
+        part = [job for job in gathered if not job.future.done()]  # cancelled meanwhile: the client went away
+        skipped += len(gathered) - len(part)
+        if not part:
+            continue
+        try:
+            outcomes = compute(part)
+        except Exception as exc:
+            outcomes = [exc] * len(part)
+        for job, outcome in zip(part, outcomes, strict=True):
+            deliver(job, outcome)
+    return skipped
 
 
 def _sub_rounds(jobs: Sequence[_Job], budget: int) -> list[list[_Job]]:
