@@ -112,8 +112,8 @@ def hostile_bodies() -> list[tuple[str, bytes]]:
         ("non-finite", b'{"model": "%s", "input": ["a", NaN]}' % MODEL.encode()),
         ("non-finite", b'{"model": "%s", "input": "a", "encoding_format": "float", "dimensions": -Infinity}'
          % MODEL.encode()),
-        ("wrong type", b'{"model": "%s", "input": {"text": 5}, "normalized": "yes"}' % MODEL.encode()),
-        ("wrong type", b'{"model": 7, "input": [[["a"]]], "task": []}'),
+        ("wrong-type", b'{"model": "%s", "input": {"text": 5}, "normalized": "yes"}' % MODEL.encode()),
+        ("wrong-type", b'{"model": 7, "input": [[["a"]]], "task": []}'),
         ("malformed", b'{"model": "' + MODEL.encode() + b'", "input": ["a"'),
         ("malformed", b"\xff\xfe not json at all"),
         ("huge", huge),
@@ -157,13 +157,18 @@ def http_post(body: bytes, declared: int | None = None) -> bytes:
             b"Content-Length: %d\r\n\r\n" % length) + body
 
 
+HOSTILE_KINDS = ("non-finite", "wrong-type", "malformed", "huge", "abandon", "mid-body", "slow-head", "slow-body")
+
+
 async def hostile_client(client: httpx.AsyncClient, url: str, port: int, stop: asyncio.Event, seed: int,
-                         tally: Tally, kinds: collections.Counter[str]) -> None:
+                         tally: Tally, kinds: collections.Counter[str], allowed: tuple[str, ...]) -> None:
     rng = random.Random(seed)
-    bodies = HOSTILE_BODIES
+    bodies = [(label, body) for label, body in HOSTILE_BODIES if label in allowed]
     heavy = json.dumps({"model": MODEL, "input": ["Berlin is the capital of Germany. " * 150] * 8}).encode()
+    choices = [kind for kind in ("body", "body", "body", "abandon", "mid-body", "slow-head", "slow-body")
+               if kind in allowed or (kind == "body" and bodies)]
     while not stop.is_set():
-        kind = rng.choice(["body", "body", "body", "abandon", "mid-body", "slow head", "slow body"])
+        kind = rng.choice(choices)
         tally.sent += 1
         if kind == "body":
             label, body = rng.choice(bodies)
@@ -182,7 +187,7 @@ async def hostile_client(client: httpx.AsyncClient, url: str, port: int, stop: a
             await raw_exchange(port, http_post(heavy[:1000], declared=len(heavy)), close_after=0.05)
             tally.answer("abandoned by the client")
         else:
-            payload = (b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n" if kind == "slow head"
+            payload = (b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n" if kind == "slow-head"
                        else http_post(b'{"model": "' + MODEL.encode() + b'", "input": ["slow"]}'))
             raw = await raw_exchange(port, payload, trickle=0.25)
             status = raw.split(b" ", 2)[1].decode() if raw.startswith(b"HTTP/1.1 ") else "408 or closed by the server"
@@ -218,7 +223,8 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> dict:
         mixed, mixed_lat = Tally(), []
         stop, results = multiprocessing.Event(), multiprocessing.Queue()
         # hostile clients run in their own process, so their 10 MB uploads do not stall this process's clocks
-        hostiles = multiprocessing.Process(target=_hostile_process, args=(url, port, args.hostile, stop, results))
+        hostiles = multiprocessing.Process(target=_hostile_process,
+                                           args=(url, port, args.hostile, tuple(args.kinds), stop, results))
         hostiles.start()
         try:
             await asyncio.wait_for(asyncio.gather(*(normal_client(client, url, bodies, order, reference, mixed,
@@ -233,14 +239,14 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> dict:
                 "rss": (rss_before, _rss_mb(pid))}
 
 
-def _hostile_process(url: str, port: int, count: int, stop: Any, results: Any) -> None:
+def _hostile_process(url: str, port: int, count: int, allowed: tuple[str, ...], stop: Any, results: Any) -> None:
     """Run ``count`` hostile clients until ``stop`` is set; put ``(tally, kinds)`` on ``results``."""
 
     async def main() -> tuple[Tally, collections.Counter[str]]:
         tally, kinds, done = Tally(), collections.Counter(), asyncio.Event()
         limits = httpx.Limits(max_connections=count + 2)
         async with httpx.AsyncClient(timeout=httpx.Timeout(120.0), limits=limits) as client:
-            clients = [asyncio.create_task(hostile_client(client, url, port, done, seed, tally, kinds))
+            clients = [asyncio.create_task(hostile_client(client, url, port, done, seed, tally, kinds, allowed))
                        for seed in range(count)]
             while not stop.is_set():
                 await asyncio.sleep(0.1)
@@ -258,6 +264,8 @@ def main() -> None:
     parser.add_argument("--hostile", type=int, default=8, help="concurrent hostile clients")
     parser.add_argument("--requests", type=int, default=40, help="distinct normal requests")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the normal requests per phase")
+    parser.add_argument("--kinds", nargs="+", choices=HOSTILE_KINDS, default=list(HOSTILE_KINDS),
+                        help="hostile request kinds to send (default: all)")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="hard cap of the hostile phase")
     args = parser.parse_args()
     port = _free_port()

@@ -121,7 +121,7 @@ def test_a_10_mb_text_is_refused_quickly_with_bounded_memory(server: Any) -> Non
 
 @pytest.fixture(scope="module")
 def short_context(tiny_checkpoint: Any, minilm_dir: Any) -> list[Embedder]:
-    """Backends whose window of 16 x max_length characters is small, so long texts are cheap to generate."""
+    """Backends whose first prefix (2 x max_length characters) is small, so long texts are cheap to generate."""
     return [Embedder.local(str(tiny_checkpoint), device="cpu", max_length=40),
             Embedder.local(str(minilm_dir), device="cpu", max_length=40)]
 

@@ -69,9 +69,12 @@ def linear_graph(q: np.ndarray, scale: np.ndarray, bias: np.ndarray | None, per_
     """The ONNX graph of an int8 Linear for X of shape (n, in).
 
     ``per_row=False``: ``quantize_dynamic``'s own pattern, one uint8 scale for the whole X (ORT fuses it into a
-    single ``DynamicQuantizeMatMul``). ``per_row=True``: one asymmetric uint8 scale and zero point per row (token),
-    for inputs with heavy-tailed rows such as a GELU output; ``X ~ s_r (Xq - z_r)``, so
-    ``X @ W ~ s_r (Xq @ Wq - z_r * colsum(Wq)) * w_scale``, all exact integer products.
+    single ``DynamicQuantizeMatMul``); output ``Y``, bias included. ``per_row=True``: one asymmetric uint8 scale
+    ``s_r`` and zero point ``z_r`` per row (token), for inputs with heavy-tailed rows such as a GELU output. Since
+    ``X ~ s_r (Xq - z_r)``, ``X @ W ~ s_r * (T - z_r * c) + b`` with ``T = (Xq @ Wq) * w_scale`` (one fused
+    ``MatMulIntegerToFloat``) and ``c = colsum(Wq) * w_scale``; the graph returns ``T``, ``s_r`` and ``z_r`` and
+    :class:`Int8Linear` applies that epilogue in two in-place passes. (Doing it in ONNX ops, each materialising an
+    (n, out) tensor, cost as much as the int8 GEMM itself; ``bias`` is then not part of the graph.)
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -80,7 +83,7 @@ def linear_graph(q: np.ndarray, scale: np.ndarray, bias: np.ndarray | None, per_
     inits = [numpy_helper.from_array(q, "W_quantized"), numpy_helper.from_array(scale, "W_scale")]
     if per_row:
         inits += [
-            numpy_helper.from_array(q.astype(np.float32).sum(0), "W_colsum"),
+            numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
             numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
             numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat"),
             numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
@@ -97,18 +100,15 @@ def linear_graph(q: np.ndarray, scale: np.ndarray, bias: np.ndarray | None, per_
             node("Max", ["raw_scale", "tiny"], ["X_scale"]),  # (n, 1)
             node("Div", ["lo", "X_scale"], ["neg_zp"]),
             node("Neg", ["neg_zp"], ["zp_unrounded"]),
-            node("Round", ["zp_unrounded"], ["X_zp_f"]),  # (n, 1), in [0, 255]
+            node("Round", ["zp_unrounded"], ["X_zp"]),  # (n, 1), in [0, 255]
             node("Reshape", ["X_scale", "flat"], ["X_scale_1d"]),
-            node("Cast", ["X_zp_f"], ["X_zp_u8"], to=TensorProto.UINT8),
+            node("Cast", ["X_zp"], ["X_zp_u8"], to=TensorProto.UINT8),
             node("Reshape", ["X_zp_u8", "flat"], ["X_zp_1d"]),
             node("QuantizeLinear", ["X", "X_scale_1d", "X_zp_1d"], ["X_q"], axis=0),
-            node("MatMulInteger", ["X_q", "W_quantized"], ["Y_int32"]),
-            node("Cast", ["Y_int32"], ["Y_raw"], to=TensorProto.FLOAT),
-            node("Mul", ["X_zp_f", "W_colsum"], ["zp_term"]),
-            node("Sub", ["Y_raw", "zp_term"], ["Y_centered"]),
-            node("Mul", ["X_scale", "W_scale"], ["Y_scale"]),
-            node("Mul", ["Y_centered", "Y_scale"], ["Y" if bias is None else "Y_nobias"]),
+            # one fused MLAS call: the integer GEMM with the per-column weight scale applied in its output stage
+            node("MatMulIntegerToFloat", ["X_q", "W_quantized", "one", "W_scale"], ["T"], domain="com.microsoft"),
         ]
+        outputs = ["T", "X_scale", "X_zp"]  # the bias is added by the epilogue
     else:
         inits.append(numpy_helper.from_array(np.zeros(n_out, dtype=np.int8), "W_zero_point"))
         nodes = [
@@ -118,16 +118,19 @@ def linear_graph(q: np.ndarray, scale: np.ndarray, bias: np.ndarray | None, per_
             node("Cast", ["Y_int32"], ["Y_raw"], to=TensorProto.FLOAT),
             node("Mul", ["Y_raw", "Y_scale"], ["Y" if bias is None else "Y_nobias"]),
         ]
-    if bias is not None:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(bias, dtype=np.float32), "B"))
-        nodes.append(node("Add", ["Y_nobias", "B"], ["Y"]))
+        outputs = ["Y"]
+        if bias is not None:
+            inits.append(numpy_helper.from_array(np.ascontiguousarray(bias, dtype=np.float32), "B"))
+            nodes.append(node("Add", ["Y_nobias", "B"], ["Y"]))
     graph = helper.make_graph(
         nodes, "int8_linear",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["n", n_in])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["n", n_out])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
         inits,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])  # 18: ReduceMax axes as input
+    # 18: ReduceMax takes its axes as an input; com.microsoft 1: MatMulIntegerToFloat
+    opsets = [helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets)
 
 
 def _session(model: Any) -> Any:
@@ -164,7 +167,10 @@ class Int8Linear(nn.Module):
         self.per_row = per_row
         q, scale = quantize_weight(weight, self.reduce_range)
         b = None if bias is None else bias.detach().to(torch.float32).cpu().numpy()
-        self._session = _session(linear_graph(q, scale, b, self.per_row))
+        self._session = _session(linear_graph(q, scale, None if per_row else b, self.per_row))
+        # per-row epilogue terms: the bias and the zero-point column term c = colsum(Wq) * w_scale
+        self._bias = torch.zeros(self.out_features) if b is None else torch.from_numpy(b.copy())
+        self._colsum = torch.from_numpy(q.astype(np.float32).sum(0) * scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu":
@@ -172,8 +178,13 @@ class Int8Linear(nn.Module):
         flat = x.reshape(-1, self.in_features).to(torch.float32).contiguous().numpy()
         if flat.shape[0] == 0:
             return x.new_zeros((*x.shape[:-1], self.out_features), dtype=torch.float32)
-        (y,) = self._session.run(None, {"X": flat})
-        return torch.from_numpy(y).view(*x.shape[:-1], self.out_features)
+        if not self.per_row:
+            (y,) = self._session.run(None, {"X": flat})
+            return torch.from_numpy(y).view(*x.shape[:-1], self.out_features)
+        product, row_scale, row_zero = (torch.from_numpy(a) for a in self._session.run(None, {"X": flat}))
+        # s_r * (T - z_r c) + b in two passes, elementwise per row: a row never depends on its batch-mates
+        y = torch.addcmul(self._bias, row_scale, product.addr_(row_zero[:, 0], self._colsum, alpha=-1))
+        return y.view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, reduce_range={self.reduce_range}, "
