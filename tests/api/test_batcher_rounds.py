@@ -1,9 +1,11 @@
-"""The micro-batcher's rounds: every job gets exactly its own vectors whatever it is gathered with, small jobs are
-answered before large ones of the same round, and a job whose client left mid-round is skipped."""
+"""The micro-batcher's sub-rounds: every job gets exactly its own vectors whatever it is computed with (split by
+rows or not), small jobs are answered before large ones, even ones already running, a job whose client left is
+skipped, and the scheduler's choice is one kind of work within the budget, most urgent first."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jinav3 import TASKS, Embedder
-from jinav3.server.batcher import MicroBatcher
+from jinav3.server.batcher import MicroBatcher, _Job, next_sub_round
 
 WORDS = ["Berlin", "is", "the", "capital", "of", "Germany", "東京", "😀", "river"]
 
@@ -66,3 +68,65 @@ async def test_small_jobs_are_answered_first_and_left_jobs_are_skipped(small_bud
         assert batcher.dropped >= 1
     finally:
         await batcher.close()
+
+
+async def test_a_small_job_overtakes_a_large_one_already_running(small_budget):
+    """A job arriving while a large one is being computed goes in the next sub-round, not after the large job."""
+    backend = small_budget
+    big = [backend.encode_ids([" ".join(WORDS * 4)], None, truncate=False)[0]] * 40  # ~40 sub-rounds
+    small = [backend.encode_ids(["Berlin"], None, truncate=False)[0]]
+    batcher = MicroBatcher(backend, max_wait=0.0)
+    batcher.start()
+    try:
+        finished: list[str] = []
+
+        async def job(name, seqs):
+            vectors = await batcher.embed(seqs, -1)
+            finished.append(name)
+            return vectors
+
+        large = asyncio.ensure_future(job("big", big))
+        while batcher.rounds == 0:  # the large job is under way
+            await asyncio.sleep(0.001)
+        await job("small", small)
+        assert finished == ["small"] and not large.done()
+        np.testing.assert_allclose(await large, backend.embed_ids(big, [-1] * len(big)), atol=1e-5)
+    finally:
+        await batcher.close()
+
+
+def _job(rows: list[int], done: int, late_task: str | None, queued_at: float) -> _Job:
+    """A job for the (pure) scheduler: only its sizes, progress, kind and arrival matter."""
+    future: Any = None
+    if late_task is not None:
+        return _Job(future, 1, rows[0], document="x", spans=[(0, 1)], task=late_task, queued_at=queued_at)
+    return _Job(future, len(rows), sum(rows), sequences=[np.zeros(n, dtype=np.int64) for n in rows],
+                done_rows=done, queued_at=queued_at)
+
+
+pool_jobs = st.lists(
+    st.tuples(st.lists(st.integers(1, 90), min_size=1, max_size=6), st.integers(0, 5),
+              st.sampled_from([None, None, "retrieval.passage", "separation"]), st.floats(0, 10)),
+    min_size=1, max_size=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(spec=pool_jobs, budget=st.integers(1, 200), overdue_before=st.floats(0, 10))
+def test_next_sub_round_is_one_kind_within_budget_and_starts_with_the_most_urgent(spec, budget, overdue_before):
+    pool = [_job(rows, min(done, len(rows) - 1), task, at) for rows, done, task, at in spec]
+    pieces = next_sub_round(pool, budget, overdue_before)
+    jobs = [piece.job for piece in pieces]
+    assert pieces and len({id(job) for job in jobs}) == len(jobs)  # never the same job twice
+    assert len({(job.late, job.task if job.late else None) for job in jobs}) == 1  # plain, or late of one task
+    for piece in pieces:  # a plain job continues where it stopped, with whole rows
+        assert piece.lo == piece.job.done_rows < piece.hi <= len(piece.job.sequences) or piece.job.late
+    sizes = [piece.job.tokens if piece.job.late else sum(map(len, piece.job.sequences[piece.lo:piece.hi]))
+             for piece in pieces]
+    single_unit = len(pieces) == 1 and (pieces[0].job.late or pieces[0].hi - pieces[0].lo == 1)
+    assert sum(sizes) <= budget or single_unit  # over budget only for one row (or document) that is alone
+    overdue = sorted((job for job in pool if job.queued_at < overdue_before), key=lambda job: job.queued_at)
+    if overdue:  # the longest-waiting overdue job goes first
+        assert jobs[0] is overdue[0]
+    else:  # otherwise the job with the least work left
+        assert jobs[0].remaining_tokens() == min(job.remaining_tokens() for job in pool)

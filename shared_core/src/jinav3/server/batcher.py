@@ -1,18 +1,20 @@
 """Micro-batching: concurrent requests share forward passes of the local backend.
 
 Requests are tokenised (and checked against the limits) by the request handler, then queued as jobs. One worker
-takes every job waiting in the queue (after a short gathering pause, up to a token budget) and runs them
-together, smallest jobs first, in sub-rounds of about one backend batch (``token_budget`` tokens): each job is
-answered as soon as its sub-round is done, so a small request never waits for a large one gathered with it, and a
-job whose client left while the round ran is skipped. Late-chunking jobs are one sequence each and run through the
-backend's late chunking, grouped by task. Output
-choices (dimensions, normalisation, encoding) are per request and applied by the caller to the raw vectors.
+keeps every waiting job in a pool and computes it in *sub-rounds* of about one backend batch (``token_budget``
+tokens), choosing each sub-round afresh from everything waiting at that moment: shortest remaining work first,
+so a small request that arrives while a large one is being computed goes in the very next sub-round instead of
+waiting for the large one to finish. A plain job is split by rows across sub-rounds (its rows are computed
+exactly as alone: rows never depend on their batch-mates) and answered when its last row is done; a late-chunking
+job is one sequence, grouped with others of its task. A job waiting longer than ``max_delay`` goes first, in
+arrival order, so a stream of small requests cannot starve a large one. Output choices (dimensions,
+normalisation, encoding) are per request and applied by the caller to the raw vectors.
 
-Work nobody waits for is never computed: a job whose future was cancelled (its client went away) is dropped when
-a round is gathered or before its sub-round runs. Rounds run on a daemon thread, so a stopping server answers the
-jobs it will not compute (:meth:`MicroBatcher.abort`) and exits without waiting for them. The worker measures its
-throughput (tokens per second) so an overloaded server can tell clients how long to wait
-(:meth:`MicroBatcher.retry_after`).
+Work nobody waits for is never computed: a job whose future was cancelled (its client went away) leaves the pool
+before the next sub-round, so at most one sub-round of an abandoned request is computed. Sub-rounds run on a
+daemon thread, so a stopping server answers the jobs it will not compute (:meth:`MicroBatcher.abort`) and exits
+without waiting for them. The worker measures its throughput (tokens per second) so an overloaded server can
+tell clients how long to wait (:meth:`MicroBatcher.retry_after`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -74,27 +76,48 @@ class _Job:
     spans: Sequence[Span] = ()
     task: str | None = None
     queued_at: float = field(default_factory=time.perf_counter)
+    done_rows: int = 0  # plain: rows computed so far, their vectors in ``parts``
+    parts: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def late(self) -> bool:
+        return self.document is not None
+
+    def remaining_tokens(self) -> int:
+        if self.late:
+            return self.tokens
+        return sum(len(s) for s in self.sequences[self.done_rows:])
+
+
+@dataclass
+class _Piece:
+    """A job's share of one sub-round: rows ``lo:hi`` of a plain job, or a whole late-chunking job."""
+
+    job: _Job
+    lo: int = 0
+    hi: int = 1
 
 
 class MicroBatcher:
     """Collects jobs from concurrent requests and runs them in shared batches on one worker.
 
-    ``max_batch_tokens`` bounds the real tokens gathered into one round (the backend still splits a round into
-    its own padded-token batches); ``max_wait`` is how long the worker waits for company once a job arrives;
-    ``max_pending`` bounds the inputs waiting, beyond which :class:`Overloaded` is raised.
+    ``max_wait`` is how long an idle worker waits for company once a job arrives (or until ``max_batch_tokens``
+    tokens are waiting); ``max_pending`` bounds the inputs waiting, beyond which :class:`Overloaded` is raised;
+    ``max_delay`` is the wait after which a job goes first whatever its size.
     """
 
     def __init__(
         self, backend: LocalBackend, *, max_batch_tokens: int = 65_536, max_wait: float = 0.002,
-        max_pending: int = 100_000,
+        max_pending: int = 100_000, max_delay: float = 2.0,
     ) -> None:
         self.backend = backend
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait
         self.max_pending = max_pending
+        self.max_delay = max_delay
         self.pending = 0  # inputs waiting or running
         self.pending_tokens = 0
-        self.rounds = 0
+        self.rounds = 0  # sub-rounds computed
         self.dropped = 0  # jobs dropped because their client went away
         self.tokens_per_second: float | None = None  # moving average over recent rounds
         self._live: set[_Job] = set()
@@ -167,11 +190,11 @@ class MicroBatcher:
         return await self._submit(_Job(future, len(spans), tokens, document=document, spans=spans, task=task))
 
     # -- worker ------------------------------------------------------------------------------------------
-    async def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
-        """``first`` plus whatever arrives within ``max_wait`` or is already queued, up to the token budget.
-        Returns the jobs and whether the stop sentinel was seen."""
+    async def _gather(self, pool: list[_Job]) -> bool:
+        """Add to ``pool`` what arrives within ``max_wait`` (up to ``max_batch_tokens``) or is already queued.
+        Returns whether the stop sentinel was seen."""
         assert self._queue is not None
-        jobs, tokens = [first], first.tokens
+        tokens = sum(job.tokens for job in pool)
         deadline = time.perf_counter() + self.max_wait
         while tokens < self.max_batch_tokens:
             try:
@@ -185,39 +208,45 @@ class MicroBatcher:
                 except asyncio.TimeoutError:
                     break
             if job is None:
-                return jobs, True
-            if job.future.done():  # cancelled while queued: its client went away
-                self.dropped += 1
-                continue
-            jobs.append(job)
+                return True
+            pool.append(job)
             tokens += job.tokens
-        return jobs, False
+        return False
+
+    def _drain(self, pool: list[_Job]) -> bool:
+        """Add to ``pool`` everything queued now; whether the stop sentinel was seen."""
+        assert self._queue is not None
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return False
+            if job is None:
+                return True
+            pool.append(job)
 
     async def _run(self) -> None:
         assert self._queue is not None
+        pool: list[_Job] = []
         while True:
-            first = await self._queue.get()
-            if first is None:
-                return
-            if first.future.done():
-                self.dropped += 1
-                continue
-            jobs, saw_stop = await self._gather(first)
-            live = [job for job in jobs if not job.future.done()]  # cancelled: the client went away
-            self.dropped += len(jobs) - len(live)
-            if live:
+            if not pool:
+                first = await self._queue.get()
+                if first is None:
+                    return
+                pool.append(first)
+                saw_stop = await self._gather(pool)
+            else:
+                saw_stop = self._drain(pool)
+            live = [job for job in pool if not job.future.done()]  # done before its end: the client went away
+            self.dropped += len(pool) - len(live)
+            pool = live
+            if pool:
+                pieces = next_sub_round(pool, max(1, self.backend.token_budget), time.perf_counter() - self.max_delay)
                 started = time.perf_counter()
-                loop = asyncio.get_running_loop()
-
-                def deliver(job: _Job, outcome: Any, loop: asyncio.AbstractEventLoop = loop) -> None:
-                    """Called on the round's thread: answer ``job`` on the loop as soon as its part is done."""
-                    try:
-                        loop.call_soon_threadsafe(_settle, job, outcome)
-                    except RuntimeError:  # the loop is closed: the process is exiting
-                        pass
-
-                self.dropped += await _in_daemon_thread(self._process, live, deliver)
-                self._measure(sum(job.tokens for job in live), time.perf_counter() - started)
+                outcomes = await _in_daemon_thread(self._compute, pieces)
+                finished = {id(job) for job in _deliver(pieces, outcomes)}
+                pool = [job for job in pool if id(job) not in finished]
+                self._measure(sum(len(s) for p in pieces for s in _piece_sequences(p)), time.perf_counter() - started)
                 self.rounds += 1
             if saw_stop:
                 return
@@ -226,75 +255,77 @@ class MicroBatcher:
         rate = tokens / max(seconds, 1e-6)
         self.tokens_per_second = rate if self.tokens_per_second is None else 0.7 * self.tokens_per_second + 0.3 * rate
 
-    def _process(self, jobs: Sequence[_Job], deliver: Callable[[_Job, Any], None]) -> int:
-        """Run one round on the worker thread in sub-rounds of about one backend batch, smallest jobs first.
-
-        Each job is answered as soon as its sub-round is done (a small request never waits for a large one gathered
-        with it), a job whose client went away meanwhile is skipped, and a failure fails only its sub-round's jobs.
-        Returns how many jobs were skipped.
-        """
-        budget = max(1, self.backend.token_budget)
-        plain = sorted((job for job in jobs if job.document is None), key=lambda job: job.tokens)
-        skipped = _run_in_parts(plain, budget, self._embed_part, deliver)
-        late_jobs = sorted((job for job in jobs if job.document is not None), key=lambda job: job.tokens)
-        for task in dict.fromkeys(job.task for job in late_jobs):
-            same_task = [job for job in late_jobs if job.task == task]
-            skipped += _run_in_parts(same_task, budget, self._late_part, deliver)
-        return skipped
-
-    def _embed_part(self, part: Sequence[_Job]) -> list[np.ndarray]:
-        """Plain jobs: one ``embed_ids`` call, its rows split back per job."""
-        vectors = self.backend.embed_ids([s for job in part for s in job.sequences],
-                                         [job.task_id for job in part for _ in job.sequences])
-        bounds = np.cumsum([0, *(job.inputs for job in part)])
-        return [vectors[lo:hi] for lo, hi in pairwise(bounds)]
-
-    def _late_part(self, part: Sequence[_Job]) -> list[np.ndarray]:
-        """Late-chunking jobs of one task: one backend call."""
-        return self.backend.late_chunk(
-            [job.document for job in part], [job.spans for job in part], part[0].task  # type: ignore[misc]
-        )
-
-
-def _run_in_parts(
-    jobs: Sequence[_Job], budget: int, compute: Callable[[Sequence[_Job]], list[Any]],
-    deliver: Callable[[_Job, Any], None],
-) -> int:
-    """Compute ``jobs`` in sub-rounds of about ``budget`` tokens, skipping jobs whose client left meanwhile; a failure
-    fails only its sub-round's jobs. Returns how many jobs were skipped."""
-    skipped = 0
-    for gathered in _sub_rounds(jobs, budget):
-        part = [job for job in gathered if not job.future.done()]  # cancelled meanwhile: the client went away
-        skipped += len(gathered) - len(part)
-        if not part:
-            continue
+    def _compute(self, pieces: Sequence[_Piece]) -> list[Any]:
+        """One sub-round on the worker thread: the vectors per piece, or the exception for every piece."""
         try:
-            outcomes = compute(part)
+            if pieces[0].job.late:
+                jobs = [piece.job for piece in pieces]
+                return list(self.backend.late_chunk([job.document for job in jobs],  # type: ignore[misc]
+                                                    [job.spans for job in jobs], jobs[0].task))
+            rows = [s for piece in pieces for s in _piece_sequences(piece)]
+            vectors = self.backend.embed_ids(rows, [piece.job.task_id for piece in pieces
+                                                    for _ in range(piece.hi - piece.lo)])
+            bounds = np.cumsum([0, *(piece.hi - piece.lo for piece in pieces)])
+            return [vectors[lo:hi] for lo, hi in pairwise(bounds)]
         except Exception as exc:
-            outcomes = [exc] * len(part)
-        for job, outcome in zip(part, outcomes, strict=True):
-            deliver(job, outcome)
-    return skipped
+            return [exc] * len(pieces)
 
 
-def _sub_rounds(jobs: Sequence[_Job], budget: int) -> list[list[_Job]]:
-    """Consecutive jobs grouped up to ``budget`` tokens (a larger job forms its own group)."""
-    groups: list[list[_Job]] = []
-    tokens = budget
-    for job in jobs:
-        if tokens + job.tokens > budget:
-            groups.append([])
-            tokens = 0
-        groups[-1].append(job)
-        tokens += job.tokens
-    return groups
+def next_sub_round(pool: Sequence[_Job], budget: int, overdue_before: float) -> list[_Piece]:
+    """The next sub-round: about ``budget`` tokens of work of one kind (plain, or late chunking of one task).
+
+    Jobs queued before ``overdue_before`` come first in arrival order, then the rest by least remaining work; the
+    first job decides the kind, and others of that kind fill the budget (a plain job by whole rows; the first
+    piece always holds at least one row, however long).
+    """
+    order = sorted(pool, key=lambda job: (0, job.queued_at, 0) if job.queued_at < overdue_before
+                   else (1, job.remaining_tokens(), job.queued_at))
+    head = order[0]
+    pieces: list[_Piece] = []
+    tokens = 0
+    for job in order:
+        if job.late != head.late or (job.late and job.task != head.task):
+            continue
+        if job.late:
+            if pieces and tokens + job.tokens > budget:
+                continue
+            pieces.append(_Piece(job))
+            tokens += job.tokens
+        else:
+            hi = job.done_rows
+            first_row_of_sub_round = not pieces
+            while hi < len(job.sequences) and (tokens + len(job.sequences[hi]) <= budget or first_row_of_sub_round):
+                first_row_of_sub_round = False
+                tokens += len(job.sequences[hi])
+                hi += 1
+            if hi > job.done_rows:
+                pieces.append(_Piece(job, job.done_rows, hi))
+        if tokens >= budget:
+            break
+    return pieces
 
 
-def _settle(job: _Job, outcome: Any) -> None:
-    """Answer ``job`` unless it was cancelled or aborted meanwhile (runs on the event loop)."""
-    if job.future.done():
-        return
-    if isinstance(outcome, BaseException):
-        job.future.set_exception(outcome)
-    else:
-        job.future.set_result(outcome)
+def _piece_sequences(piece: _Piece) -> Sequence[np.ndarray]:
+    return () if piece.job.late else piece.job.sequences[piece.lo:piece.hi]
+
+
+def _deliver(pieces: Sequence[_Piece], outcomes: Sequence[Any]) -> list[_Job]:
+    """Record each piece's outcome on its job (on the event loop); answer the jobs that are complete or failed and
+    return them. A job cancelled meanwhile is left alone."""
+    finished = []
+    for piece, outcome in zip(pieces, outcomes, strict=True):
+        job = piece.job
+        if job.future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            job.future.set_exception(outcome)
+        elif job.late:
+            job.future.set_result(outcome)
+        else:
+            job.parts.append(outcome)
+            job.done_rows = piece.hi
+            if job.done_rows < len(job.sequences):
+                continue
+            job.future.set_result(np.concatenate(job.parts) if len(job.parts) > 1 else job.parts[0])
+        finished.append(job)
+    return finished
