@@ -152,6 +152,8 @@ def run_ours(folder: Path, texts: list[str], variant: str, device: str) -> dict:
 
 
 def child(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     folder = full_width_checkpoint(args.layers)
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     texts = length_mix(tokenizer, args.n, doc_range=(args.doc_min, args.doc_max))
@@ -180,9 +182,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU: tokens/s and MFU)")
     parser.add_argument("--peak-tflops", type=float, help="GPU dense bf16 peak for MFU (default: from the GPU name)")
     parser.add_argument("--skip-minilm", action="store_true", help="skip the int8 accuracy table on real MiniLM")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch and ONNX Runtime (default: torch's, "
+                        "usually one per core)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.variant == "minilm":
         return minilm_child()
     if args.variant:
@@ -196,7 +202,8 @@ def main() -> None:
     results = {}
     for variant in args.variants.split(","):
         cmd = [sys.executable, __file__, "--variant", variant, "--layers", str(args.layers), "--n", str(args.n),
-               "--doc-min", str(args.doc_min), "--doc-max", str(args.doc_max), "--device", args.device]
+               "--doc-min", str(args.doc_min), "--doc-max", str(args.doc_max), "--device", args.device,
+               *(["--threads", str(args.threads)] if args.threads else [])]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         results[variant] = json.loads(out.strip().splitlines()[-1])
         print(f"{variant}: {results[variant]['seconds']:.1f} s", file=sys.stderr)
