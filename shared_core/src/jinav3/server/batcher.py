@@ -180,6 +180,8 @@ class MicroBatcher:
 
     async def embed(self, sequences: Sequence[np.ndarray], task_id: int) -> np.ndarray:
         """Raw pooled vectors of already tokenised inputs, shape (len(sequences), full width)."""
+        if not sequences:  # nothing to schedule
+            return np.zeros((0, self.backend.full_dimensions), dtype=np.float32)
         future = asyncio.get_running_loop().create_future()
         tokens = sum(len(s) for s in sequences)
         return await self._submit(_Job(future, len(sequences), tokens, sequences=sequences, task_id=task_id))
