@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jinav3 import TASKS, Embedder
+from jinav3.backends.local import Abandoned
 from jinav3.server.batcher import MicroBatcher, _Job, next_sub_round
 
 WORDS = ["Berlin", "is", "the", "capital", "of", "Germany", "東京", "😀", "river"]
@@ -130,3 +131,20 @@ def test_next_sub_round_is_one_kind_within_budget_and_starts_with_the_most_urgen
         assert jobs[0] is overdue[0]
     else:  # otherwise the job with the least work left
         assert jobs[0].remaining_tokens() == min(job.remaining_tokens() for job in pool)
+
+
+def test_a_pass_nobody_waits_for_stops_between_layers(small_budget):
+    """Inside ``stoppable`` a forward pass checks before every encoder layer; outside it nothing is checked."""
+    backend = small_budget
+    seqs = [backend.encode_ids(["Berlin is the capital of Germany."], None, truncate=False)[0]]
+    checks: list[int] = []
+
+    def gone() -> bool:
+        checks.append(1)
+        return len(checks) >= 2  # the client leaves after the first layer
+
+    with backend.stoppable(gone), pytest.raises(Abandoned):
+        backend.embed_ids(seqs, [-1])
+    assert len(checks) == 2
+    with backend.stoppable(lambda: False):
+        np.testing.assert_array_equal(backend.embed_ids(seqs, [-1]), backend.embed_ids(seqs, [-1]))

@@ -147,3 +147,20 @@ def test_real_minilm_stays_close_to_fp32(minilm_dir):
     assert int8.backend.describe()["dtype"] == "int8"
     cosine = np.sum(fp32 * int8.embed_documents(texts), axis=1)
     assert cosine.min() >= 0.99, cosine.min()
+
+
+@settings(max_examples=20, deadline=None)
+@given(rows=st.integers(1, 120), threads=st.integers(2, 4), seed=st.integers(0, 2**16))
+def test_row_blocks_run_at_once_give_the_single_run_result(rows, threads, seed):
+    """The int8 product runs over row blocks on several threads; rows are quantised alone, so it is bit-exact."""
+    gen = torch.Generator().manual_seed(seed)
+    layer = Int8Linear(torch.randn(24, 40, generator=gen), torch.randn(24, generator=gen))
+    x = torch.randn(rows, 40, generator=gen) * 3
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = layer(x)
+        torch.set_num_threads(threads)
+        np.testing.assert_array_equal(layer(x).numpy(), alone.numpy())
+    finally:
+        torch.set_num_threads(before)

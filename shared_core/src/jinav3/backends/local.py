@@ -12,7 +12,8 @@ import asyncio
 import importlib.util
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,8 @@ class LocalBackend:
             quantization.quantize_model(loaded.module, loaded.selection)
         self._module = loaded.module
         self._selection = loaded.selection
+        self._stop_check = threading.local()  # see stoppable()
+        _hook_layers(self._module, self._stop_check)
         self.tasks = loaded.tasks
         self.instructions = loaded.instructions
         self.full_dimensions = loaded.hidden_size
@@ -151,6 +154,16 @@ class LocalBackend:
 
     def close(self) -> None:
         """Nothing to release; kept for the backend protocol."""
+
+    @contextmanager
+    def stoppable(self, should_stop: Callable[[], bool]) -> Iterator[None]:
+        """Within this block, this thread's forward passes check ``should_stop()`` before every encoder layer and
+        raise :class:`Abandoned` when it is true (a server stops work whose clients all left mid-pass)."""
+        self._stop_check.function = should_stop
+        try:
+            yield
+        finally:
+            self._stop_check.function = None
 
     # -- forward -----------------------------------------------------------------------------------------
     def _batches(
@@ -341,3 +354,23 @@ class LocalBackend:
             window=window,
             overlap=overlap,
         )
+
+
+class Abandoned(Exception):
+    """A forward pass stopped between layers because nobody waits for its result (:meth:`LocalBackend.stoppable`)."""
+
+
+def _hook_layers(module: torch.nn.Module, stop_check: threading.local) -> None:
+    """Before each layer of the module's longest ``ModuleList`` (the encoder's layers), raise :class:`Abandoned`
+    when this thread's stop check says so; nothing is checked outside :meth:`LocalBackend.stoppable`."""
+    lists = [m for m in module.modules() if isinstance(m, torch.nn.ModuleList)]
+    if not lists:
+        return
+
+    def check(_module: torch.nn.Module, _args: Any) -> None:
+        function = getattr(stop_check, "function", None)
+        if function is not None and function():
+            raise Abandoned("every caller of this forward pass has gone")
+
+    for layer in max(lists, key=len):
+        layer.register_forward_pre_hook(check)

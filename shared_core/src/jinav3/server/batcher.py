@@ -11,10 +11,11 @@ arrival order, so a stream of small requests cannot starve a large one. Output c
 normalisation, encoding) are per request and applied by the caller to the raw vectors.
 
 Work nobody waits for is never computed: a job whose future was cancelled (its client went away) leaves the pool
-before the next sub-round, so at most one sub-round of an abandoned request is computed. Sub-rounds run on a
-daemon thread, so a stopping server answers the jobs it will not compute (:meth:`MicroBatcher.abort`) and exits
-without waiting for them. The worker measures its throughput (tokens per second) so an overloaded server can
-tell clients how long to wait (:meth:`MicroBatcher.retry_after`).
+before the next sub-round, and a sub-round whose jobs have all been cancelled stops before its next encoder layer
+(:meth:`LocalBackend.stoppable`), so an abandoned request costs at most a layer's worth of work after it is noticed.
+Sub-rounds run on a daemon thread, so a stopping server answers the jobs it will not compute
+(:meth:`MicroBatcher.abort`) and exits without waiting for them. The worker measures its throughput (tokens per
+second) so an overloaded server can tell clients how long to wait (:meth:`MicroBatcher.retry_after`).
 """
 
 from __future__ import annotations
@@ -258,7 +259,15 @@ class MicroBatcher:
         self.tokens_per_second = rate if self.tokens_per_second is None else 0.7 * self.tokens_per_second + 0.3 * rate
 
     def _compute(self, pieces: Sequence[_Piece]) -> list[Any]:
-        """One sub-round on the worker thread: the vectors per piece, or the exception for every piece."""
+        """One sub-round on the worker thread: the vectors per piece, or the exception for every piece. The pass
+        stops between layers once every job in it has been cancelled (all their clients left)."""
+        stoppable = getattr(self.backend, "stoppable", None)
+        if stoppable is None:
+            return self._compute_pieces(pieces)
+        with stoppable(lambda: all(piece.job.future.done() for piece in pieces)):
+            return self._compute_pieces(pieces)
+
+    def _compute_pieces(self, pieces: Sequence[_Piece]) -> list[Any]:
         try:
             if pieces[0].job.late:
                 jobs = [piece.job for piece in pieces]
