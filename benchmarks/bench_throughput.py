@@ -26,6 +26,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -147,11 +148,27 @@ def run_ours(folder: Path, texts: list[str], variant: str, device: str) -> dict:
     batches = token_budget_batches(lengths, backend.token_budget, backend.max_batch)
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
     emb.embed(texts[:2], TASK)  # warm-up outside the timing (first-call allocations)
+    wait_for_start()
     seconds, vectors = timed(lambda: emb.embed(texts, TASK, normalized=False))
     return {"seconds": seconds, "padded_tokens": padded, "vectors": vectors.tolist()}
 
 
+START_AT: float | None = None  # --processes: wall-clock time at which every child starts its timed run
+
+
+def wait_for_start() -> None:
+    """With ``--processes``, hold the timed run until every process has loaded and warmed up."""
+    if START_AT is None:
+        return
+    late = time.time() - START_AT
+    if late > 0:
+        print(f"warning: this process was ready {late:.1f} s after the common start", file=sys.stderr)
+    time.sleep(max(0.0, -late))
+
+
 def child(args: argparse.Namespace) -> None:
+    global START_AT
+    START_AT = args.start_at
     if args.threads:
         torch.set_num_threads(args.threads)
     folder = full_width_checkpoint(args.layers)
@@ -184,8 +201,12 @@ def main() -> None:
     parser.add_argument("--skip-minilm", action="store_true", help="skip the int8 accuracy table on real MiniLM")
     parser.add_argument("--threads", type=int, help="CPU threads for torch and ONNX Runtime (default: torch's, "
                         "usually one per core)")
+    parser.add_argument("--processes", type=int, default=1, help="run each of our variants in this many processes "
+                        "at once (each embeds the whole mix; use with --threads 1 for one process per core); tokens/s "
+                        "is their total over the slowest one's time")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -204,8 +225,13 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--variant", variant, "--layers", str(args.layers), "--n", str(args.n),
                "--doc-min", str(args.doc_min), "--doc-max", str(args.doc_max), "--device", args.device,
                *(["--threads", str(args.threads)] if args.threads else [])]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        results[variant] = json.loads(out.strip().splitlines()[-1])
+        if args.processes > 1:
+            if variant not in OURS:
+                raise SystemExit(f"--processes applies to our variants ({', '.join(OURS)}), not {variant}")
+            results[variant] = run_at_once(cmd, args.processes)
+        else:
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            results[variant] = json.loads(out.strip().splitlines()[-1])
         print(f"{variant}: {results[variant]['seconds']:.1f} s", file=sys.stderr)
 
     roofline = {"float32": matmul_roofline(torch.float32)}
@@ -225,7 +251,7 @@ def main() -> None:
         peak = peak_gpu if cuda else roofline["bfloat16" if variant == "bfloat16" else "float32"]
         row = {
             "tokens_per_s": r["real_tokens"] / r["seconds"],
-            "docs_per_s": args.n / r["seconds"],
+            "docs_per_s": args.n * r.get("n_factor", 1) / r["seconds"],
             "real_token_fraction": r["real_tokens"] / r["padded_tokens"],
             "peak_rss_mb": r["peak_rss_mb"],
             "gflops": flops / 1e9,
@@ -240,8 +266,10 @@ def main() -> None:
              f"{(peak_gpu or float('nan')) / 1e12:.0f} TFLOP/s" if cuda else
              f"{cpu_features().describe()}; GEMM roofline measured now (int8 is compared with fp32's): "
              + ", ".join(f"{k} {v / 1e9:.0f} GF/s" for k, v in roofline.items()))
+    at_once = f" of {args.processes} processes at once" if args.processes > 1 else ""
     print_table(
-        f"Embedder.embed throughput: {args.n} texts (20% ~16 tok, 60% 100-500, 20% {args.doc_min}-{args.doc_max}), "
+        f"Embedder.embed throughput{at_once}: {args.n} texts (20% ~16 tok, 60% 100-500, "
+        f"20% {args.doc_min}-{args.doc_max}), "
         f"full width, {args.layers} layers; {where}",
         ["variant", "tok/s", "docs/s", "real-token frac", "peak RSS MB", "GFLOP/s", "MFU" if cuda else "of roofline",
          f"x {base_name}", "x st", f"min cos vs {reference_name}"],
@@ -262,6 +290,22 @@ def main() -> None:
             [[m["fp32_tokens_per_s"], m["int8_tokens_per_s"], m["int8_speedup"], m["min_cosine"], m["mean_cosine"]]],
         )
     write_json(args.json, payload_all)
+
+
+def run_at_once(cmd: list[str], processes: int, lead_seconds: float = 60.0) -> dict:
+    """``processes`` copies of one child, timed from a common start; their tokens add up, the slowest sets the time."""
+    start_at = time.time() + lead_seconds
+    children = [subprocess.Popen([*cmd, "--start-at", str(start_at)], stdout=subprocess.PIPE, text=True)
+                for _ in range(processes)]
+    outs = [json.loads(child.communicate()[0].strip().splitlines()[-1]) for child in children]
+    if any(child.returncode for child in children):
+        raise SystemExit("a benchmark process failed")
+    total = dict(outs[0])
+    total["seconds"] = max(out["seconds"] for out in outs)
+    for key in ("real_tokens", "flops", "padded_tokens"):
+        total[key] = sum(out[key] for out in outs)
+    total["n_factor"] = processes
+    return total
 
 
 def minilm_child(repeat: int = 3) -> None:
