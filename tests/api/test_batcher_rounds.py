@@ -148,3 +148,18 @@ def test_a_pass_nobody_waits_for_stops_between_layers(small_budget):
     assert len(checks) == 2
     with backend.stoppable(lambda: False):
         np.testing.assert_array_equal(backend.embed_ids(seqs, [-1]), backend.embed_ids(seqs, [-1]))
+
+
+async def test_late_chunking_sub_rounds_count_in_the_measured_throughput(small_budget):
+    """Retry-After comes from the measured tokens per second: late-chunking work must count, not only plain rows."""
+    backend = small_budget
+    document = "Berlin is the capital of Germany. It has a famous wall."
+    tokens = backend.tokenize_document(document, None).length
+    batcher = MicroBatcher(backend, max_wait=0.0)
+    batcher.start()
+    try:
+        vectors = await batcher.late_chunk(document, [(0, 33), (34, len(document))], None, tokens)
+        assert vectors.shape[0] == 2
+        assert batcher.tokens_per_second and batcher.tokens_per_second > 0
+    finally:
+        await batcher.close()

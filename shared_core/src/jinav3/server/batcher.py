@@ -98,6 +98,15 @@ class _Piece:
     lo: int = 0
     hi: int = 1
 
+    @property
+    def sequences(self) -> Sequence[np.ndarray]:
+        """The plain job's rows in this piece (none for late chunking: the backend tokenises the document)."""
+        return () if self.job.late else self.job.sequences[self.lo:self.hi]
+
+    @property
+    def tokens(self) -> int:
+        return self.job.tokens if self.job.late else sum(len(s) for s in self.sequences)
+
 
 class MicroBatcher:
     """Collects jobs from concurrent requests and runs them in shared batches on one worker.
@@ -249,7 +258,7 @@ class MicroBatcher:
                 outcomes = await _in_daemon_thread(self._compute, pieces)
                 finished = {id(job) for job in _deliver(pieces, outcomes)}
                 pool = [job for job in pool if id(job) not in finished]
-                self._measure(sum(len(s) for p in pieces for s in _piece_sequences(p)), time.perf_counter() - started)
+                self._measure(sum(piece.tokens for piece in pieces), time.perf_counter() - started)
                 self.rounds += 1
             if saw_stop:
                 return
@@ -273,7 +282,7 @@ class MicroBatcher:
                 jobs = [piece.job for piece in pieces]
                 return list(self.backend.late_chunk([job.document for job in jobs],  # type: ignore[misc]
                                                     [job.spans for job in jobs], jobs[0].task))
-            rows = [s for piece in pieces for s in _piece_sequences(piece)]
+            rows = [s for piece in pieces for s in piece.sequences]
             vectors = self.backend.embed_ids(rows, [piece.job.task_id for piece in pieces
                                                     for _ in range(piece.hi - piece.lo)])
             bounds = np.cumsum([0, *(piece.hi - piece.lo for piece in pieces)])
@@ -314,10 +323,6 @@ def next_sub_round(pool: Sequence[_Job], budget: int, overdue_before: float) -> 
         if tokens >= budget:
             break
     return pieces
-
-
-def _piece_sequences(piece: _Piece) -> Sequence[np.ndarray]:
-    return () if piece.job.late else piece.job.sequences[piece.lo:piece.hi]
 
 
 def _deliver(pieces: Sequence[_Piece], outcomes: Sequence[Any]) -> list[_Job]:
