@@ -5,6 +5,7 @@ skipped, and the scheduler's choice is one kind of work within the budget, most 
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
@@ -25,13 +26,31 @@ def small_budget(tiny_checkpoint):
     return Embedder.local(str(tiny_checkpoint), device="cpu", token_budget=64).backend
 
 
-async def run_round(backend, jobs):
-    batcher = MicroBatcher(backend, max_wait=0.05)
+@asynccontextmanager
+async def running(backend, max_wait):
+    """A started micro-batcher, closed on the way out."""
+    batcher = MicroBatcher(backend, max_wait=max_wait)
     batcher.start()
     try:
-        return await asyncio.gather(*(batcher.embed(seqs, task_id) for seqs, task_id in jobs))
+        yield batcher
     finally:
         await batcher.close()
+
+
+def recorded(batcher, finished):
+    """A job submitter that notes each job's name in ``finished`` when its vectors arrive."""
+
+    async def job(name, seqs):
+        vectors = await batcher.embed(seqs, -1)
+        finished.append(name)
+        return vectors
+
+    return job
+
+
+async def run_round(backend, jobs):
+    async with running(backend, 0.05) as batcher:
+        return await asyncio.gather(*(batcher.embed(seqs, task_id) for seqs, task_id in jobs))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -51,15 +70,9 @@ async def test_small_jobs_are_answered_first_and_left_jobs_are_skipped(small_bud
     backend = small_budget
     big = [backend.encode_ids([" ".join(WORDS * 6)], None, truncate=False)[0]] * 6
     small = [backend.encode_ids(["Berlin"], None, truncate=False)[0]]
-    batcher = MicroBatcher(backend, max_wait=0.05)
-    batcher.start()
-    try:
+    async with running(backend, 0.05) as batcher:
         finished: list[str] = []
-
-        async def job(name, seqs):
-            await batcher.embed(seqs, -1)
-            finished.append(name)
-
+        job = recorded(batcher, finished)
         left = asyncio.ensure_future(batcher.embed(big, -1))
         tasks = [asyncio.ensure_future(job("big", big)), asyncio.ensure_future(job("small", small))]
         await asyncio.sleep(0)
@@ -67,8 +80,6 @@ async def test_small_jobs_are_answered_first_and_left_jobs_are_skipped(small_bud
         await asyncio.gather(*tasks)
         assert finished == ["small", "big"]
         assert batcher.dropped >= 1
-    finally:
-        await batcher.close()
 
 
 async def test_a_small_job_overtakes_a_large_one_already_running(small_budget):
@@ -76,24 +87,15 @@ async def test_a_small_job_overtakes_a_large_one_already_running(small_budget):
     backend = small_budget
     big = [backend.encode_ids([" ".join(WORDS * 4)], None, truncate=False)[0]] * 40  # ~40 sub-rounds
     small = [backend.encode_ids(["Berlin"], None, truncate=False)[0]]
-    batcher = MicroBatcher(backend, max_wait=0.0)
-    batcher.start()
-    try:
+    async with running(backend, 0.0) as batcher:
         finished: list[str] = []
-
-        async def job(name, seqs):
-            vectors = await batcher.embed(seqs, -1)
-            finished.append(name)
-            return vectors
-
+        job = recorded(batcher, finished)
         large = asyncio.ensure_future(job("big", big))
         while batcher.rounds == 0:  # the large job is under way
             await asyncio.sleep(0.001)
         await job("small", small)
         assert finished == ["small"] and not large.done()
         np.testing.assert_allclose(await large, backend.embed_ids(big, [-1] * len(big)), atol=1e-5)
-    finally:
-        await batcher.close()
 
 
 def _job(rows: list[int], done: int, late_task: str | None, queued_at: float) -> _Job:
@@ -155,11 +157,7 @@ async def test_late_chunking_sub_rounds_count_in_the_measured_throughput(small_b
     backend = small_budget
     document = "Berlin is the capital of Germany. It has a famous wall."
     tokens = backend.tokenize_document(document, None).length
-    batcher = MicroBatcher(backend, max_wait=0.0)
-    batcher.start()
-    try:
+    async with running(backend, 0.0) as batcher:
         vectors = await batcher.late_chunk(document, [(0, 33), (34, len(document))], None, tokens)
         assert vectors.shape[0] == 2
         assert batcher.tokens_per_second and batcher.tokens_per_second > 0
-    finally:
-        await batcher.close()

@@ -230,15 +230,11 @@ class Int8Linear(nn.Module):
             return torch.from_numpy(y).view(*x.shape[:-1], self.out_features)
         n = flat.shape[0]
         product, row_scale, row_zero = _scratch(n, self.out_features)
-        blocks = _row_blocks(n)
-        work = [(flat[lo:hi], product[lo:hi], row_scale[lo:hi], row_zero[lo:hi]) for lo, hi in blocks]
-        if len(work) > 1:
-            futures = [_pool(len(work) - 1).submit(self._product, *block) for block in work[1:]]
-            self._product(*work[0])
-            for future in futures:
-                future.result()
-        else:
-            self._product(*work[0])
+        work = [(flat[lo:hi], product[lo:hi], row_scale[lo:hi], row_zero[lo:hi]) for lo, hi in _row_blocks(n)]
+        futures = [_pool(len(work) - 1).submit(self._product, *block) for block in work[1:]]  # none for one block
+        self._product(*work[0])
+        for future in futures:
+            future.result()
         # s_r * (T - z_r c) + b in two passes, elementwise per row: a row never depends on its batch-mates
         y = torch.addcmul(self._bias, row_scale, product.addr_(row_zero[:, 0], self._colsum, alpha=-1))
         return y.view(*x.shape[:-1], self.out_features)

@@ -202,13 +202,13 @@ class MicroBatcher:
         return await self._submit(_Job(future, len(spans), tokens, document=document, spans=spans, task=task))
 
     # -- worker ------------------------------------------------------------------------------------------
-    async def _gather(self, pool: list[_Job]) -> bool:
-        """Add to ``pool`` what arrives within ``max_wait`` (up to ``max_batch_tokens``) or is already queued.
-        Returns whether the stop sentinel was seen."""
+    async def _gather(self, pool: list[_Job], wait: float, limit: float) -> bool:
+        """Add to ``pool`` what is queued, and what arrives within ``wait`` seconds, until ``pool`` holds ``limit``
+        tokens. Returns whether the stop sentinel was seen."""
         assert self._queue is not None
         tokens = sum(job.tokens for job in pool)
-        deadline = time.perf_counter() + self.max_wait
-        while tokens < self.max_batch_tokens:
+        deadline = time.perf_counter() + wait
+        while tokens < limit:
             try:
                 job = self._queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -225,18 +225,6 @@ class MicroBatcher:
             tokens += job.tokens
         return False
 
-    def _drain(self, pool: list[_Job]) -> bool:
-        """Add to ``pool`` everything queued now; whether the stop sentinel was seen."""
-        assert self._queue is not None
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return False
-            if job is None:
-                return True
-            pool.append(job)
-
     async def _run(self) -> None:
         assert self._queue is not None
         pool: list[_Job] = []
@@ -246,9 +234,9 @@ class MicroBatcher:
                 if first is None:
                     return
                 pool.append(first)
-                saw_stop = await self._gather(pool)
+                saw_stop = await self._gather(pool, self.max_wait, self.max_batch_tokens)  # company for it
             else:
-                saw_stop = self._drain(pool)
+                saw_stop = await self._gather(pool, 0.0, math.inf)  # whatever arrived meanwhile
             live = [job for job in pool if not job.future.done()]  # done before its end: the client went away
             self.dropped += len(pool) - len(live)
             pool = live
