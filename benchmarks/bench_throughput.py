@@ -208,6 +208,8 @@ def main() -> None:
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.processes < 1 or (args.threads is not None and args.threads < 1):
+        parser.error("--processes and --threads must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.variant == "minilm":
