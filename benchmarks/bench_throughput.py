@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -47,7 +48,7 @@ from _common import (
     write_json,
 )
 
-from jinav3 import Embedder
+from jinav3 import Embedder, openmp
 from jinav3.batching import token_budget_batches
 from jinav3.hardware import cpu_features
 from jinav3.lora import LoRAEmbedding, LoRALinear
@@ -227,12 +228,14 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--variant", variant, "--layers", str(args.layers), "--n", str(args.n),
                "--doc-min", str(args.doc_min), "--doc-max", str(args.doc_max), "--device", args.device,
                *(["--threads", str(args.threads)] if args.threads else [])]
+        # as the library would run it: int8 with OpenMP's idle workers asleep (jinav3.openmp)
+        env = openmp.environment(OURS.get(variant, {}).get("dtype"), os.environ)
         if args.processes > 1:
             if variant not in OURS:
                 raise SystemExit(f"--processes applies to our variants ({', '.join(OURS)}), not {variant}")
-            results[variant] = run_at_once(cmd, args.processes)
+            results[variant] = run_at_once(cmd, args.processes, env)
         else:
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
             results[variant] = json.loads(out.strip().splitlines()[-1])
         print(f"{variant}: {results[variant]['seconds']:.1f} s", file=sys.stderr)
 
@@ -283,7 +286,7 @@ def main() -> None:
                    "results": payload}
     if not args.skip_minilm and not cuda:
         out = subprocess.run([sys.executable, __file__, "--variant", "minilm"], capture_output=True, text=True,
-                             check=True).stdout
+                             check=True, env=openmp.environment("int8", os.environ)).stdout
         payload_all["minilm_int8"] = m = json.loads(out.strip().splitlines()[-1])
         print_table(
             f"int8 on real weights: all-MiniLM-L6-v2, {m['texts']} paragraphs of examples/corpus ({m['tokens']} "
@@ -294,10 +297,10 @@ def main() -> None:
     write_json(args.json, payload_all)
 
 
-def run_at_once(cmd: list[str], processes: int, lead_seconds: float = 60.0) -> dict:
+def run_at_once(cmd: list[str], processes: int, env: dict[str, str], lead_seconds: float = 60.0) -> dict:
     """``processes`` copies of one child, timed from a common start; their tokens add up, the slowest sets the time."""
     start_at = time.time() + lead_seconds
-    children = [subprocess.Popen([*cmd, "--start-at", str(start_at)], stdout=subprocess.PIPE, text=True)
+    children = [subprocess.Popen([*cmd, "--start-at", str(start_at)], stdout=subprocess.PIPE, text=True, env=env)
                 for _ in range(processes)]
     outs = [json.loads(child.communicate()[0].strip().splitlines()[-1]) for child in children]
     if any(child.returncode for child in children):

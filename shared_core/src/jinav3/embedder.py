@@ -70,8 +70,10 @@ class Embedder:
     ) -> Embedder:
         """Load a checkpoint (folder or hub id) in this process. ``options`` go to :class:`LocalBackend`
         (``max_length``, ``token_budget``, ``max_batch``, ``attn_implementation``)."""
+        from jinav3 import openmp
         from jinav3.extras import require_local
 
+        openmp.prepare(dtype)  # int8: OpenMP's idle workers must sleep; only possible before torch is imported
         require_local()  # without the local extra: a ModelLoadError naming it, not "No module named 'torch'"
         from jinav3.backends.local import LocalBackend
 

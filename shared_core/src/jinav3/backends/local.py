@@ -12,6 +12,7 @@ import asyncio
 import importlib.util
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -20,11 +21,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from jinav3 import hardware, late, packing, pooling_torch, quantization
+from jinav3 import hardware, late, openmp, packing, pooling_torch, quantization
 from jinav3.batching import token_budget_batches
 from jinav3.checkpoint import load_jina_v3, load_plain_encoder
 from jinav3.chunking import Span
-from jinav3.errors import InputTooLongError, InvalidInputError
+from jinav3.errors import InputTooLongError, InvalidInputError, PerformanceWarning
 from jinav3.model_files import DEFAULT_MODEL, is_jina_v3_original, load_tokenizer, read_config, resolve_model_dir
 from jinav3.preparation import DocumentPreparer, PreparedDocument
 from jinav3.settings import check_dtype
@@ -115,6 +116,9 @@ class LocalBackend:
             loaded = load_plain_encoder(folder, self.dtype, self.device, self.attn_implementation)
         if self.int8:
             quantization.quantize_model(loaded.module, loaded.selection)
+            spinning = openmp.spin_warning(dtype, torch.get_num_threads())
+            if spinning:
+                warnings.warn(spinning, PerformanceWarning, stacklevel=2)
         self._module = loaded.module
         self._selection = loaded.selection
         self._stop_check = threading.local()  # see stoppable()
