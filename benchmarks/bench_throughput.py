@@ -277,7 +277,7 @@ def main() -> None:
         f"20% {args.doc_min}-{args.doc_max}), "
         f"full width, {args.layers} layers; {where}",
         ["variant", "tok/s", "docs/s", "real-token frac", "peak RSS MB", "GFLOP/s", "MFU" if cuda else "of roofline",
-         f"x {base_name}", "x st", f"min cos vs {reference_name}"],
+         f"x {base_name or 'baseline'}", "x st", f"min cos vs {reference_name}"],
         rows,
     )
     payload_all = {"benchmark": "throughput", "layers": args.layers, "n": args.n, "device": args.device,
