@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from jinav3 import TASKS, Embedder
 from jinav3.backends.local import Abandoned
-from jinav3.server.batcher import MicroBatcher, _Job, next_sub_round
+from jinav3.server.batcher import MicroBatcher, _Job, company_limit, next_sub_round
 
 WORDS = ["Berlin", "is", "the", "capital", "of", "Germany", "東京", "😀", "river"]
 
@@ -108,14 +108,14 @@ def _job(rows: list[int], done: int, late_task: str | None, queued_at: float) ->
 
 
 pool_jobs = st.lists(
-    st.tuples(st.lists(st.integers(1, 90), min_size=1, max_size=6), st.integers(0, 5),
+    st.tuples(st.lists(st.integers(1, 90) | st.integers(200, 1500), min_size=1, max_size=6), st.integers(0, 5),
               st.sampled_from([None, None, "retrieval.passage", "separation"]), st.floats(0, 10)),
     min_size=1, max_size=12,
 )
 
 
 @settings(max_examples=200, deadline=None)
-@given(spec=pool_jobs, budget=st.integers(1, 200), overdue_before=st.floats(0, 10))
+@given(spec=pool_jobs, budget=st.integers(1, 200) | st.integers(200, 5000), overdue_before=st.floats(0, 10))
 def test_next_sub_round_is_one_kind_within_budget_and_starts_with_the_most_urgent(spec, budget, overdue_before):
     pool = [_job(rows, min(done, len(rows) - 1), task, at) for rows, done, task, at in spec]
     pieces = next_sub_round(pool, budget, overdue_before)
@@ -133,6 +133,8 @@ def test_next_sub_round_is_one_kind_within_budget_and_starts_with_the_most_urgen
         assert jobs[0] is overdue[0]
     else:  # otherwise the job with the least work left
         assert jobs[0].remaining_tokens() == min(job.remaining_tokens() for job in pool)
+    limit = company_limit(jobs[0], overdue_before)  # a small job's sub-round is not filled with a large job's rows
+    assert all(job.queued_at < overdue_before or job.remaining_tokens() <= limit for job in jobs[1:])
 
 
 def test_a_pass_nobody_waits_for_stops_between_layers(small_budget):

@@ -279,20 +279,37 @@ class MicroBatcher:
             return [exc] * len(pieces)
 
 
+#: Company for a sub-round led by a small job: only jobs with at most this many times its remaining work (or
+#: ``COMPANY_FLOOR`` tokens). Filling the budget with a large job's rows made every small request's sub-round as slow
+#: as the large one's; on its own sub-rounds the large job still fills the budget.
+COMPANY_FACTOR = 4
+COMPANY_FLOOR = 512
+
+
+def company_limit(head: _Job, overdue_before: float) -> float:
+    """The most remaining work a job may have to share a sub-round led by ``head`` (overdue jobs always may)."""
+    if head.queued_at < overdue_before:
+        return math.inf
+    return max(COMPANY_FACTOR * head.remaining_tokens(), COMPANY_FLOOR)
+
+
 def next_sub_round(pool: Sequence[_Job], budget: int, overdue_before: float) -> list[_Piece]:
     """The next sub-round: about ``budget`` tokens of work of one kind (plain, or late chunking of one task).
 
     Jobs queued before ``overdue_before`` come first in arrival order, then the rest by least remaining work; the
     first job decides the kind, and others of that kind fill the budget (a plain job by whole rows; the first
-    piece always holds at least one row, however long).
+    piece always holds at least one row, however long) if they are overdue or within :func:`company_limit`.
     """
     order = sorted(pool, key=lambda job: (0, job.queued_at, 0) if job.queued_at < overdue_before
                    else (1, job.remaining_tokens(), job.queued_at))
     head = order[0]
+    limit = company_limit(head, overdue_before)
     pieces: list[_Piece] = []
     tokens = 0
     for job in order:
         if job.late != head.late or (job.late and job.task != head.task):
+            continue
+        if job.queued_at >= overdue_before and job.remaining_tokens() > limit:
             continue
         if job.late:
             if pieces and tokens + job.tokens > budget:
