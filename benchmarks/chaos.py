@@ -78,6 +78,7 @@ class Tally:
         self.sent = 0
         self.statuses: collections.Counter[str] = collections.Counter()
         self.inputs = self.vectors = self.mismatches = 0
+        self.started: list[tuple[float, str]] = []  # hostile: (wall-clock time, kind) of each request
 
     def answer(self, label: str) -> None:
         self.statuses[label] += 1
@@ -161,37 +162,50 @@ HOSTILE_KINDS = ("non-finite", "wrong-type", "malformed", "huge", "abandon", "mi
 
 
 async def hostile_client(client: httpx.AsyncClient, url: str, port: int, stop: asyncio.Event, seed: int,
-                         tally: Tally, kinds: collections.Counter[str], allowed: tuple[str, ...]) -> None:
+                         tally: Tally, kinds: collections.Counter[str], allowed: tuple[str, ...],
+                         interval: float) -> None:
+    """Start one hostile request every ``interval`` seconds (or when the last one ends, if later), every allowed
+    kind in turn from the ``seed``-th, so each kind keeps arriving at a steady rate. Slow heads and bodies run
+    beside the others (they last until the server's timeouts) instead of holding the turn."""
     rng = random.Random(seed)
-    bodies = [(label, body) for label, body in HOSTILE_BODIES if label in allowed]
     heavy = json.dumps({"model": MODEL, "input": ["Berlin is the capital of Germany. " * 150] * 8}).encode()
-    choices = [kind for kind in ("body", "body", "body", "abandon", "mid-body", "slow-head", "slow-body")
-               if kind in allowed or (kind == "body" and bodies)]
+    slow: set[asyncio.Task] = set()
+    turn = seed
     while not stop.is_set():
-        kind = rng.choice(choices)
+        kind = allowed[turn % len(allowed)]
+        turn += 1
         tally.sent += 1
-        if kind == "body":
-            label, body = rng.choice(bodies)
-            kinds[label] += 1
+        kinds[kind] += 1
+        tally.started.append((time.time(), kind))
+        began = time.perf_counter()
+        bodies = [body for label, body in HOSTILE_BODIES if label == kind]
+        if bodies:
             try:
-                response = await client.post(url, content=body, headers={"Content-Type": "application/json"})
+                response = await client.post(url, content=rng.choice(bodies),
+                                             headers={"Content-Type": "application/json"})
                 tally.answer(str(response.status_code))
             except httpx.HTTPError as exc:
                 tally.answer(f"no answer ({type(exc).__name__})")
-            continue
-        kinds[kind] += 1
-        if kind == "abandon":  # a heavy request dropped while queued or computing
+        elif kind == "abandon":  # a heavy request dropped while queued or computing
             await raw_exchange(port, http_post(heavy), close_after=0.05)
             tally.answer("abandoned by the client")
         elif kind == "mid-body":
             await raw_exchange(port, http_post(heavy[:1000], declared=len(heavy)), close_after=0.05)
             tally.answer("abandoned by the client")
         else:
-            payload = (b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n" if kind == "slow-head"
-                       else http_post(b'{"model": "' + MODEL.encode() + b'", "input": ["slow"]}'))
-            raw = await raw_exchange(port, payload, trickle=0.25)
-            status = raw.split(b" ", 2)[1].decode() if raw.startswith(b"HTTP/1.1 ") else "408 or closed by the server"
-            tally.answer(status)
+            task = asyncio.create_task(slow_exchange(port, kind, tally))
+            slow.add(task)
+            task.add_done_callback(slow.discard)
+        await asyncio.sleep(max(0.0, interval - (time.perf_counter() - began)))
+    await asyncio.gather(*slow)
+
+
+async def slow_exchange(port: int, kind: str, tally: Tally) -> None:
+    """A head (``slow-head``) or a body (``slow-body``) trickled a byte every 0.25 s until the server gives up."""
+    payload = (b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n" if kind == "slow-head"
+               else http_post(b'{"model": "' + MODEL.encode() + b'", "input": ["slow"]}'))
+    raw = await raw_exchange(port, payload, trickle=0.25)
+    tally.answer(raw.split(b" ", 2)[1].decode() if raw.startswith(b"HTTP/1.1 ") else "408 or closed by the server")
 
 
 def percentiles(values: list[float]) -> tuple[float, float, float]:
@@ -221,33 +235,45 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> dict:
                                for order in orders))
 
         mixed, mixed_lat = Tally(), []
-        stop, results = multiprocessing.Event(), multiprocessing.Queue()
+        stop, running, results = multiprocessing.Event(), multiprocessing.Event(), multiprocessing.Queue()
         # hostile clients run in their own process, so their 10 MB uploads do not stall this process's clocks
-        hostiles = multiprocessing.Process(target=_hostile_process,
-                                           args=(url, port, args.hostile, tuple(args.kinds), stop, results))
+        hostiles = multiprocessing.Process(target=_hostile_process, args=(url, port, args.hostile, tuple(args.kinds),
+                                                                          args.hostile_interval, args.hostile_lead,
+                                                                          stop, running, results))
         hostiles.start()
+        window: list[float] = []  # wall-clock start and end of the measured phase
         try:
+            # measure beside a steady hostile mix, not beside its first burst (every hostile client at once)
+            if not await asyncio.to_thread(running.wait, 120):
+                raise SystemExit("the hostile clients did not start")
+            window.append(time.time())
             await asyncio.wait_for(asyncio.gather(*(normal_client(client, url, bodies, order, reference, mixed,
                                                                   mixed_lat) for order in orders)),
                                    args.max_seconds)
         finally:
+            window.append(time.time())
             stop.set()
             hostile, kinds = results.get(timeout=120)
             hostiles.join(60)
         await asyncio.sleep(1.0)
+        during = collections.Counter(kind for at, kind in hostile.started if window[0] <= at <= window[1])
         return {"quiet": (quiet, quiet_lat), "mixed": (mixed, mixed_lat), "hostile": hostile, "kinds": kinds,
-                "rss": (rss_before, _rss_mb(pid))}
+                "during": during, "seconds": window[1] - window[0], "rss": (rss_before, _rss_mb(pid))}
 
 
-def _hostile_process(url: str, port: int, count: int, allowed: tuple[str, ...], stop: Any, results: Any) -> None:
-    """Run ``count`` hostile clients until ``stop`` is set; put ``(tally, kinds)`` on ``results``."""
+def _hostile_process(url: str, port: int, count: int, allowed: tuple[str, ...], interval: float, lead: float,
+                     stop: Any, running: Any, results: Any) -> None:
+    """Run ``count`` hostile clients until ``stop`` is set, setting ``running`` once they have run ``lead``
+    seconds; put ``(tally, kinds)`` on ``results``."""
 
     async def main() -> tuple[Tally, collections.Counter[str]]:
         tally, kinds, done = Tally(), collections.Counter(), asyncio.Event()
         limits = httpx.Limits(max_connections=count + 2)
         async with httpx.AsyncClient(timeout=httpx.Timeout(120.0), limits=limits) as client:
-            clients = [asyncio.create_task(hostile_client(client, url, port, done, seed, tally, kinds, allowed))
-                       for seed in range(count)]
+            clients = [asyncio.create_task(hostile_client(client, url, port, done, seed, tally, kinds, allowed,
+                                                          interval)) for seed in range(count)]
+            await asyncio.sleep(lead)
+            running.set()
             while not stop.is_set():
                 await asyncio.sleep(0.1)
             done.set()
@@ -263,7 +289,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent normal clients")
     parser.add_argument("--hostile", type=int, default=8, help="concurrent hostile clients")
     parser.add_argument("--requests", type=int, default=40, help="distinct normal requests")
-    parser.add_argument("--rounds", type=int, default=3, help="passes over the normal requests per phase")
+    parser.add_argument("--rounds", type=int, default=10, help="passes over the normal requests per phase")
+    parser.add_argument("--hostile-interval", type=float, default=0.25, help="seconds between the starts of one "
+                        "hostile client's requests (8 clients at 0.25 s: 32 hostile requests a second)")
+    parser.add_argument("--hostile-lead", type=float, default=1.0, help="seconds the hostile clients run before the "
+                        "normal clients start (0: measure their first burst too)")
     parser.add_argument("--kinds", nargs="+", choices=HOSTILE_KINDS, default=list(HOSTILE_KINDS),
                         help="hostile request kinds to send (default: all)")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="hard cap of the hostile phase")
@@ -304,6 +334,8 @@ def report(args: argparse.Namespace, model: str, result: dict, log: str) -> None
     print(f"chaos run: jinav3 serve ({model}, CPU) on loopback; {args.clients} normal clients, "
           f"{args.hostile} hostile clients, {args.requests} distinct normal requests x {args.rounds} passes")
     print(f"hostile requests by kind: {dict(sorted(result['kinds'].items()))}")
+    print(f"started while the normal clients ran ({result['seconds']:.1f} s, after a {args.hostile_lead:g} s lead): "
+          f"{dict(sorted(result['during'].items()))}")
     rows = [("", "quiet", "hostile mix")]
     rows.append(("normal requests sent", str(quiet.sent), str(mixed.sent)))
     rows.append(("normal answered by status", _statuses(quiet), _statuses(mixed)))
