@@ -4,7 +4,8 @@ Starts the real ``jinav3 serve`` command on 127.0.0.1 (a tiny random checkpoint 
 
 1. *alone*: every normal request once, one at a time: the reference answers;
 2. *quiet*: ``--clients`` concurrent clients send the normal requests (``--rounds`` passes): latency baseline;
-3. *hostile*: the same normal clients again, while ``--hostile`` clients send non-finite numbers, wrong types,
+3. *hostile*: the same normal clients again, started ``--hostile-lead`` seconds after ``--hostile`` clients that
+   each send, one every ``--hostile-interval`` seconds and every kind in turn, non-finite numbers, wrong types,
    broken JSON, 10 MB texts, requests they abandon mid-body or while queued, and partial heads or bodies
    trickled slowly.
 
@@ -12,7 +13,7 @@ Prints requests sent and answered by status, inputs in vs vectors out, answers t
 made alone, 5xx answers, normal-request latency percentiles quiet vs hostile, the server's RSS before and after,
 and tracebacks in its log. Loopback only; bounded in count (and by ``--max-seconds``); asserts nothing.
 
-    python benchmarks/chaos.py --clients 8 --hostile 8 --rounds 3
+    python benchmarks/chaos.py --clients 8 --hostile 8
 """
 
 from __future__ import annotations
