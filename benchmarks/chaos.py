@@ -171,6 +171,7 @@ async def hostile_client(client: httpx.AsyncClient, url: str, port: int, stop: a
     rng = random.Random(seed)
     heavy = json.dumps({"model": MODEL, "input": ["Berlin is the capital of Germany. " * 150] * 8}).encode()
     slow: set[asyncio.Task] = set()
+    bodies_of = {kind: [body for label, body in HOSTILE_BODIES if label == kind] for kind in allowed}
     turn = seed
     while not stop.is_set():
         kind = allowed[turn % len(allowed)]
@@ -179,7 +180,7 @@ async def hostile_client(client: httpx.AsyncClient, url: str, port: int, stop: a
         kinds[kind] += 1
         tally.started.append((time.time(), kind))
         began = time.perf_counter()
-        bodies = [body for label, body in HOSTILE_BODIES if label == kind]
+        bodies = bodies_of[kind]
         if bodies:
             try:
                 response = await client.post(url, content=rng.choice(bodies),

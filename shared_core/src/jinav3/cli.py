@@ -396,10 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a user error (bad input, missing file or model, the wrong encoding) is one line on
     standard error and exit status 2, an interrupt exit status 130."""
     args = build_parser().parse_args(argv)
-    try:
-        openmp.prepare(getattr(args, "dtype", None))  # before anything imports torch (see jinav3.openmp)
-    except InvalidInputError:
-        pass  # an unknown --dtype is reported by the command itself, with the others
+    openmp.prepare(getattr(args, "dtype", None))  # before anything imports torch (see jinav3.openmp)
     handlers = {"embed": _cmd_embed, "chunk": _cmd_chunk, "serve": _cmd_serve, "eval": _cmd_eval, "index": run_index}
     try:
         return handlers[args.command](args)

@@ -20,14 +20,15 @@ import os
 import sys
 from collections.abc import Mapping
 
-from jinav3.settings import check_dtype
+from jinav3.settings import LOCAL_DTYPES
 
 WAIT_POLICY = "OMP_WAIT_POLICY"
 
 
 def wants_sleeping_workers(dtype: object) -> bool:
-    """True for the precisions whose kernels run beside torch's OpenMP team (int8)."""
-    return isinstance(dtype, str) and check_dtype(dtype) == "int8"
+    """True for the precisions whose kernels run beside torch's OpenMP team (int8). An unknown name is not one:
+    the backend refuses it, with the valid names, when it loads."""
+    return isinstance(dtype, str) and LOCAL_DTYPES.get(dtype.lower()) == "int8"
 
 
 def environment(dtype: object, base: Mapping[str, str]) -> dict[str, str]:
@@ -39,13 +40,11 @@ def environment(dtype: object, base: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def prepare(dtype: object) -> bool:
+def prepare(dtype: object) -> None:
     """Before loading a model in ``dtype`` in this process: set the OpenMP wait policy it needs, if torch is not
-    imported yet and the user has not chosen one. Returns whether the policy was set here."""
-    if "torch" in sys.modules or not wants_sleeping_workers(dtype) or WAIT_POLICY in os.environ:
-        return False
-    os.environ[WAIT_POLICY] = "PASSIVE"
-    return True
+    imported yet and the user has not chosen one."""
+    if "torch" not in sys.modules and wants_sleeping_workers(dtype):
+        os.environ.setdefault(WAIT_POLICY, "PASSIVE")
 
 
 def spin_warning(dtype: object, threads: int) -> str | None:
@@ -53,6 +52,6 @@ def spin_warning(dtype: object, threads: int) -> str | None:
     if not wants_sleeping_workers(dtype) or threads < 2 or os.environ.get(WAIT_POLICY, "").upper() == "PASSIVE":
         return None
     return (f"dtype='int8' on {threads} threads with OpenMP workers that spin between torch ops: the int8 layers run "
-            "about a third slower (1.2x instead of 1.56x fp32 on 2 AVX2 cores). Set OMP_WAIT_POLICY=PASSIVE in the "
+            "about a third slower (1.2x instead of 1.55x fp32 on 2 AVX2 cores). Set OMP_WAIT_POLICY=PASSIVE in the "
             "environment before torch is imported (jinav3 does it itself when it loads an int8 model first), or use "
             "one thread per process")

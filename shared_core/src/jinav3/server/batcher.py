@@ -2,13 +2,13 @@
 
 Requests are tokenised (and checked against the limits) by the request handler, then queued as jobs. One worker
 keeps every waiting job in a pool and computes it in *sub-rounds* of about one backend batch (``token_budget``
-tokens), choosing each sub-round afresh from everything waiting at that moment: shortest remaining work first,
-so a small request that arrives while a large one is being computed goes in the very next sub-round instead of
-waiting for the large one to finish, and its sub-round takes as company only jobs of comparable size
-(:func:`company_limit`), never a large job's rows. A plain job is split by rows across sub-rounds (its rows are computed
-exactly as alone: rows never depend on their batch-mates) and answered when its last row is done; a late-chunking
-job is one sequence, grouped with others of its task. A job waiting longer than ``max_delay`` goes first, in
-arrival order, so a stream of small requests cannot starve a large one. Output choices (dimensions,
+tokens), choosing each sub-round afresh from everything waiting at that moment: shortest remaining work first, so a
+small request that arrives while a large one is being computed goes in the very next sub-round instead of waiting
+for the large one to finish, and its sub-round takes as company only jobs of comparable size
+(:func:`company_limit`), never a large job's rows. A plain job is split by rows across sub-rounds (its rows are
+computed exactly as alone: rows never depend on their batch-mates) and answered when its last row is done; a
+late-chunking job is one sequence, grouped with others of its task. A job waiting longer than ``max_delay`` goes
+first, in arrival order, so a stream of small requests cannot starve a large one. Output choices (dimensions,
 normalisation, encoding) are per request and applied by the caller to the raw vectors.
 
 Work nobody waits for is never computed: a job whose future was cancelled (its client went away) leaves the pool
