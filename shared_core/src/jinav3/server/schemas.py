@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 EmbeddingTypeName = Literal["float", "base64", "binary", "ubinary"]
@@ -98,6 +99,19 @@ class FieldError(BaseModel):
 class HTTPValidationError(BaseModel):
     detail: str
     errors: list[FieldError]
+
+
+def parse_request(body: bytes | bytearray) -> EmbeddingsRequest:
+    """The request in ``body``, or the ``ValidationError`` saying what is wrong with it.
+
+    A body is parsed to Python objects first and validated after: validating the JSON directly costs up to 20x
+    more on a big body (each union branch that fails copies the whole input into its error), which a 10 MB upload
+    turns into 20 ms of the GIL taken from the model's thread. A body that fails is validated again from the JSON,
+    so its errors keep JSON's wording ("a valid array", "an object"), not Python's."""
+    try:
+        return EmbeddingsRequest.model_validate(pydantic_core.from_json(body))
+    except (ValueError, ValidationError):  # ValueError: not JSON at all
+        return EmbeddingsRequest.model_validate_json(body)
 
 
 def _echo(value: Any) -> Any:
