@@ -25,9 +25,6 @@ import collections
 import json
 import multiprocessing
 import random
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,24 +32,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+from _serve import rss_mb, served
 
 from jinav3 import TASKS
 from jinav3.testing import CORPUS, build_checkpoint
 
 MODEL = "jina-embeddings-v3"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def normal_requests(count: int) -> list[dict]:
@@ -228,7 +213,7 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> dict:
             response = await client.post(url, json=body)
             response.raise_for_status()
             reference.append(vectors_of(response))
-        rss_before = _rss_mb(pid)
+        rss_before = rss_mb(pid)
         orders = [[(c + k) % len(bodies) for k in range(args.rounds * len(bodies) // args.clients)]
                   for c in range(args.clients)]
 
@@ -260,7 +245,7 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> dict:
         await asyncio.sleep(1.0)
         during = collections.Counter(kind for at, kind in hostile.started if window[0] <= at <= window[1])
         return {"quiet": (quiet, quiet_lat), "mixed": (mixed, mixed_lat), "hostile": hostile, "kinds": kinds,
-                "during": during, "seconds": window[1] - window[0], "rss": (rss_before, _rss_mb(pid))}
+                "during": during, "seconds": window[1] - window[0], "rss": (rss_before, rss_mb(pid))}
 
 
 def _hostile_process(url: str, port: int, count: int, allowed: tuple[str, ...], interval: float, lead: float,
@@ -300,32 +285,12 @@ def main() -> None:
                         help="hostile request kinds to send (default: all)")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="hard cap of the hostile phase")
     args = parser.parse_args()
-    port = _free_port()
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or str(build_checkpoint(Path(folder) / "tiny"))
-        log_path = Path(folder) / "serve.log"
-        with log_path.open("w") as log:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "jinav3.cli", "serve", "--model", model, "--device", "cpu", "--port", str(port),
-                 "--header-timeout", "2", "--body-timeout", "2", "--log-level", "info"],
-                stdout=log, stderr=subprocess.STDOUT,
-            )
-            try:
-                deadline = time.monotonic() + 120
-                while True:
-                    try:
-                        if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit(f"the server did not start:\n{log_path.read_text()}")
-                    time.sleep(0.2)
-                result = asyncio.run(run(args, port, server.pid))
-            finally:
-                server.terminate()
-                server.wait(60)
-        text = log_path.read_text()
+        options = ("--header-timeout", "2", "--body-timeout", "2", "--log-level", "info")
+        with served(model, Path(folder) / "serve.log", options) as server:
+            result = asyncio.run(run(args, server.port, server.pid))
+        text = server.log.read_text()
     report(args, model if args.model else "tiny checkpoint", result, text)
 
 
