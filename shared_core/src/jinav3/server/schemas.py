@@ -122,9 +122,9 @@ def parse_request(body: bytes | bytearray) -> EmbeddingsRequest:
     """The request in ``body``, or the ``ValidationError`` saying what is wrong with it.
 
     A body is parsed to Python objects first and validated after: ~1 ms of GIL for a 10 MB body, where validating
-    the JSON directly took 3-7 ms. A body that fails is validated again
-    from the JSON, so its errors keep JSON's wording ("a valid array", "an object"), not Python's; a body that
-    is not JSON gets the error JSON validation would give, without a second parse."""
+    the JSON directly took 3-7 ms. A body that fails is validated again from the JSON, so its errors keep JSON's
+    wording ("a valid array", "an object"), not Python's; a body that is not JSON gets the error JSON validation
+    would give, without a second parse."""
     try:
         value = pydantic_core.from_json(body)
     except ValueError as exc:  # not JSON: the error JSON validation gives, without parsing the body twice
