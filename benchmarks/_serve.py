@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
+from jinav3.testing import serve_command
 
 
 @dataclass(frozen=True)
@@ -26,36 +23,11 @@ class Served:
         return f"http://127.0.0.1:{self.port}/v1/embeddings"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def served(model: str, log: Path, options: Sequence[str] = ()) -> Iterator[Served]:
     """``jinav3 serve --model model`` (CPU, its output in ``log``), once ``/health`` answers; stopped on exit."""
-    port = free_port()
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "jinav3.cli", "serve", "--model", model, "--device", "cpu", "--port", str(port),
-             *options], stdout=out, stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the server did not start:\n{log.read_text()}")
-                time.sleep(0.2)
-            yield Served(port, server.pid, log)
-        finally:
-            server.terminate()
-            server.wait(60)
+    with serve_command(model, *options, log=log) as (process, base_url):
+        yield Served(urlsplit(base_url).port or 0, process.pid, log)
 
 
 def _stat(pid: int) -> list[str]:

@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +19,7 @@ import pytest
 
 from jinav3 import Embedder
 from jinav3.matryoshka import decode_base64
-from jinav3.testing import CORPUS
+from jinav3.testing import CORPUS, serve_command
 
 # The schemas of POST /v1/embeddings, extracted from the official Jina OpenAPI document.
 SPEC = json.loads((Path(__file__).parent / "jina_openapi_schemas.json").read_text())
@@ -170,31 +167,10 @@ def test_client_key_from_environment_reaches_the_guarded_server(
     api.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(os.name != "posix", reason="uses SIGTERM")
 def test_serve_command_finishes_in_flight_requests_on_sigterm(tiny_checkpoint: Path) -> None:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jinav3.cli", "serve", "--model", str(tiny_checkpoint), "--device", "cpu",
-         "--port", str(port), "--batch-wait-ms", "1500", "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()  # type: ignore
-            time.sleep(0.1)
+    options = ("--batch-wait-ms", "1500", "--log-level", "warning")
+    with serve_command(tiny_checkpoint, *options, ready_within=60) as (process, base):
         answers: list[httpx.Response] = []
         worker = threading.Thread(target=lambda: answers.append(
             httpx.post(f"{base}/v1/embeddings", json=request(), timeout=30)))
@@ -204,7 +180,3 @@ def test_serve_command_finishes_in_flight_requests_on_sigterm(tiny_checkpoint: P
         worker.join(30)
         assert answers and answers[0].status_code == 200 and len(answers[0].json()["data"]) == len(TEXTS)
         assert process.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has drained
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()

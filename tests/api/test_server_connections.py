@@ -8,8 +8,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +17,7 @@ import httpx
 import pytest
 
 from jinav3.server.batcher import MicroBatcher
+from jinav3.testing import serve_command
 
 MODEL = "jina-embeddings-v3"
 
@@ -144,31 +143,10 @@ def test_overload_answers_json_503_with_a_retry_after(start_server: Any) -> None
                         for r in busy)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(os.name != "posix", reason="uses SIGTERM")
 def test_sigterm_answers_unfinished_requests_with_json_503_and_exits_promptly(tiny_checkpoint: Path) -> None:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jinav3.cli", "serve", "--model", str(tiny_checkpoint), "--device", "cpu",
-         "--port", str(port), "--batch-wait-ms", "20000", "--graceful-timeout", "2", "--log-level", "info"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+    options = ("--batch-wait-ms", "20000", "--graceful-timeout", "2", "--log-level", "info")
+    with serve_command(tiny_checkpoint, *options, ready_within=60) as (process, base):
         answers: list[httpx.Response] = []
         workers = [threading.Thread(target=lambda: answers.append(httpx.post(
             f"{base}/v1/embeddings", json={"model": MODEL, "input": ["queued"]}, timeout=30))) for _ in range(3)]
@@ -187,7 +165,3 @@ def test_sigterm_answers_unfinished_requests_with_json_503_and_exits_promptly(ti
         assert time.monotonic() - signalled < 6  # 2 s of grace, then out (16 s before)
         log = process.stdout.read()  # type: ignore[union-attr]
         assert "Traceback" not in log and "shutting down" in log
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()

@@ -6,15 +6,23 @@ Linear and Embedding, and an XLM-R-style ``tokenizer.json`` (Unigram + Metaspace
 ``</s>``=2 ``<unk>``=3) trained with the ``tokenizers`` library. ``full_size=True`` gives the real architecture.
 
 Writing weights needs the ``local`` extra (torch, safetensors); they are imported only then, so this module (and
-:func:`train_tokenizer`) also works on the light install.
+:func:`train_tokenizer`) also works on the light install. :func:`serve_command` runs the real ``jinav3 serve``
+command in a child process on a free loopback port (it needs the ``server`` extra).
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 from tokenizers import Tokenizer
 
 from jinav3.tasks import DEFAULT_INSTRUCTIONS, TASKS
@@ -173,3 +181,49 @@ def build_checkpoint(
 
     save_file(state, str(folder / "model.safetensors"))
     return folder
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve_command(model: str | Path, *options: str, log: Path | None = None,
+                  ready_within: float = 120.0) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``jinav3 serve --model model --device cpu *options`` in a child process on a free loopback port, as
+    ``(process, base_url)`` once ``/health`` answers. Its stdout and stderr go to ``log``, or to ``process.stdout``
+    (text) without one. A child that exits or is not ready within ``ready_within`` seconds raises ``RuntimeError``
+    with what it printed; one still running on the way out is terminated."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with ExitStack() as stack:
+        output = stack.enter_context(log.open("w")) if log is not None else subprocess.PIPE
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jinav3.cli", "serve", "--model", str(model), "--device", "cpu", "--port",
+             str(port), *options], stdout=output, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            deadline = time.monotonic() + ready_within
+            while True:
+                try:
+                    if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    printed = process.communicate()[0] if log is None else log.read_text()
+                    raise RuntimeError(f"jinav3 serve did not start (exit status {process.returncode}):\n{printed}")
+                time.sleep(0.1)
+            yield process, base_url
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
