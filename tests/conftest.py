@@ -27,7 +27,17 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_embedder(tiny_checkpoint: Path) -> Embedder:
+    """The default path, as a user gets it: precision chosen by this CPU's class (bf16 where it is native). Tests
+    that compare it with itself or with another default-path component expect exact equality (a row's vector does
+    not depend on its batch-mates in any precision); tests against an independent fp32 computation use
+    ``tiny_fp32``."""
     return Embedder.local(str(tiny_checkpoint), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_fp32(tiny_checkpoint: Path) -> Embedder:
+    """The tiny checkpoint pinned to float32, for comparisons with fp32 references at fp32 tolerances."""
+    return Embedder.local(str(tiny_checkpoint), device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +50,14 @@ def minilm_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_embedder(minilm_dir: Path) -> Embedder:
+    """The real MiniLM on the default path (precision by this CPU's class)."""
     return Embedder.local(str(minilm_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def minilm_fp32(minilm_dir: Path) -> Embedder:
+    """The real MiniLM pinned to float32, for comparisons with transformers / sentence-transformers in fp32."""
+    return Embedder.local(str(minilm_dir), device="cpu", dtype="float32")
 
 
 class RecordingBackend(LocalBackend):

@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jinav3 import Embedder, InvalidInputError, PerformanceWarning
-from jinav3.hardware import CpuFeatures, auto_dtype, cpu_features, parse_cpuinfo, slow_dtype_reason
+from jinav3.hardware import (
+    CPU_CLASS_VARIABLE,
+    CPU_CLASSES,
+    CpuFeatures,
+    auto_dtype,
+    cpu_features,
+    parse_cpuinfo,
+    simulated_class,
+    slow_dtype_reason,
+)
 from jinav3.settings import LOCAL_DTYPES, backend_options, check_dtype
 
 RELEVANT = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni", "amx_int8", "sse4_2"]
@@ -71,3 +80,34 @@ def test_dtype_names_any_case(name, flips):
 def test_unknown_dtype_is_refused_by_the_settings_check(name):
     with pytest.raises(InvalidInputError, match="unknown dtype"):
         backend_options("local", {"dtype": name})
+
+
+@pytest.mark.parametrize("name", sorted(CPU_CLASSES))
+def test_a_simulated_cpu_class_decides_like_that_class(monkeypatch, name):
+    """JINAV3_CPU_CLASS makes dtype and int8 weight-range choices as that class would, and says so."""
+    from jinav3 import hardware, quantization
+
+    monkeypatch.setenv(CPU_CLASS_VARIABLE, name.upper())  # any case
+    hardware.reset()
+    try:
+        cpu = cpu_features()
+        assert cpu.simulated == name and f"{CPU_CLASS_VARIABLE}={name}" in cpu.describe()
+        assert cpu.native_bf16 is (name == "native-bf16")
+        assert cpu.vnni is (name in ("avx512-vnni", "native-bf16"))
+        assert auto_dtype(CPU) == (torch.bfloat16 if name == "native-bf16" else torch.float32)
+        assert quantization.default_reduce_range() is (not cpu.vnni)
+    finally:
+        monkeypatch.undo()  # back to the session's own class (a second pass may simulate one)
+        hardware.reset()
+
+
+def test_host_or_unset_means_this_cpu_and_a_typo_is_refused(monkeypatch):
+    from jinav3 import hardware
+
+    monkeypatch.setenv(CPU_CLASS_VARIABLE, "host")
+    assert simulated_class() is None
+    assert simulated_class({}) is None
+    with pytest.raises(InvalidInputError, match="avx2, avx512, avx512-vnni, native-bf16"):
+        simulated_class({CPU_CLASS_VARIABLE: "avx-512"})
+    monkeypatch.undo()
+    hardware.reset()

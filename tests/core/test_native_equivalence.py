@@ -14,8 +14,8 @@ TEXT = "Berlin is the capital of Germany. Its population is large."
 
 
 @pytest.mark.parametrize("task", [*TASKS, None])
-def test_token_vectors_equal_native_model_with_merged_lora(native_model, tiny_embedder, task):
-    backend = tiny_embedder.backend
+def test_token_vectors_equal_native_model_with_merged_lora(native_model, tiny_fp32, task):
+    backend = tiny_fp32.backend
     ids = backend.encode_ids([TEXT], task, truncate=False)[0]
     ours = backend.token_vectors([ids], [backend._task_id(task)])[0]
     reference = native_model(task)
@@ -24,8 +24,8 @@ def test_token_vectors_equal_native_model_with_merged_lora(native_model, tiny_em
     np.testing.assert_allclose(ours, expected, atol=2e-5, rtol=1e-4)
 
 
-def test_mixed_tasks_in_one_batch_equal_separate_runs(tiny_embedder):
-    backend = tiny_embedder.backend
+def test_mixed_tasks_in_one_batch_equal_separate_runs(tiny_fp32):
+    backend = tiny_fp32.backend
     texts = ["short text", "a somewhat longer text about Berlin and its rivers", "北京是首都"]
     tasks = ["retrieval.query", "text-matching", None]
     seqs = [backend.encode_ids([t], task, truncate=False)[0] for t, task in zip(texts, tasks, strict=True)]
@@ -35,17 +35,17 @@ def test_mixed_tasks_in_one_batch_equal_separate_runs(tiny_embedder):
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
-def test_every_task_gives_a_different_vector(tiny_embedder):
-    vectors = {task: tiny_embedder.embed(["the same text"], task)[0] for task in [*TASKS, None]}
+def test_every_task_gives_a_different_vector(tiny_fp32):
+    vectors = {task: tiny_fp32.embed(["the same text"], task)[0] for task in [*TASKS, None]}
     keys = list(vectors)
     for i, a in enumerate(keys):
         for b in keys[i + 1 :]:
             assert not np.allclose(vectors[a], vectors[b], atol=1e-4), (a, b)
 
 
-def test_retrieval_instructions_are_prepended_exactly(tiny_checkpoint, tiny_embedder):
+def test_retrieval_instructions_are_prepended_exactly(tiny_checkpoint, tiny_fp32):
     config = json.loads((tiny_checkpoint / "config.json").read_text())
-    backend = tiny_embedder.backend
+    backend = tiny_fp32.backend
     for task in TASKS:
         ids = backend.encode_ids(["hello world"], task, truncate=False)[0]
         expected = backend.tokenizer.encode(config["task_instructions"][task] + "hello world").ids
@@ -55,18 +55,18 @@ def test_retrieval_instructions_are_prepended_exactly(tiny_checkpoint, tiny_embe
     assert plain.tolist() == backend.tokenizer.encode("hello world").ids
 
 
-def test_embedding_is_masked_mean_of_token_vectors(tiny_embedder):
-    backend = tiny_embedder.backend
+def test_embedding_is_masked_mean_of_token_vectors(tiny_fp32):
+    backend = tiny_fp32.backend
     ids = backend.encode_ids(["mean pooling check"], "separation", truncate=False)[0]
     tokens = backend.token_vectors([ids], [backend._task_id("separation")])[0]
-    raw = tiny_embedder.embed(["mean pooling check"], "separation", normalized=False)[0]
+    raw = tiny_fp32.embed(["mean pooling check"], "separation", normalized=False)[0]
     np.testing.assert_allclose(raw, tokens.mean(0), atol=1e-5)
 
 
-def test_merged_and_runtime_lora_agree_across_task_switches(tiny_checkpoint, tiny_embedder):
+def test_merged_and_runtime_lora_agree_across_task_switches(tiny_checkpoint, tiny_fp32):
     from jinav3 import Embedder
 
-    runtime = Embedder.local(str(tiny_checkpoint), device="cpu", merge_lora=False)
+    runtime = Embedder.local(str(tiny_checkpoint), device="cpu", dtype="float32", merge_lora=False)
     texts = ["switching tasks", "back and forth"]
     for task in ["retrieval.query", None, "classification", "retrieval.query", "text-matching"]:
-        np.testing.assert_allclose(tiny_embedder.embed(texts, task), runtime.embed(texts, task), atol=1e-5)
+        np.testing.assert_allclose(tiny_fp32.embed(texts, task), runtime.embed(texts, task), atol=1e-5)

@@ -1,5 +1,5 @@
-"""The GPU path's semantics, checked on the CPU: unpadded (packed) batches equal padded ones, varlen attention
-equals per-sequence attention, and span pooling on the device equals the host's pooling."""
+"""Unpadded (packed) batches — the default on every device — equal padded ones (fp32, to rounding), varlen
+attention equals per-sequence attention, and span pooling on the device equals the host's pooling."""
 
 from __future__ import annotations
 
@@ -21,7 +21,12 @@ texts = st.lists(words, min_size=1, max_size=40).map(" ".join)
 
 @pytest.fixture(scope="module")
 def tiny_unpadded(tiny_checkpoint) -> Embedder:
-    return Embedder.local(str(tiny_checkpoint), device="cpu", unpadded=True, device_pooling=True)
+    return Embedder.local(str(tiny_checkpoint), device="cpu", dtype="float32", unpadded=True, device_pooling=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_padded(tiny_checkpoint) -> Embedder:
+    return Embedder.local(str(tiny_checkpoint), device="cpu", dtype="float32", unpadded=False)
 
 
 @settings(max_examples=30, deadline=None)
@@ -48,34 +53,38 @@ def test_varlen_attention_is_attention_per_sequence(lengths, heads, dim, nested,
 @settings(max_examples=20, deadline=None)
 @given(batch=st.lists(texts, min_size=1, max_size=6),
        task=st.sampled_from(["retrieval.query", "retrieval.passage", "text-matching", None]))
-def test_unpadded_embeddings_equal_padded(tiny_embedder, tiny_unpadded, batch, task):
+def test_unpadded_embeddings_equal_padded(tiny_padded, tiny_unpadded, batch, task):
     assert tiny_unpadded.backend.attn_implementation == PACKED_ATTENTION
-    np.testing.assert_allclose(tiny_unpadded.embed(batch, task=task), tiny_embedder.embed(batch, task=task),
+    assert not tiny_padded.backend.unpadded
+    np.testing.assert_allclose(tiny_unpadded.embed(batch, task=task), tiny_padded.embed(batch, task=task),
                                rtol=1e-5, atol=1e-5)
 
 
 @settings(max_examples=15, deadline=None)
 @given(batch=st.lists(texts, min_size=2, max_size=5), tasks=st.lists(st.sampled_from([-1, 0, 1, 4]), min_size=5,
                                                                      max_size=5))
-def test_unpadded_mixed_task_batches(tiny_embedder, tiny_unpadded, batch, tasks):
+def test_unpadded_mixed_task_batches(tiny_padded, tiny_unpadded, batch, tasks):
     """A batch that mixes tasks runs one packed row per task; every row equals the padded path's."""
     tasks = tasks[: len(batch)]
-    ids = tiny_embedder.backend.encode_ids(batch, None, truncate=False)
-    np.testing.assert_allclose(tiny_unpadded.backend.embed_ids(ids, tasks), tiny_embedder.backend.embed_ids(ids, tasks),
+    ids = tiny_padded.backend.encode_ids(batch, None, truncate=False)
+    np.testing.assert_allclose(tiny_unpadded.backend.embed_ids(ids, tasks), tiny_padded.backend.embed_ids(ids, tasks),
                                rtol=1e-5, atol=1e-5)
 
 
 def test_unpadded_plain_encoder(minilm_dir):
     """Learned absolute positions (BERT) restart per packed sequence too."""
     batch = ["short", "a somewhat longer sentence about the Berlin wall and the year 1989", "Kyoto " * 30]
-    padded = Embedder.local(str(minilm_dir), device="cpu").embed(batch)
-    unpadded = Embedder.local(str(minilm_dir), device="cpu", unpadded=True).embed(batch)
+    padded = Embedder.local(str(minilm_dir), device="cpu", dtype="float32", unpadded=False).embed(batch)
+    unpadded = Embedder.local(str(minilm_dir), device="cpu", dtype="float32").embed(batch)
     np.testing.assert_allclose(unpadded, padded, rtol=1e-5, atol=1e-5)
 
 
 def test_unpadded_needs_boundary_aware_attention(tiny_checkpoint):
     with pytest.raises(InvalidInputError, match="unpadded batches need attention"):
         Embedder.local(str(tiny_checkpoint), device="cpu", unpadded=True, attn_implementation="sdpa")
+    # naming such an attention without asking for unpadded batches gets padded ones
+    assert not Embedder.local(str(tiny_checkpoint), device="cpu", attn_implementation="eager").backend.unpadded
+    assert Embedder.local(str(tiny_checkpoint), device="cpu").backend.unpadded
 
 
 @settings(max_examples=40, deadline=None)
@@ -115,11 +124,11 @@ def test_document_rows_follow_stitch(n_content, size, data):
 
 @settings(max_examples=15, deadline=None)
 @given(words_list=st.lists(texts, min_size=1, max_size=3), chunk=st.integers(2, 12), window=st.integers(40, 96))
-def test_late_chunking_with_device_pooling_equals_host(tiny_embedder, tiny_unpadded, words_list, chunk, window):
+def test_late_chunking_with_device_pooling_equals_host(tiny_fp32, tiny_unpadded, words_list, chunk, window):
     docs = [" ".join([w] * 4) + " end." for w in words_list]
     kwargs = {"chunker": "tokens", "chunk_size": chunk, "window": window}
     ours = tiny_unpadded.late_chunk_many(docs, **kwargs)
-    ref = tiny_embedder.late_chunk_many(docs, **kwargs)
+    ref = tiny_fp32.late_chunk_many(docs, **kwargs)
     for a, b in zip(ours, ref, strict=True):
         assert [(c.start, c.end) for c in a] == [(c.start, c.end) for c in b]
         np.testing.assert_allclose(np.stack([c.embedding for c in a]), np.stack([c.embedding for c in b]),

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 
-def test_matches_sentence_transformers(minilm_dir, minilm_embedder):
+def test_matches_sentence_transformers(minilm_dir, minilm_fp32):
     sentence_transformers = pytest.importorskip("sentence_transformers")
     reference = sentence_transformers.SentenceTransformer(str(minilm_dir), device="cpu")
     texts = ["Berlin is the capital of Germany.", "A cat sits on the mat.", "Hamburg liegt an der Elbe."]
     expected = reference.encode(texts, normalize_embeddings=True)
-    ours = minilm_embedder.embed(texts, task=None)
+    ours = minilm_fp32.embed(texts, task=None)
     np.testing.assert_allclose(ours, expected, atol=1e-5)
-    assert minilm_embedder.dimensions == 384
-    assert minilm_embedder.max_length == 256  # sentence_bert_config.json's max_seq_length
+    assert minilm_fp32.dimensions == 384
+    assert minilm_fp32.max_length == 256  # sentence_bert_config.json's max_seq_length
 
 
 def test_tasks_are_ignored_without_adapters(minilm_embedder):

@@ -4,6 +4,11 @@ bf16 pays only where the CPU has bf16 dot-product instructions (AVX512-BF16, AMX
 it and a forward pass is 3-6x *slower* than fp32 (measured on an AVX2-only EPYC). int8 gains most with VNNI
 (AVX512-VNNI, AVX-VNNI, AMX-INT8); without it int8 kernels must avoid saturating 16-bit intermediate sums, which
 is why :mod:`jinav3.quantization` then keeps weights to 7 bits.
+
+``JINAV3_CPU_CLASS`` makes these choices as if the CPU were of another class (``avx2``, ``avx512``, ``avx512-vnni``,
+``native-bf16``; ``host`` or unset: this CPU), so a test suite or a deployment can check the other class's code
+paths on the machine it has. It changes what is *chosen*, never what the CPU executes: bf16 chosen as on a
+native-bf16 CPU still runs emulated (slowly, and correctly) on an AVX2-only one.
 """
 
 from __future__ import annotations
@@ -12,15 +17,26 @@ import functools
 import os
 import platform
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from jinav3.errors import PerformanceWarning
+from jinav3.errors import InvalidInputError, PerformanceWarning
 
 _NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 _VNNI = ("avx512_vnni", "avx_vnni", "amx_int8")
+#: Simulated CPU classes (``JINAV3_CPU_CLASS``): torch's capability name and the flags that class has.
+CPU_CLASSES: dict[str, tuple[str, frozenset[str]]] = {
+    "avx2": ("AVX2", frozenset({"avx2", "fma"})),
+    "avx512": ("AVX512", frozenset({"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"})),
+    "avx512-vnni": ("AVX512", frozenset({"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq",
+                                         "avx512_vnni"})),
+    "native-bf16": ("AVX512", frozenset({"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni",
+                                         "avx512_bf16"})),
+}
+CPU_CLASS_VARIABLE = "JINAV3_CPU_CLASS"
 _SHOWN = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "neon", "asimd")
 
 
@@ -32,6 +48,7 @@ class CpuFeatures:
     capability: str
     flags: frozenset[str]
     threads: int
+    simulated: str | None = None  # the JINAV3_CPU_CLASS these features stand for, None for the real CPU
 
     @property
     def native_bf16(self) -> bool:
@@ -46,8 +63,9 @@ class CpuFeatures:
         no VNNI)``."""
         shown = [f for f in _SHOWN if f in self.flags]
         notes = ["native bf16" if self.native_bf16 else "no native bf16", "VNNI" if self.vnni else "no VNNI"]
-        return (f"{self.model}, {self.threads} threads, {self.capability} "
+        line = (f"{self.model}, {self.threads} threads, {self.capability} "
                 f"({' '.join(shown) or 'flags unknown'}; {', '.join(notes)})")
+        return f"{line} [simulated: {CPU_CLASS_VARIABLE}={self.simulated}]" if self.simulated else line
 
 
 def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
@@ -65,9 +83,27 @@ def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
     return model, flags
 
 
+def simulated_class(environ: Mapping[str, str] | None = None) -> str | None:
+    """The CPU class ``JINAV3_CPU_CLASS`` asks for, None for the host's own; an unknown name is an error that lists
+    the valid ones (a typo must not silently test the host's class)."""
+    value = (os.environ if environ is None else environ).get(CPU_CLASS_VARIABLE, "").strip().lower()
+    if value in ("", "host"):
+        return None
+    if value not in CPU_CLASSES:
+        raise InvalidInputError(f"{CPU_CLASS_VARIABLE}={value!r} is not a CPU class; use one of "
+                                f"{', '.join(CPU_CLASSES)} or 'host'")
+    return value
+
+
 @functools.cache
 def cpu_features() -> CpuFeatures:
-    """This machine's CPU features (cached: they do not change while the process runs)."""
+    """This machine's CPU features, or those of the class ``JINAV3_CPU_CLASS`` names (cached: read once per
+    process; :func:`reset` forgets them)."""
+    simulated = simulated_class()
+    if simulated:
+        capability, flags = CPU_CLASSES[simulated]
+        return CpuFeatures(f"simulated {simulated} CPU", capability, flags,
+                           torch.get_num_threads() or os.cpu_count() or 1, simulated)
     try:
         model, flags = parse_cpuinfo(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
     except OSError:  # not Linux: torch's capability still tells AVX2 from AVX512
@@ -75,6 +111,11 @@ def cpu_features() -> CpuFeatures:
     capability = torch.backends.cpu.get_cpu_capability()
     return CpuFeatures(model or platform.processor() or platform.machine(), capability, flags,
                        torch.get_num_threads() or os.cpu_count() or 1)
+
+
+def reset() -> None:
+    """Forget the cached features, so a changed ``JINAV3_CPU_CLASS`` is read again (tests)."""
+    cpu_features.cache_clear()
 
 
 def auto_dtype(device: torch.device, cpu: CpuFeatures | None = None) -> torch.dtype:
