@@ -17,6 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
+pytest.importorskip("fastapi", reason="jinav3[server] is not installed")
+pytest.importorskip("uvicorn", reason="jinav3[server] is not installed")
+
+
 from jinav3 import Embedder
 from jinav3.server import ServerConfig, create_app
 from jinav3.server.run import BackgroundServer

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from jinav3 import TASKS, Embedder
 from jinav3.backends.local import Abandoned
 from jinav3.server.batcher import MicroBatcher, _Job, company_limit, next_sub_round
+from jinav3.testing import same_vectors
 
 WORDS = ["Berlin", "is", "the", "capital", "of", "Germany", "東京", "😀", "river"]
 
@@ -63,7 +64,7 @@ def test_every_job_gets_its_own_vectors(small_budget, jobs):
                 for texts, task in jobs]
     got = asyncio.run(run_round(backend, prepared))
     for (seqs, task_id), vectors in zip(prepared, got, strict=True):
-        np.testing.assert_allclose(vectors, backend.embed_ids(seqs, [task_id] * len(seqs)), atol=1e-5)
+        assert same_vectors(vectors, backend.embed_ids(seqs, [task_id] * len(seqs)))  # bit for bit
 
 
 async def test_small_jobs_are_answered_first_and_left_jobs_are_skipped(small_budget):
@@ -95,7 +96,7 @@ async def test_a_small_job_overtakes_a_large_one_already_running(small_budget):
             await asyncio.sleep(0.001)
         await job("small", small)
         assert finished == ["small"] and not large.done()
-        np.testing.assert_allclose(await large, backend.embed_ids(big, [-1] * len(big)), atol=1e-5)
+        assert same_vectors(await large, backend.embed_ids(big, [-1] * len(big)))
 
 
 def _job(rows: list[int], done: int, late_task: str | None, queued_at: float) -> _Job:

@@ -19,7 +19,7 @@ import pytest
 
 from jinav3 import Embedder
 from jinav3.matryoshka import decode_base64
-from jinav3.testing import CORPUS, serve_command
+from jinav3.testing import CORPUS, same_vectors, serve_command
 
 # The schemas of POST /v1/embeddings, extracted from the official Jina OpenAPI document.
 SPEC = json.loads((Path(__file__).parent / "jina_openapi_schemas.json").read_text())
@@ -57,8 +57,7 @@ def test_request_and_response_follow_the_official_schemas(server: Any, tiny_embe
     assert payload["object"] == "list" and payload["model"] == "jina-embeddings-v3"
     assert [d["index"] for d in payload["data"]] == [0, 1, 2, 3]
     assert payload["usage"]["total_tokens"] == payload["usage"]["prompt_tokens"] > 0
-    np.testing.assert_allclose(np.array([d["embedding"] for d in payload["data"]]),
-                               tiny_embedder.embed(TEXTS, "retrieval.passage", 16), atol=1e-6)
+    assert same_vectors([d["embedding"] for d in payload["data"]], tiny_embedder.embed(TEXTS, "retrieval.passage", 16))
 
 
 @pytest.mark.parametrize("embedding_type", ["binary", "ubinary", "base64"])
@@ -68,7 +67,7 @@ def test_encodings_match_the_core(server: Any, tiny_embedder: Embedder, embeddin
     got = [d["embedding"] for d in payload["data"]]
     want = tiny_embedder.embed(TEXTS, "separation", embedding_type=embedding_type)
     if embedding_type == "base64":
-        np.testing.assert_allclose([decode_base64(g) for g in got], [decode_base64(w) for w in want], atol=1e-6)
+        assert same_vectors([decode_base64(g) for g in got], [decode_base64(w) for w in want])
     else:
         np.testing.assert_array_equal(np.array(got), want)
 
@@ -86,16 +85,16 @@ def test_late_chunking_request(server: Any, tiny_embedder: Embedder) -> None:
     payload = post(server, request(input=chunks, late_chunking=True, task="retrieval.passage")).json()
     check_schema(payload, "EmbeddingResponse")
     local = tiny_embedder.late_chunk(" ".join(chunks), "sentences")
-    np.testing.assert_allclose([d["embedding"] for d in payload["data"]], [c.embedding for c in local], atol=1e-6)
+    assert same_vectors([d["embedding"] for d in payload["data"]], [c.embedding for c in local])
 
 
 def test_openai_client_works(server: Any, tiny_embedder: Embedder) -> None:
     client = openai.OpenAI(base_url=server.base_url, api_key="unused")
     result = client.embeddings.create(model="jina-embeddings-v3", input=TEXTS, dimensions=8)  # base64 on the wire
     got = np.array([d.embedding for d in sorted(result.data, key=lambda d: d.index)])
-    np.testing.assert_allclose(got, tiny_embedder.embed(TEXTS, None, 8), atol=1e-6)
+    assert same_vectors(got, tiny_embedder.embed(TEXTS, None, 8))
     floats = client.embeddings.create(model="jina-embeddings-v3", input="hello", encoding_format="float")
-    np.testing.assert_allclose(floats.data[0].embedding, tiny_embedder.embed(["hello"], None)[0], atol=1e-6)
+    assert same_vectors(floats.data[0].embedding, tiny_embedder.embed(["hello"], None)[0])
 
 
 def error(response: httpx.Response, status: int, schema: str = "ErrorResponse") -> dict:
@@ -163,7 +162,7 @@ def test_client_key_from_environment_reaches_the_guarded_server(
 ) -> None:
     monkeypatch.setenv("JINA_API_KEY", KEY)
     api = Embedder.api(base_url=guarded.base_url, full_dimensions=32)
-    np.testing.assert_allclose(api.embed(TEXTS), tiny_embedder.embed(TEXTS), atol=1e-6)
+    assert same_vectors(api.embed(TEXTS), tiny_embedder.embed(TEXTS))
     api.close()
 
 

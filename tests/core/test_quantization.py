@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+
+pytest.importorskip("onnxruntime", reason="jinav3[int8] is not installed")
+pytest.importorskip("onnx", reason="jinav3[int8] is not installed")
+
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 ray = pytest.importorskip("ray")
 pd = pytest.importorskip("pandas")
 
-from jinav3 import Embedder, InvalidInputError  # noqa: E402
-from jinav3.cli import main  # noqa: E402
-from jinav3.distributed import IndexOptions, chunk_dataset, index_corpus  # noqa: E402
+from jinav3 import Embedder, InvalidInputError
+from jinav3.cli import main
+from jinav3.distributed import IndexOptions, chunk_dataset, index_corpus
 
 WORDS = "river stone light city wall market winter bridge harbour letter garden engine tower music".split()
 BAD = {"empty": "", "blank": "   \n\t ", "null": None}

@@ -8,6 +8,10 @@ from typing import Any
 
 import pytest
 
+pytest.importorskip("haystack", reason="haystack-ai is not installed")
+pytest.importorskip("haystack_integrations.components.embedders.jinav3", reason="jinav3-haystack is not installed")
+
+
 # Haystack's usage telemetry would try to reach posthog.com; tests talk to 127.0.0.1 only.
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 

@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("langchain_core", reason="langchain-core is not installed")
+pytest.importorskip("langchain_jinav3", reason="langchain-jinav3 is not installed")
+
 from langchain_core.documents import Document
 
 from jinav3 import Embedder
 from jinav3.backends.local import LocalBackend
-from jinav3.server import ServerConfig, create_app
-from jinav3.server.run import BackgroundServer
 from langchain_jinav3 import JinaV3Embeddings, JinaV3LateChunkingSplitter
 
 DIMS = 16  # the tiny checkpoint is 32 wide
@@ -59,15 +61,20 @@ def documents() -> list[Document]:
 
 
 @pytest.fixture(scope="session")
-def api_server(tiny_embedder: Embedder) -> Iterator[BackgroundServer]:
-    """The real server app on loopback, serving the tiny checkpoint and requiring ``API_KEY``."""
+def api_server(tiny_embedder: Embedder) -> Iterator[object]:
+    """The real server app on loopback, serving the tiny checkpoint and requiring ``API_KEY`` (skipped without
+    the server extra)."""
+    pytest.importorskip("fastapi", reason="jinav3[server] is not installed")
+    from jinav3.server import ServerConfig, create_app
+    from jinav3.server.run import BackgroundServer
+
     server = BackgroundServer(create_app(tiny_embedder, ServerConfig(api_keys=(API_KEY,)))).start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def api_settings(api_server: BackgroundServer, tiny_embedder: Embedder) -> dict[str, object]:
+def api_settings(api_server, tiny_embedder: Embedder) -> dict[str, object]:
     """``JinaV3Embeddings`` settings that reach the loopback server."""
     return {
         "backend": "api", "base_url": api_server.base_url, "api_key": API_KEY, "max_retries": 0,

@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("llama_index.core", reason="llama-index-core is not installed")
+pytest.importorskip("llama_index.embeddings.jinav3", reason="llama-index-embeddings-jinav3 is not installed")
+pytest.importorskip("llama_index.node_parser.jinav3", reason="llama-index-node-parser-jinav3 is not installed")
+
 from llama_index.core import Document
 
 from jinav3 import Embedder

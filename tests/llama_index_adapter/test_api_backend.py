@@ -7,6 +7,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+
+pytest.importorskip("fastapi", reason="jinav3[server] is not installed")
+pytest.importorskip("uvicorn", reason="jinav3[server] is not installed")
+
 from llama_index.core import Document
 
 from jinav3 import Embedder

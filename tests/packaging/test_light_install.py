@@ -22,6 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest.importorskip("fastapi", reason="jinav3[server] is not installed")
+pytest.importorskip("uvicorn", reason="jinav3[server] is not installed")
+
 from packaging.version import Version
 
 try:

@@ -227,3 +227,16 @@ def serve_command(model: str | Path, *options: str, log: Path | None = None,
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+def same_vectors(got: object, expected: object) -> bool:
+    """The batch-mate promise as one check: the same shape and the same float32 values, bit for bit.
+
+    A row's vector does not depend on what it is batched with (unpadded batches, every precision), so a vector
+    computed beside any traffic equals the one computed alone exactly. Vectors that crossed JSON are compared after
+    rounding back to float32, which is exact for what ``jinav3 serve`` writes (float32 values as decimal floats).
+    """
+    import numpy as np
+
+    a, b = np.asarray(got, dtype=np.float32), np.asarray(expected, dtype=np.float32)
+    return a.shape == b.shape and np.array_equal(a, b)
