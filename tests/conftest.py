@@ -9,11 +9,33 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
-from jinav3 import Embedder
+from jinav3 import Embedder, hardware
 from jinav3.backends.local import LocalBackend
 from jinav3.models import fallback_model_dir
 from jinav3.testing import build_checkpoint
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--cpu-class", default=None, help="run as if the CPU were of this class (avx2, avx512, "
+                     "avx512-vnni, native-bf16; host = this CPU): sets JINAV3_CPU_CLASS for jinav3.hardware, here "
+                     "and in every subprocess the tests start")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chosen = config.getoption("--cpu-class")
+    if chosen:
+        os.environ[hardware.CPU_CLASS_VARIABLE] = chosen
+        hardware.simulated_class()  # a typo stops the run here, naming the valid classes
+        hardware.reset()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """The CPU class the run chose its precision for (bf16 on native-bf16 CPUs, else fp32)."""
+    cpu = hardware.cpu_features()
+    return f"jinav3 CPU class: {cpu.describe()}; default local dtype: {hardware.auto_dtype(torch.device('cpu'))}"
+
 
 # No test may reach outside 127.0.0.1: Haystack's telemetry would try to on first use (examples, docs, adapters).
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")

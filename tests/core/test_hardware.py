@@ -22,6 +22,8 @@ from jinav3.hardware import (
 )
 from jinav3.settings import LOCAL_DTYPES, backend_options, check_dtype
 
+pytestmark = pytest.mark.cpu_class  # every choice here follows the CPU class
+
 RELEVANT = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni", "amx_int8", "sse4_2"]
 flag_sets = st.sets(st.sampled_from(RELEVANT) | st.from_regex(r"[a-z][a-z0-9_]{1,10}", fullmatch=True), max_size=12)
 CPU = torch.device("cpu")
@@ -50,7 +52,8 @@ def test_cpuinfo_flags_decide_bf16_and_vnni(flags, model, cores):
 
 def test_this_machine_is_described():
     cpu = cpu_features()
-    assert cpu.capability == torch.backends.cpu.get_cpu_capability()
+    real = torch.backends.cpu.get_cpu_capability()
+    assert cpu.capability == (CPU_CLASSES[cpu.simulated][0] if cpu.simulated else real)
     assert cpu.capability in cpu.describe()
 
 
