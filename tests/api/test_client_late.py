@@ -1,0 +1,102 @@
+"""``Embedder.api(...).late_chunk`` against the real ``jinav3 serve`` app (tiny checkpoint, fp32) and the local
+backend: chunks go in document order whatever the listing order, and any number of chunks per document works."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jinav3 import Embedder
+from jinav3.server import ServerConfig, create_app
+from jinav3.server.run import BackgroundServer
+from jinav3.testing import CORPUS
+
+WORDS = sorted({w.strip(".,'") for sentence in CORPUS for w in sentence.split()} - {""})
+SHORT = [w for w in WORDS if len(w) <= 3]  # a few tokens each: 2,300 of them fit one request by tokens
+FIXTURES = [HealthCheck.function_scoped_fixture]
+
+
+@pytest.fixture(scope="module")
+def fp32_server(tiny_fp32: Embedder) -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_app(tiny_fp32, ServerConfig())) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def api32(fp32_server: BackgroundServer, tiny_fp32: Embedder) -> Iterator[Embedder]:
+    emb = Embedder.api(base_url=fp32_server.base_url, full_dimensions=tiny_fp32.dimensions, backoff=0.01,
+                       tokenizer=None)
+    yield emb
+    emb.close()
+
+
+def tiled(words: list[str], cuts: list[int]) -> tuple[str, list[tuple[int, int]]]:
+    """Words joined by single spaces, and spans of the word groups between ``cuts`` (word indices)."""
+    text = " ".join(words)
+    starts = [0]
+    for word in words:
+        starts.append(starts[-1] + len(word) + 1)
+    bounds = [0, *sorted(set(cuts) - {0, len(words)}), len(words)]
+    return text, [(starts[a], starts[b] - 1) for a, b in itertools.pairwise(bounds)]
+
+
+def raw(chunks: list[Any]) -> np.ndarray:
+    return np.stack([c.embedding for c in chunks])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=FIXTURES)
+@given(words=st.lists(st.sampled_from(WORDS), min_size=1, max_size=60),
+       cuts=st.lists(st.integers(0, 60), max_size=30), seed=st.integers(0, 2**32 - 1))
+def test_vectors_do_not_depend_on_the_listing_order(
+    api32: Embedder, tiny_fp32: Embedder, words: list[str], cuts: list[int], seed: int
+) -> None:
+    """One request per document, single-space separators: the API equals the local backend to 1e-5 (fp32) for
+    spans listed in any order, repeated spans included."""
+    text, spans = tiled(words, [c for c in cuts if c < len(words)])
+    listed = spans + random.Random(seed).sample(spans, min(2, len(spans)))
+    random.Random(seed).shuffle(listed)
+    remote = api32.late_chunk(text, spans=listed, task="retrieval.passage", normalized=False)
+    local = tiny_fp32.late_chunk(text, spans=listed, task="retrieval.passage", normalized=False)
+    assert [(c.start, c.end) for c in remote] == listed
+    np.testing.assert_allclose(raw(remote), raw(local), rtol=0, atol=1e-5)
+
+
+def test_a_document_of_2300_chunks_is_split_by_input_count(
+    api32: Embedder, tiny_fp32: Embedder, fp32_server: BackgroundServer
+) -> None:
+    """2,300 one-word chunks (few tokens, more inputs than the 2,048 a request may carry): answered, every request
+    within the limit, each chunk close to the local backend's vector."""
+    rng = random.Random(7)
+    text, spans = tiled([rng.choice(SHORT) for _ in range(2300)], list(range(2300)))
+    remote = api32.late_chunk(text, spans=spans[::-1], normalized=False)
+    local = tiny_fp32.late_chunk(text, spans=spans[::-1], normalized=False)
+    assert len(remote) == 2300 and [(c.start, c.end) for c in remote] == spans[::-1]
+    a, b = raw(remote), raw(local)
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.98 and np.median(cosine) > 0.999, (cosine.min(), np.median(cosine))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=FIXTURES)
+@given(words=st.lists(st.sampled_from(WORDS), min_size=2, max_size=50), max_inputs=st.integers(2, 9),
+       seed=st.integers(0, 2**32 - 1))
+def test_input_count_limit_in_any_listing_order(
+    fp32_server: BackgroundServer, tiny_fp32: Embedder, words: list[str], max_inputs: int, seed: int
+) -> None:
+    """A small ``max_batch_inputs`` forces many overlapping requests: every chunk answered once, in the listed
+    order, the same vectors whatever that order."""
+    text, spans = tiled(words, list(range(len(words))))
+    listed = random.Random(seed).sample(spans, len(spans))
+    with Embedder.api(base_url=fp32_server.base_url, full_dimensions=tiny_fp32.dimensions, tokenizer=None,
+                      max_batch_inputs=max_inputs) as emb:
+        shuffled = emb.late_chunk(text, spans=listed, normalized=False)
+        ordered = emb.late_chunk(text, spans=spans, normalized=False)
+    assert [(c.start, c.end) for c in shuffled] == listed
+    where = {span: i for i, span in enumerate(spans)}
+    np.testing.assert_array_equal(raw(shuffled), raw(ordered)[[where[s] for s in listed]])
