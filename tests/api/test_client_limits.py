@@ -113,7 +113,7 @@ def test_credentials_in_base_url_never_appear(fault_server: Any, caplog: pytest.
             with pytest.raises(ApiError) as info:
                 emb.embed(["x"])
             shown += [str(info.value), info.value.detail]
-        dead = Embedder.api(base_url=f"http://{user}:{password}@127.0.0.1:9/v1", max_retries=0, tokenizer=None)
+        dead = Embedder.api(base_url=f"http://{user}:{password}@127.0.0.1:9/v1", retry_budget=0.3, tokenizer=None)
         with pytest.raises(ApiError) as info:
             dead.embed(["x"])
         shown.append(str(info.value))

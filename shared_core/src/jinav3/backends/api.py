@@ -14,8 +14,9 @@ encoding, identically for every backend.
   requests, each led by preceding chunks as context whose vectors are discarded; a request the server refuses
   as too long is planned again smaller (:mod:`jinav3.backends.api_late`). No chunk is ever dropped.
 - Time limits: ``timeout`` bounds each network operation (connect, every read or write); ``request_timeout``
-  bounds one attempt from connecting to the last byte; ``retry_budget`` bounds the retries of one request
-  (:mod:`jinav3.backends.api_retry`). A call returns one vector per input or raises.
+  bounds one attempt from connecting to the last byte; ``retry_budget`` bounds the retries of one request, long
+  enough by default to ride out a server restart (:mod:`jinav3.backends.api_retry`). A call returns one vector
+  per input or raises.
 - Secrets: the API key and any ``user:password@`` in ``base_url`` never appear in reprs, ``describe()``, logs
   or exception messages.
 """
@@ -36,7 +37,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jinav3.backends.api_late import Request, document_order, length_rejection, plan_requests, shrunk
-from jinav3.backends.api_retry import RETRY_STATUSES, GiveUp, RetryPolicy, RetryState, Transient, retry_after_seconds
+from jinav3.backends.api_retry import (
+    RETRY_STATUSES,
+    GiveUp,
+    RetryPolicy,
+    RetryState,
+    Transient,
+    connection_failure,
+    retry_after_seconds,
+)
 from jinav3.backends.api_tokens import TokenCounter, estimate_tokens, load_tokenizer
 from jinav3.chunking import Span
 from jinav3.errors import BackendError, InvalidInputError
@@ -176,12 +185,13 @@ class ApiBackend:
         max_request_tokens: int = 8192,
         full_dimensions: int = 1024,
         backoff: float = 0.5,
-        max_backoff: float = 30.0,
+        max_backoff: float = 10.0,
         tokenizer: Any = "auto",
     ) -> None:
         """``timeout`` seconds per network operation (connect, each read or write); ``request_timeout`` seconds
         per attempt in total, however the server trickles its answer; ``retry_budget`` seconds of retrying per
-        request (busy answers are retried until it is spent); ``max_retries`` retries after errors;
+        request (a busy, unreachable or restarting server is retried until it is spent: 408/409/429/502/503/504 and
+        refused or dropped connections); ``max_retries`` retries after errors (500, read timeouts, bad bodies);
         ``max_concurrency`` requests in flight for async calls; ``max_batch_inputs``/``max_batch_tokens`` per
         embedding request; ``max_request_tokens`` per late-chunking request; ``full_dimensions`` the model's width
         (1024 for jina-embeddings-v3; set it for a server running another checkpoint); ``backoff`` the first
@@ -318,7 +328,7 @@ class ApiBackend:
             try:
                 vectors = _decode(response.json(), count)
             except (ValueError, KeyError, TypeError, IndexError) as exc:
-                raise Transient(f"malformed response body ({exc})", status) from None
+                raise Transient(f"malformed response body ({exc})", status, kind="malformed body") from None
             if vectors.shape[1] != self.full_dimensions:
                 raise ApiError(
                     f"{_safe_url(self.url)} returned {vectors.shape[1]}-dimensional vectors but full_dimensions="
@@ -344,9 +354,11 @@ class ApiBackend:
                 self._client().post(self.url, json=body, headers=self._headers()), self.request_timeout
             )
         except asyncio.TimeoutError:
-            raise Transient(f"no complete answer within request_timeout={self.request_timeout:g} s") from None
+            raise Transient(f"no complete answer within request_timeout={self.request_timeout:g} s",
+                            kind="request_timeout") from None
         except httpx.RequestError as exc:
-            raise Transient(self._scrub(f"{type(exc).__name__}: {exc}")) from None
+            raise Transient(self._scrub(f"{type(exc).__name__}: {exc}"), unavailable=connection_failure(exc),
+                            kind=type(exc).__name__) from None
         return self._vectors(response, count)
 
     async def _send(self, body: dict, count: int) -> np.ndarray:
@@ -362,7 +374,7 @@ class ApiBackend:
                 except GiveUp as stop:
                     raise ApiError(
                         f"embeddings request to {_safe_url(self.url)} failed after {state.attempts} attempts in "
-                        f"{state.elapsed:.1f} s ({stop.reason}); last error: {failure}",
+                        f"{state.elapsed:.1f} s ({stop.reason}; failures: {state.summary()}); last error: {failure}",
                         status=failure.status, detail=str(failure), attempts=state.attempts,
                     ) from None
                 with self._lock:
