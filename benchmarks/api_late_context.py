@@ -6,11 +6,9 @@ both fp32. Every document fits one local window (the local vector sees the whole
 requests of ``--window`` tokens, so the figures isolate what the request cuts cost. ``--model tiny`` is the random
 tiny jina-v3 checkpoint of the tests; ``--model minilm`` the offline all-MiniLM-L6-v2 (256 tokens). Chunks are
 sentences; "boundary" chunks are the two kept on either side of every hand-over between requests, "interior" all
-others. "before" replays the earlier rule on the same chunks: requests led by preceding context only, so the last
-kept chunk of a request sees nothing after it.
-
-    python benchmarks/api_late_context.py --model minilm --window 96 --sentences 10
-    python benchmarks/api_late_context.py --model tiny --window 256 --sentences 40
+others ("interior_later": those after the first request, whose positions no longer match the local ones, which
+matters for a model with absolute positions such as MiniLM). "before" replays the earlier rule on the same chunks:
+requests led by preceding context only, so the last kept chunk of a request sees nothing after it.
 """
 
 from __future__ import annotations
@@ -45,13 +43,15 @@ def measure(api: Embedder, local: Embedder, documents: list[str], window: int, o
     """Cosines to the local vector of boundary and interior chunks, now and with the earlier rule."""
     backend = api.backend
     budget, shared = backend._late_limits(True, window, overlap)
-    out: dict[str, list[float]] = {"boundary": [], "interior": [], "before_boundary": [], "before_interior": []}
+    groups = ("boundary", "interior", "interior_later", "before_boundary", "before_interior")
+    out: dict[str, list[float]] = {name: [] for name in groups}
     for text in documents:
         spans, _ = document_order(SentenceChunker().spans(text))
         chunks = [text[s:e] for s, e in spans]
         counts = backend._counter.count(chunks, special_tokens=False)
         plans = plan_requests(counts, budget, shared, backend.max_batch_inputs)
         edges = {p.keep_end - 1 for p in plans[:-1]} | {p.keep_start for p in plans[1:]}
+        later = set(range(plans[0].keep_end, len(chunks))) - edges  # interior chunks after the first request
         reference = np.stack([c.embedding for c in local.late_chunk(text, spans=spans, task=task, normalized=False)])
         now = np.stack([c.embedding for c in api.late_chunk(text, spans=spans, task=task, window=window,
                                                             overlap=overlap, normalized=False)])
@@ -66,6 +66,8 @@ def measure(api: Embedder, local: Embedder, documents: list[str], window: int, o
         for name, vectors in (("", now), ("before_", earlier)):
             for i, value in enumerate(cosines(vectors, reference)):
                 out[name + ("boundary" if i in edges else "interior")].append(float(value))
+                if not name and i in later:
+                    out["interior_later"].append(float(value))
     return out
 
 

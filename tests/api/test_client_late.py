@@ -100,3 +100,29 @@ def test_input_count_limit_in_any_listing_order(
     assert [(c.start, c.end) for c in shuffled] == listed
     where = {span: i for i, span in enumerate(spans)}
     np.testing.assert_array_equal(raw(shuffled), raw(ordered)[[where[s] for s in listed]])
+
+
+def test_chunks_at_request_hand_overs_are_no_further_from_local_than_interior_ones(
+    api32: Embedder, tiny_fp32: Embedder
+) -> None:
+    """Documents of one local window sent as 256-token API requests: the chunks on either side of a hand-over
+    (context on both sides, about overlap/2 tokens) land as close to the local vectors as the interior chunks of
+    the requests after the first (the first shares the local window's start). Figures: docs/api.md."""
+    from jinav3.backends.api_late import plan_requests
+
+    rng = random.Random(3)
+    distance: dict[str, list[float]] = {"boundary": [], "interior": []}
+    budget, shared = api32.backend._late_limits(True, 256, None)
+    for _ in range(6):
+        text = " ".join(rng.choice(CORPUS) for _ in range(40))
+        spans = [(c.start, c.end) for c in tiny_fp32.late_chunk(text, "sentences")]
+        counts = api32.backend._counter.count([text[s:e] for s, e in spans], special_tokens=False)
+        plans = plan_requests(counts, budget, shared, api32.backend.max_batch_inputs)
+        assert len(plans) >= 3
+        edges = {p.keep_end - 1 for p in plans[:-1]} | {p.keep_start for p in plans[1:]}
+        a = raw(api32.late_chunk(text, spans=spans, window=256, normalized=False))
+        b = raw(tiny_fp32.late_chunk(text, spans=spans, normalized=False))
+        cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        for i in range(plans[0].keep_end - 1, len(spans)):
+            distance["boundary" if i in edges else "interior"].append(1 - float(cosine[i]))
+    assert np.mean(distance["boundary"]) <= 1.1 * np.mean(distance["interior"]), distance
