@@ -126,3 +126,35 @@ def test_chunks_at_request_hand_overs_are_no_further_from_local_than_interior_on
         for i in range(plans[0].keep_end - 1, len(spans)):
             distance["boundary" if i in edges else "interior"].append(1 - float(cosine[i]))
     assert np.mean(distance["boundary"]) <= 1.1 * np.mean(distance["interior"]), distance
+
+
+@settings(max_examples=200, deadline=None)
+@given(words=st.lists(st.text("abcXYZ.", min_size=1, max_size=5), min_size=1, max_size=12),
+       separators=st.lists(st.sampled_from([" ", "  ", "\n", "\n\n", " \n", "\n ", "\t", "", " \t\n "]),
+                           min_size=12, max_size=12))
+def test_the_join_reproduces_every_separator_holding_a_space(words: list[str], separators: list[str]) -> None:
+    """The texts sent, joined with the API's one space, are the document itself where every separator holds a
+    space; a separator without one is kept with one space added in front."""
+    from jinav3.backends.api_late import sent_texts
+
+    text, spans, at = "", [], 0
+    for word, separator in zip(words, separators, strict=False):
+        spans.append((at, at + len(word)))
+        text += word + separator
+        at = len(text)
+    text = text[: spans[-1][1]]
+    expected = words[0] + "".join(
+        (separators[i] if " " in separators[i] else " " + separators[i]) + words[i + 1] for i in range(len(words) - 1)
+    )
+    assert " ".join(sent_texts(text, spans)) == expected
+
+
+def test_newline_separated_chunks_keep_their_separators(api32: Embedder, tiny_fp32: Embedder) -> None:
+    """Sentences separated by newlines: the server sees the newlines (figures in docs/api.md)."""
+    latin = [s for s in CORPUS if s.isascii()]
+    for separator in ("\n", " \n", "  "):
+        text = separator.join(latin)
+        a = raw(api32.late_chunk(text, "sentences", normalized=False))
+        b = raw(tiny_fp32.late_chunk(text, "sentences", normalized=False))
+        cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cosine.min() > 0.998, (separator, cosine.min())

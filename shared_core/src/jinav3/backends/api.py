@@ -36,7 +36,7 @@ import httpx
 import numpy as np
 from tqdm.auto import tqdm
 
-from jinav3.backends.api_late import Request, document_order, length_rejection, plan_requests, shrunk
+from jinav3.backends.api_late import Request, document_order, length_rejection, plan_requests, sent_texts, shrunk
 from jinav3.backends.api_retry import (
     RETRY_STATUSES,
     GiveUp,
@@ -503,7 +503,7 @@ class ApiBackend:
 
         async def document(text: str, doc_spans: Sequence[Span]) -> np.ndarray:
             ordered, where = document_order([(int(s), int(e)) for s, e in doc_spans])
-            chunks = [text[s:e] for s, e in ordered]
+            chunks = sent_texts(text, ordered)
             counts = self._counter.count(chunks, special_tokens=False)
             parts = await self._in_order([
                 self._late_request(gate, chunks, counts, task, plan, budget, shared, progress)

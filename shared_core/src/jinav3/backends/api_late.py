@@ -46,6 +46,26 @@ def document_order(spans: Sequence[Span]) -> tuple[list[Span], list[int]]:
     return ordered, [where[span] for span in spans]
 
 
+def sent_texts(text: str, spans: Sequence[Span]) -> list[str]:
+    """The input texts for ``spans`` (in document order) whose space-joined text is closest to the document. The
+    API joins inputs with one space, so a whitespace separator holding a space is reproduced exactly: its first
+    space becomes the join, what precedes it ends the previous chunk's text and what follows starts the next
+    one's. A whitespace separator without a space (a newline, nothing between CJK sentences) starts the next
+    chunk's text, one space after the join's. Gaps holding text, and overlapping spans, are not sent."""
+    texts: list[str] = []
+    previous = None
+    for start, end in spans:
+        gap = text[previous:start] if previous is not None and previous < start else ""
+        chunk = text[start:end]
+        if gap.isspace():
+            before, space, after = gap.partition(" ")
+            texts[-1] += before if space else ""
+            chunk = (after if space else gap) + chunk
+        texts.append(chunk)
+        previous = end if previous is None else max(previous, end)
+    return texts
+
+
 def _windows(counts: Sequence[int], budget: int, overlap: int, max_inputs: int, a: int, b: int) -> list[Span]:
     """Chunk windows ``[s, e)`` covering ``[a, b)``: each as long as the limits allow (a chunk over the budget
     goes alone), each next one led by the previous one's last chunks, about ``overlap`` tokens (at least two
