@@ -158,3 +158,23 @@ def test_newline_separated_chunks_keep_their_separators(api32: Embedder, tiny_fp
         b = raw(tiny_fp32.late_chunk(text, "sentences", normalized=False))
         cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
         assert cosine.min() > 0.998, (separator, cosine.min())
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=FIXTURES)
+@given(words=st.lists(st.sampled_from(WORDS), min_size=20, max_size=250), cuts=st.lists(st.integers(0, 250)),
+       window=st.integers(64, 256), seed=st.integers(0, 2**32 - 1))
+def test_documents_longer_than_one_request_in_any_listing_order(
+    api32: Embedder, tiny_fp32: Embedder, words: list[str], cuts: list[int], window: int, seed: int
+) -> None:
+    """Random documents over several requests, random span sets listed in random order: each span answered, the
+    vectors independent of the listing order (bit for bit) and close to the local backend's."""
+    text, spans = tiled(words, [c for c in cuts if c < len(words)])
+    listed = random.Random(seed).sample(spans, len(spans))
+    shuffled = api32.late_chunk(text, spans=listed, window=window, normalized=False)
+    ordered = api32.late_chunk(text, spans=spans, window=window, normalized=False)
+    where = {span: i for i, span in enumerate(spans)}
+    assert [(c.start, c.end) for c in shuffled] == listed
+    np.testing.assert_array_equal(raw(shuffled), raw(ordered)[[where[s] for s in listed]])
+    a, b = raw(ordered), raw(tiny_fp32.late_chunk(text, spans=spans, normalized=False))
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.98, cosine.min()
