@@ -38,7 +38,7 @@ def before_rule(plans: list[Request]) -> list[Request]:
     return [Request(p.start, p.keep_start, p.keep_end, p.keep_end) for p in plans]
 
 
-def measure(api: Embedder, local: Embedder, documents: list[str], window: int, overlap: int | None,
+def measure(api: Embedder, local: Embedder, documents: list[str], window: int | None, overlap: int | None,
             task: str | None) -> dict:
     """Cosines to the local vector of boundary and interior chunks, now and with the earlier rule."""
     backend = api.backend
@@ -74,7 +74,11 @@ def measure(api: Embedder, local: Embedder, documents: list[str], window: int, o
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=["tiny", "minilm"], default="tiny")
-    parser.add_argument("--window", type=int, default=256, help="tokens per API request")
+    parser.add_argument("--window", type=int, default=None,
+                        help="tokens per API request (default: max_request_tokens, lowered by the server's refusals)")
+    parser.add_argument("--any-length", action="store_true",
+                        help="documents may be longer than one local window (the local backend's own windows then "
+                             "also cut them)")
     parser.add_argument("--overlap", type=int, default=None, help="tokens shared by neighbouring requests")
     parser.add_argument("--docs", type=int, default=20)
     parser.add_argument("--sentences", type=int, default=40, help="sentences per document")
@@ -88,13 +92,15 @@ def main() -> None:
     documents: list[str] = []
     while len(documents) < args.docs:  # documents within one local window only
         text = " ".join(rng.choice(CORPUS) for _ in range(args.sentences))
-        if local.backend.tokenize_document(text, task).length <= local.backend.max_length:
+        if args.any_length or local.backend.tokenize_document(text, task).length <= local.backend.max_length:
             documents.append(text)
     with BackgroundServer(create_app(local, ServerConfig())) as server, Embedder.api(
         base_url=server.base_url, model=name, full_dimensions=local.dimensions, tokenizer=folder,
     ) as api:
+        api.late_chunk(documents[0], "sentences", task=task, window=args.window)  # learns the server's limit
         figures = measure(api, local, documents, args.window, args.overlap, task)
-    print(f"{args.model}, window {args.window} tokens, overlap {args.overlap or 'default'}, "
+        budget, shared = api.backend._late_limits(True, args.window, args.overlap)
+    print(f"{args.model}: requests of {budget} tokens of chunks sharing {shared}, "
           f"{args.docs} documents of {args.sentences} sentences")
     print(f"{'chunks':<18}{'n':>6}{'median':>10}{'min':>10}{'mean':>10}")
     for key, values in figures.items():

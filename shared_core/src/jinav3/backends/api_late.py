@@ -148,6 +148,7 @@ def length_rejection(status: int | None, code: str | None, detail: str) -> float
 
 def shrunk(budget: int, overlap: int, sent: int, factor: float) -> tuple[int, int]:
     """A smaller ``(budget, overlap)`` after a request of ``sent`` tokens was refused: 90 % of what the server
-    would accept, strictly below what was sent; the overlap shrinks in proportion (the same rule, scaled)."""
+    would accept, strictly below what was sent; the overlap kept, up to a quarter of the new budget (the local
+    default's cap), so a server with a short context still gets requests that share context."""
     smaller = max(1, min(int(sent * factor * 0.9), sent - 1))
-    return smaller, min(overlap * smaller // max(budget, 1), smaller // 4 if overlap else 0)
+    return smaller, min(overlap, smaller // 4)
