@@ -127,3 +127,16 @@ def test_gateway_and_timeout_answers_are_patient_server_errors_are_counted(fault
             emb.embed(["a"])
         assert fault_server.requests == requests
     emb.close()
+
+
+def test_a_stopping_server_closes_the_connection_with_its_503(tiny_fp32: Embedder) -> None:
+    """So a client's retry reaches the next server instead of holding this one's keep-alive connection through
+    its whole shutdown grace."""
+    import httpx
+
+    with BackgroundServer(create_app(tiny_fp32, ServerConfig())) as server:
+        server.server.config.app.state.service.stopping = True
+        answer = httpx.post(f"{server.base_url}/embeddings", json={"model": "jina-embeddings-v3", "input": ["a"]})
+        server.server.config.app.state.service.stopping = False
+    assert answer.status_code == 503 and answer.headers["connection"] == "close"
+    assert answer.headers["retry-after"] == "1"
