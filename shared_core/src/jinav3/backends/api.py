@@ -10,9 +10,11 @@ encoding, identically for every backend.
   results do not depend on the batch size. Tokens are counted exactly with a local tokenizer when there is one,
   else estimated (:mod:`jinav3.backends.api_tokens`).
 - Late chunking: the API treats all inputs of one request as consecutive chunks of ONE text (joined with a
-  space). A request therefore carries the chunks of one document only; a longer document is spread over several
-  requests, each led by preceding chunks as context whose vectors are discarded; a request the server refuses
-  as too long is planned again smaller (:mod:`jinav3.backends.api_late`). No chunk is ever dropped.
+  space). A request therefore carries the chunks of one document only, in document order whatever order the
+  spans were listed in, with the document's separators where the join can carry them; a longer document (or
+  one of more than ``max_batch_inputs`` chunks) is covered by overlapping requests that hand over at the middle
+  of their overlap, the local macro-window rule in chunks; a request the server refuses as too long is planned
+  again smaller (:mod:`jinav3.backends.api_late`). No chunk is ever dropped.
 - Time limits: ``timeout`` bounds each network operation (connect, every read or write); ``request_timeout``
   bounds one attempt from connecting to the last byte; ``retry_budget`` bounds the retries of one request, long
   enough by default to ride out a server restart (:mod:`jinav3.backends.api_retry`). A call returns one vector
