@@ -9,6 +9,11 @@ sentences; "boundary" chunks are the two kept on either side of every hand-over 
 others ("interior_later": those after the first request, whose positions no longer match the local ones, which
 matters for a model with absolute positions such as MiniLM). "before" replays the earlier rule on the same chunks:
 requests led by preceding context only, so the last kept chunk of a request sees nothing after it.
+
+    python benchmarks/api_late_context.py --model tiny --window 256 --sentences 40
+    python benchmarks/api_late_context.py --model minilm --window 192 --sentences 11     # also --window 128
+    python benchmarks/api_late_context.py --model minilm --sentences 40 --any-length    # the server's own limit
+    python benchmarks/api_late_context.py --model minilm --sentences 40 --any-length --window 260 --overlap 110
 """
 
 from __future__ import annotations
