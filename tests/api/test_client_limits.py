@@ -113,7 +113,7 @@ def test_credentials_in_base_url_never_appear(fault_server: Any, caplog: pytest.
             with pytest.raises(ApiError) as info:
                 emb.embed(["x"])
             shown += [str(info.value), info.value.detail]
-        dead = Embedder.api(base_url=f"http://{user}:{password}@127.0.0.1:9/v1", max_retries=0, tokenizer=None)
+        dead = Embedder.api(base_url=f"http://{user}:{password}@127.0.0.1:9/v1", retry_budget=0.3, tokenizer=None)
         with pytest.raises(ApiError) as info:
             dead.embed(["x"])
         shown.append(str(info.value))
@@ -157,15 +157,32 @@ def test_a_chunk_too_long_on_its_own_is_a_clear_error(fault_server: Any) -> None
     emb.close()
 
 
-def test_plan_keeps_order_context_and_budget() -> None:
-    counts = [5, 7, 3, 9, 4, 6]
-    plans = plan_requests(counts, budget=12, context=4)
-    assert plans[0][:2] == (0, 0)  # the first request has no context
-    kept = [i for _, first, end in plans for i in range(first, end)]
-    assert kept == list(range(len(counts)))
-    for start, first, end in plans:
-        assert sum(counts[start:end]) <= 12 or end - first == 1
-        assert sum(counts[start:first]) <= 4
+@settings(max_examples=300, deadline=None)
+@given(counts=st.lists(st.integers(1, 30), min_size=1, max_size=60), budget=st.integers(10, 120),
+       overlap_share=st.floats(0, 0.99), max_inputs=st.integers(1, 20), data=st.data())
+def test_plan_keeps_every_chunk_once_within_the_limits(
+    counts: list[int], budget: int, overlap_share: float, max_inputs: int, data: st.DataObject
+) -> None:
+    """Whole documents and re-planned sub-ranges: every chunk kept once, in order, by a request within the
+    limits (a chunk over the budget alone); never three requests on one chunk."""
+    lo = data.draw(st.integers(0, len(counts) - 1))
+    hi = data.draw(st.integers(lo + 1, len(counts)))
+    plans = plan_requests(counts, budget, int(budget * overlap_share), max_inputs, lo, hi)
+    assert [i for p in plans for i in range(p.keep_start, p.keep_end)] == list(range(lo, hi))
+    for p in plans:
+        assert p.start <= p.keep_start < p.keep_end <= p.end and p.end - p.start <= max_inputs
+        assert sum(counts[p.start : p.end]) <= budget or p.end - p.start == 1
+    for k in range(len(plans) - 2):
+        assert plans[k + 2].start >= plans[k].end
+
+
+def test_plan_hands_over_at_the_middle_of_the_overlap() -> None:
+    """Ten-token chunks, 50-token requests sharing 20 tokens: two shared chunks, the cut between them, so every
+    chunk at a hand-over keeps a chunk of context on both sides."""
+    plans = plan_requests([10] * 20, budget=50, overlap=20)
+    assert [(p.start, p.keep_start, p.keep_end, p.end) for p in plans][:2] == [(0, 0, 4, 5), (3, 4, 7, 8)]
+    for p in plans:
+        assert p.keep_start - p.start >= (1 if p.start else 0) and p.end - p.keep_end >= (1 if p.end < 20 else 0)
 
 
 @pytest.fixture(scope="module")

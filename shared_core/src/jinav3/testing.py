@@ -191,13 +191,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_command(model: str | Path, *options: str, log: Path | None = None,
-                  ready_within: float = 120.0) -> Iterator[tuple[subprocess.Popen, str]]:
-    """``jinav3 serve --model model --device cpu *options`` in a child process on a free loopback port, as
-    ``(process, base_url)`` once ``/health`` answers. Its stdout and stderr go to ``log``, or to ``process.stdout``
-    (text) without one. A child that exits or is not ready within ``ready_within`` seconds raises ``RuntimeError``
-    with what it printed; one still running on the way out is terminated."""
-    port = free_port()
+def serve_command(model: str | Path, *options: str, log: Path | None = None, ready_within: float = 120.0,
+                  port: int | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``jinav3 serve --model model --device cpu *options`` in a child process on a free loopback port (or on
+    ``port``, to restart a server on the same address), as ``(process, base_url)`` once ``/health`` answers. Its
+    stdout and stderr go to ``log``, or to ``process.stdout`` (text) without one. A child that exits or is not
+    ready within ``ready_within`` seconds raises ``RuntimeError`` with what it printed; one still running on the
+    way out is terminated."""
+    port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     with ExitStack() as stack:
         output = stack.enter_context(log.open("w")) if log is not None else subprocess.PIPE

@@ -10,12 +10,15 @@ encoding, identically for every backend.
   results do not depend on the batch size. Tokens are counted exactly with a local tokenizer when there is one,
   else estimated (:mod:`jinav3.backends.api_tokens`).
 - Late chunking: the API treats all inputs of one request as consecutive chunks of ONE text (joined with a
-  space). A request therefore carries the chunks of one document only; a longer document is spread over several
-  requests, each led by preceding chunks as context whose vectors are discarded; a request the server refuses
-  as too long is planned again smaller (:mod:`jinav3.backends.api_late`). No chunk is ever dropped.
+  space). A request therefore carries the chunks of one document only, in document order whatever order the
+  spans were listed in, with the document's separators where the join can carry them; a longer document (or
+  one of more than ``max_batch_inputs`` chunks) is covered by overlapping requests that hand over at the middle
+  of their overlap, the local macro-window rule in chunks; a request the server refuses as too long is planned
+  again smaller (:mod:`jinav3.backends.api_late`). No chunk is ever dropped.
 - Time limits: ``timeout`` bounds each network operation (connect, every read or write); ``request_timeout``
-  bounds one attempt from connecting to the last byte; ``retry_budget`` bounds the retries of one request
-  (:mod:`jinav3.backends.api_retry`). A call returns one vector per input or raises.
+  bounds one attempt from connecting to the last byte; ``retry_budget`` bounds the retries of one request, long
+  enough by default to ride out a server restart (:mod:`jinav3.backends.api_retry`). A call returns one vector
+  per input or raises.
 - Secrets: the API key and any ``user:password@`` in ``base_url`` never appear in reprs, ``describe()``, logs
   or exception messages.
 """
@@ -35,8 +38,16 @@ import httpx
 import numpy as np
 from tqdm.auto import tqdm
 
-from jinav3.backends.api_late import Plan, length_rejection, plan_requests, shrunk
-from jinav3.backends.api_retry import RETRY_STATUSES, GiveUp, RetryPolicy, RetryState, Transient, retry_after_seconds
+from jinav3.backends.api_late import Request, document_order, length_rejection, plan_requests, sent_texts, shrunk
+from jinav3.backends.api_retry import (
+    RETRY_STATUSES,
+    GiveUp,
+    RetryPolicy,
+    RetryState,
+    Transient,
+    connection_failure,
+    retry_after_seconds,
+)
 from jinav3.backends.api_tokens import TokenCounter, estimate_tokens, load_tokenizer
 from jinav3.chunking import Span
 from jinav3.errors import BackendError, InvalidInputError
@@ -176,12 +187,13 @@ class ApiBackend:
         max_request_tokens: int = 8192,
         full_dimensions: int = 1024,
         backoff: float = 0.5,
-        max_backoff: float = 30.0,
+        max_backoff: float = 10.0,
         tokenizer: Any = "auto",
     ) -> None:
         """``timeout`` seconds per network operation (connect, each read or write); ``request_timeout`` seconds
         per attempt in total, however the server trickles its answer; ``retry_budget`` seconds of retrying per
-        request (busy answers are retried until it is spent); ``max_retries`` retries after errors;
+        request (a busy, unreachable or restarting server is retried until it is spent: 408/409/429/502/503/504 and
+        refused or dropped connections); ``max_retries`` retries after errors (500, read timeouts, bad bodies);
         ``max_concurrency`` requests in flight for async calls; ``max_batch_inputs``/``max_batch_tokens`` per
         embedding request; ``max_request_tokens`` per late-chunking request; ``full_dimensions`` the model's width
         (1024 for jina-embeddings-v3; set it for a server running another checkpoint); ``backoff`` the first
@@ -318,7 +330,7 @@ class ApiBackend:
             try:
                 vectors = _decode(response.json(), count)
             except (ValueError, KeyError, TypeError, IndexError) as exc:
-                raise Transient(f"malformed response body ({exc})", status) from None
+                raise Transient(f"malformed response body ({exc})", status, kind="malformed body") from None
             if vectors.shape[1] != self.full_dimensions:
                 raise ApiError(
                     f"{_safe_url(self.url)} returned {vectors.shape[1]}-dimensional vectors but full_dimensions="
@@ -344,9 +356,11 @@ class ApiBackend:
                 self._client().post(self.url, json=body, headers=self._headers()), self.request_timeout
             )
         except asyncio.TimeoutError:
-            raise Transient(f"no complete answer within request_timeout={self.request_timeout:g} s") from None
+            raise Transient(f"no complete answer within request_timeout={self.request_timeout:g} s",
+                            kind="request_timeout") from None
         except httpx.RequestError as exc:
-            raise Transient(self._scrub(f"{type(exc).__name__}: {exc}")) from None
+            raise Transient(self._scrub(f"{type(exc).__name__}: {exc}"), unavailable=connection_failure(exc),
+                            kind=type(exc).__name__) from None
         return self._vectors(response, count)
 
     async def _send(self, body: dict, count: int) -> np.ndarray:
@@ -362,7 +376,7 @@ class ApiBackend:
                 except GiveUp as stop:
                     raise ApiError(
                         f"embeddings request to {_safe_url(self.url)} failed after {state.attempts} attempts in "
-                        f"{state.elapsed:.1f} s ({stop.reason}); last error: {failure}",
+                        f"{state.elapsed:.1f} s ({stop.reason}; failures: {state.summary()}); last error: {failure}",
                         status=failure.status, detail=str(failure), attempts=state.attempts,
                     ) from None
                 with self._lock:
@@ -425,7 +439,7 @@ class ApiBackend:
 
     # -- late chunking -----------------------------------------------------------------------------------
     def _late_limits(self, include_special_tokens: bool, window: int | None, overlap: int | None) -> tuple[int, int]:
-        """``(budget, context)`` in tokens for the chunks of one request."""
+        """``(budget, overlap)`` in tokens of chunks: per request, and shared by neighbouring requests."""
         if not include_special_tokens:
             raise InvalidInputError(
                 "the API always pools <s> and the instruction into the first chunk and </s> into the last; "
@@ -436,20 +450,20 @@ class ApiBackend:
             raise InvalidInputError(f"window must be between {_LATE_RESERVE * 2} and {self.max_length} for the "
                                     f"API backend (tokens per request), got {budget}")
         budget -= _LATE_RESERVE
-        context = budget // 4 if overlap is None else overlap
-        if not 0 <= context < budget:
-            raise InvalidInputError(f"overlap must be in [0, {budget}) tokens, got {context}")
+        shared = min(512, budget // 4) if overlap is None else overlap  # the local backend's default rule
+        if not 0 <= shared < budget:
+            raise InvalidInputError(f"overlap must be in [0, {budget}) tokens, got {shared}")
         learnt = self._late_budget
         if learnt is not None and learnt < budget:
-            budget, context = learnt, min(context, learnt // 4)
-        return budget, context
+            budget, shared = learnt, min(shared, learnt // 4)
+        return budget, shared
 
     async def _late_request(self, gate: asyncio.Semaphore, chunks: Sequence[str], counts: Sequence[int],
-                            task: str | None, plan: Plan, budget: int, context: int,
+                            task: str | None, plan: Request, budget: int, overlap: int,
                             progress: Callable[[], None] | None) -> np.ndarray:
-        """Vectors of the new chunks of ``plan``; on a "too many tokens" refusal, those chunks are planned again
-        with a smaller budget (same context rule) and sent as smaller requests."""
-        start, first, end = plan
+        """Vectors of the chunks ``plan`` keeps; on a "too many tokens" refusal, those chunks are planned again
+        with a smaller budget (same hand-over rule) and sent as smaller requests."""
+        start, end = plan.start, plan.end
         body = self._body(chunks[start:end], task, truncate=False, late_chunking=True)
         try:
             vectors = await self._gated(gate, body, end - start)
@@ -460,42 +474,46 @@ class ApiBackend:
             sent = sum(counts[start:end])
             if end - start == 1:
                 raise ApiError(
-                    f"the server refused chunk {first} of a document on its own as too long for one late-chunking "
+                    f"the server refused chunk {start} of a document on its own as too long for one late-chunking "
                     f"request ({exc.detail}); use smaller chunks (e.g. chunk_size), or lower max_request_tokens/window "
                     "if chunks are packed too tightly", status=exc.status, code=exc.code, detail=exc.detail,
                     request_id=exc.request_id, attempts=exc.attempts,
                 ) from None
-            smaller, context = shrunk(budget, context, sent, factor)
+            smaller, overlap = shrunk(budget, overlap, sent, factor)
             with self._lock:
                 self._late_budget = min(self._late_budget or smaller, smaller)
             log.info("late-chunking request of %d tokens refused as too long; re-planning with %d-token requests",
                      sent, smaller)
             parts = await self._in_order([
-                self._late_request(gate, chunks, counts, task, sub, smaller, context, progress)
-                for sub in plan_requests(counts, smaller, context, first, end)
+                self._late_request(gate, chunks, counts, task, sub, smaller, overlap, progress)
+                for sub in plan_requests(counts, smaller, overlap, self.max_batch_inputs, plan.keep_start,
+                                         plan.keep_end)
             ])
             return np.concatenate(parts)
         if progress is not None:
             progress()
-        return vectors[first - start:]
+        return vectors[plan.keep_start - start : plan.keep_end - start]
 
     async def _late(self, documents: Sequence[str], spans: Sequence[Sequence[Span]], task: str | None,
                     include_special_tokens: bool, window: int | None, overlap: int | None, concurrency: int,
                     progress: Callable[[], None] | None = None) -> list[np.ndarray]:
         validate_task(task)
-        budget, context = self._late_limits(include_special_tokens, window, overlap)
+        budget, shared = self._late_limits(include_special_tokens, window, overlap)
         if len(documents) != len(spans):
             raise InvalidInputError(f"{len(documents)} documents but {len(spans)} span lists")
         gate = asyncio.Semaphore(concurrency)
 
         async def document(text: str, doc_spans: Sequence[Span]) -> np.ndarray:
-            chunks = [text[s:e] for s, e in doc_spans]
+            ordered, where = document_order([(int(s), int(e)) for s, e in doc_spans])
+            chunks = sent_texts(text, ordered)
             counts = self._counter.count(chunks, special_tokens=False)
             parts = await self._in_order([
-                self._late_request(gate, chunks, counts, task, plan, budget, context, progress)
-                for plan in plan_requests(counts, budget, context)
+                self._late_request(gate, chunks, counts, task, plan, budget, shared, progress)
+                for plan in plan_requests(counts, budget, shared, self.max_batch_inputs)
             ])
-            return np.concatenate(parts) if parts else np.zeros((0, self.full_dimensions), np.float32)
+            if not parts:
+                return np.zeros((0, self.full_dimensions), np.float32)
+            return np.concatenate(parts)[where]
 
         pairs = zip(documents, spans, strict=True)
         return await self._in_order([document(text, doc_spans) for text, doc_spans in pairs])
@@ -512,8 +530,8 @@ class ApiBackend:
         show_progress: bool = False,
     ) -> list[np.ndarray]:
         """One raw contextual vector per span, per document. ``window`` is the token budget of one request
-        (default ``max_request_tokens``), ``overlap`` the context carried into the next request (default a
-        quarter of it)."""
+        (default ``max_request_tokens``), ``overlap`` the tokens of chunks neighbouring requests share (default,
+        as for the local backend, ``min(512, window // 4)``); requests hand over at the middle of the overlap."""
         with tqdm(desc="late chunking", unit="request", disable=not show_progress) as bar:
             return self._run(self._late(documents, spans, task, include_special_tokens, window, overlap, 1,
                                         lambda: bar.update(1)))

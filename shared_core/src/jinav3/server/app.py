@@ -182,7 +182,12 @@ class EmbeddingService:
             )
 
     def _busy(self, detail: str, retry_after: int) -> ApiProblem:
-        return ApiProblem(503, "SERVICE_UNAVAILABLE", detail, headers={"Retry-After": str(retry_after)})
+        """A 503; while stopping it also closes the connection, so a client's retry goes to the next server instead
+        of holding this one's keep-alive connection open through the whole shutdown grace."""
+        headers = {"Retry-After": str(retry_after)}
+        if self.stopping:
+            headers["Connection"] = "close"
+        return ApiProblem(503, "SERVICE_UNAVAILABLE", detail, headers=headers)
 
     def _check(self, req: EmbeddingsRequest, texts: list[str]) -> None:
         if req.model != self.model_name:

@@ -1,0 +1,117 @@
+"""API late chunking vs the local backend on documents longer than one request: how far chunks at request hand-overs
+land from the local vector, against interior chunks (docs/api.md, "Late chunking").
+
+The server is the real ``jinav3 serve`` app (in-process, on 127.0.0.1) on the same checkpoint as the local backend,
+both fp32. Every document fits one local window (the local vector sees the whole document) and spans several API
+requests of ``--window`` tokens, so the figures isolate what the request cuts cost. ``--model tiny`` is the random
+tiny jina-v3 checkpoint of the tests; ``--model minilm`` the offline all-MiniLM-L6-v2 (256 tokens). Chunks are
+sentences; "boundary" chunks are the two kept on either side of every hand-over between requests, "interior" all
+others ("interior_later": those after the first request, whose positions no longer match the local ones, which
+matters for a model with absolute positions such as MiniLM). "before" replays the earlier rule on the same chunks:
+requests led by preceding context only, so the last kept chunk of a request sees nothing after it.
+
+    python benchmarks/api_late_context.py --model tiny --window 256 --sentences 40
+    python benchmarks/api_late_context.py --model minilm --window 192 --sentences 11     # also --window 128
+    python benchmarks/api_late_context.py --model minilm --sentences 40 --any-length    # the server's own limit
+    python benchmarks/api_late_context.py --model minilm --sentences 40 --any-length --window 260 --overlap 110
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+
+import numpy as np
+
+from jinav3 import Embedder
+from jinav3.backends.api_late import Request, document_order, plan_requests
+from jinav3.chunking import SentenceChunker
+from jinav3.models import fallback_model_dir
+from jinav3.server import ServerConfig, create_app
+from jinav3.server.run import BackgroundServer
+from jinav3.testing import CORPUS, build_checkpoint
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def before_rule(plans: list[Request]) -> list[Request]:
+    """The same kept ranges led by preceding context only (the rule this measurement replaced)."""
+    return [Request(p.start, p.keep_start, p.keep_end, p.keep_end) for p in plans]
+
+
+def measure(api: Embedder, local: Embedder, documents: list[str], window: int | None, overlap: int | None,
+            task: str | None) -> dict:
+    """Cosines to the local vector of boundary and interior chunks, now and with the earlier rule."""
+    backend = api.backend
+    budget, shared = backend._late_limits(True, window, overlap)
+    groups = ("boundary", "interior", "interior_later", "before_boundary", "before_interior")
+    out: dict[str, list[float]] = {name: [] for name in groups}
+    for text in documents:
+        spans, _ = document_order(SentenceChunker().spans(text))
+        chunks = [text[s:e] for s, e in spans]
+        counts = backend._counter.count(chunks, special_tokens=False)
+        plans = plan_requests(counts, budget, shared, backend.max_batch_inputs)
+        edges = {p.keep_end - 1 for p in plans[:-1]} | {p.keep_start for p in plans[1:]}
+        later = set(range(plans[0].keep_end, len(chunks))) - edges  # interior chunks after the first request
+        reference = np.stack([c.embedding for c in local.late_chunk(text, spans=spans, task=task, normalized=False)])
+        now = np.stack([c.embedding for c in api.late_chunk(text, spans=spans, task=task, window=window,
+                                                            overlap=overlap, normalized=False)])
+
+        async def old(chunks: list[str], counts: list[int], plans: list[Request]) -> np.ndarray:
+            gate = asyncio.Semaphore(1)
+            parts = [await backend._late_request(gate, chunks, counts, task, p, budget, shared, None)
+                     for p in before_rule(plans)]
+            return np.concatenate(parts)
+
+        earlier = backend._run(old(chunks, counts, plans))
+        for name, vectors in (("", now), ("before_", earlier)):
+            for i, value in enumerate(cosines(vectors, reference)):
+                out[name + ("boundary" if i in edges else "interior")].append(float(value))
+                if not name and i in later:
+                    out["interior_later"].append(float(value))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=["tiny", "minilm"], default="tiny")
+    parser.add_argument("--window", type=int, default=None,
+                        help="tokens per API request (default: max_request_tokens, lowered by the server's refusals)")
+    parser.add_argument("--any-length", action="store_true",
+                        help="documents may be longer than one local window (the local backend's own windows then "
+                             "also cut them)")
+    parser.add_argument("--overlap", type=int, default=None, help="tokens shared by neighbouring requests")
+    parser.add_argument("--docs", type=int, default=20)
+    parser.add_argument("--sentences", type=int, default=40, help="sentences per document")
+    args = parser.parse_args()
+    if args.model == "tiny":
+        folder, name, task = build_checkpoint(tempfile.mkdtemp()), "jina-embeddings-v3", "retrieval.passage"
+    else:
+        folder, name, task = fallback_model_dir(), "all-MiniLM-L6-v2", None
+    local = Embedder.local(str(folder), device="cpu", dtype="float32")
+    rng = random.Random(0)
+    documents: list[str] = []
+    while len(documents) < args.docs:  # documents within one local window only
+        text = " ".join(rng.choice(CORPUS) for _ in range(args.sentences))
+        if args.any_length or local.backend.tokenize_document(text, task).length <= local.backend.max_length:
+            documents.append(text)
+    with BackgroundServer(create_app(local, ServerConfig())) as server, Embedder.api(
+        base_url=server.base_url, model=name, full_dimensions=local.dimensions, tokenizer=folder,
+    ) as api:
+        api.late_chunk(documents[0], "sentences", task=task, window=args.window)  # learns the server's limit
+        figures = measure(api, local, documents, args.window, args.overlap, task)
+        budget, shared = api.backend._late_limits(True, args.window, args.overlap)
+    print(f"{args.model}: requests of {budget} tokens of chunks sharing {shared}, "
+          f"{args.docs} documents of {args.sentences} sentences")
+    print(f"{'chunks':<18}{'n':>6}{'median':>10}{'min':>10}{'mean':>10}")
+    for key, values in figures.items():
+        v = np.asarray(values)
+        print(f"{key:<18}{len(v):>6}{np.median(v):>10.4f}{v.min():>10.4f}{v.mean():>10.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""``Embedder.api(...).late_chunk`` against the real ``jinav3 serve`` app (tiny checkpoint, fp32) and the local
+backend: chunks go in document order whatever the listing order, and any number of chunks per document works."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jinav3 import Embedder
+from jinav3.server import ServerConfig, create_app
+from jinav3.server.run import BackgroundServer
+from jinav3.testing import CORPUS
+
+WORDS = sorted({w.strip(".,'") for sentence in CORPUS for w in sentence.split()} - {""})
+SHORT = [w for w in WORDS if len(w) <= 3]  # a few tokens each: 2,300 of them fit one request by tokens
+FIXTURES = [HealthCheck.function_scoped_fixture]
+
+
+@pytest.fixture(scope="module")
+def fp32_server(tiny_fp32: Embedder) -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_app(tiny_fp32, ServerConfig())) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def api32(fp32_server: BackgroundServer, tiny_fp32: Embedder) -> Iterator[Embedder]:
+    emb = Embedder.api(base_url=fp32_server.base_url, full_dimensions=tiny_fp32.dimensions, backoff=0.01,
+                       tokenizer=None)
+    yield emb
+    emb.close()
+
+
+def tiled(words: list[str], cuts: list[int]) -> tuple[str, list[tuple[int, int]]]:
+    """Words joined by single spaces, and spans of the word groups between ``cuts`` (word indices)."""
+    text = " ".join(words)
+    starts = [0]
+    for word in words:
+        starts.append(starts[-1] + len(word) + 1)
+    bounds = [0, *sorted(set(cuts) - {0, len(words)}), len(words)]
+    return text, [(starts[a], starts[b] - 1) for a, b in itertools.pairwise(bounds)]
+
+
+def raw(chunks: list[Any]) -> np.ndarray:
+    return np.stack([c.embedding for c in chunks])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=FIXTURES)
+@given(words=st.lists(st.sampled_from(WORDS), min_size=1, max_size=60),
+       cuts=st.lists(st.integers(0, 60), max_size=30), seed=st.integers(0, 2**32 - 1))
+def test_vectors_do_not_depend_on_the_listing_order(
+    api32: Embedder, tiny_fp32: Embedder, words: list[str], cuts: list[int], seed: int
+) -> None:
+    """One request per document, single-space separators: the API equals the local backend to 1e-5 (fp32) for
+    spans listed in any order, repeated spans included."""
+    text, spans = tiled(words, [c for c in cuts if c < len(words)])
+    listed = spans + random.Random(seed).sample(spans, min(2, len(spans)))
+    random.Random(seed).shuffle(listed)
+    remote = api32.late_chunk(text, spans=listed, task="retrieval.passage", normalized=False)
+    local = tiny_fp32.late_chunk(text, spans=listed, task="retrieval.passage", normalized=False)
+    assert [(c.start, c.end) for c in remote] == listed
+    np.testing.assert_allclose(raw(remote), raw(local), rtol=0, atol=1e-5)
+
+
+def test_a_document_of_2300_chunks_is_split_by_input_count(
+    api32: Embedder, tiny_fp32: Embedder, fp32_server: BackgroundServer
+) -> None:
+    """2,300 one-word chunks (few tokens, more inputs than the 2,048 a request may carry): answered, every request
+    within the limit, each chunk close to the local backend's vector."""
+    rng = random.Random(7)
+    text, spans = tiled([rng.choice(SHORT) for _ in range(2300)], list(range(2300)))
+    remote = api32.late_chunk(text, spans=spans[::-1], normalized=False)
+    local = tiny_fp32.late_chunk(text, spans=spans[::-1], normalized=False)
+    assert len(remote) == 2300 and [(c.start, c.end) for c in remote] == spans[::-1]
+    a, b = raw(remote), raw(local)
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.98 and np.median(cosine) > 0.999, (cosine.min(), np.median(cosine))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=FIXTURES)
+@given(words=st.lists(st.sampled_from(WORDS), min_size=2, max_size=50), max_inputs=st.integers(2, 9),
+       seed=st.integers(0, 2**32 - 1))
+def test_input_count_limit_in_any_listing_order(
+    fp32_server: BackgroundServer, tiny_fp32: Embedder, words: list[str], max_inputs: int, seed: int
+) -> None:
+    """A small ``max_batch_inputs`` forces many overlapping requests: every chunk answered once, in the listed
+    order, the same vectors whatever that order."""
+    text, spans = tiled(words, list(range(len(words))))
+    listed = random.Random(seed).sample(spans, len(spans))
+    with Embedder.api(base_url=fp32_server.base_url, full_dimensions=tiny_fp32.dimensions, tokenizer=None,
+                      max_batch_inputs=max_inputs) as emb:
+        shuffled = emb.late_chunk(text, spans=listed, normalized=False)
+        ordered = emb.late_chunk(text, spans=spans, normalized=False)
+    assert [(c.start, c.end) for c in shuffled] == listed
+    where = {span: i for i, span in enumerate(spans)}
+    np.testing.assert_array_equal(raw(shuffled), raw(ordered)[[where[s] for s in listed]])
+
+
+def test_chunks_at_request_hand_overs_are_no_further_from_local_than_interior_ones(
+    api32: Embedder, tiny_fp32: Embedder
+) -> None:
+    """Documents of one local window sent as 256-token API requests: the chunks on either side of a hand-over
+    (context on both sides, about overlap/2 tokens) land as close to the local vectors as the interior chunks of
+    the requests after the first (the first shares the local window's start). Figures: docs/api.md."""
+    from jinav3.backends.api_late import plan_requests
+
+    rng = random.Random(3)
+    distance: dict[str, list[float]] = {"boundary": [], "interior": []}
+    budget, shared = api32.backend._late_limits(True, 256, None)
+    for _ in range(6):
+        text = " ".join(rng.choice(CORPUS) for _ in range(40))
+        spans = [(c.start, c.end) for c in tiny_fp32.late_chunk(text, "sentences")]
+        counts = api32.backend._counter.count([text[s:e] for s, e in spans], special_tokens=False)
+        plans = plan_requests(counts, budget, shared, api32.backend.max_batch_inputs)
+        assert len(plans) >= 3
+        edges = {p.keep_end - 1 for p in plans[:-1]} | {p.keep_start for p in plans[1:]}
+        a = raw(api32.late_chunk(text, spans=spans, window=256, normalized=False))
+        b = raw(tiny_fp32.late_chunk(text, spans=spans, normalized=False))
+        cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        for i in range(plans[0].keep_end - 1, len(spans)):
+            distance["boundary" if i in edges else "interior"].append(1 - float(cosine[i]))
+    assert np.mean(distance["boundary"]) <= 1.1 * np.mean(distance["interior"]), distance
+
+
+@settings(max_examples=200, deadline=None)
+@given(words=st.lists(st.text("abcXYZ.", min_size=1, max_size=5), min_size=1, max_size=12),
+       separators=st.lists(st.sampled_from([" ", "  ", "\n", "\n\n", " \n", "\n ", "\t", "", " \t\n "]),
+                           min_size=12, max_size=12))
+def test_the_join_reproduces_every_separator_holding_a_space(words: list[str], separators: list[str]) -> None:
+    """The texts sent, joined with the API's one space, are the document itself where every separator holds a
+    space; a separator without one is kept with one space added in front."""
+    from jinav3.backends.api_late import sent_texts
+
+    text, spans, at = "", [], 0
+    for word, separator in zip(words, separators, strict=False):
+        spans.append((at, at + len(word)))
+        text += word + separator
+        at = len(text)
+    text = text[: spans[-1][1]]
+    expected = words[0] + "".join(
+        (separators[i] if " " in separators[i] else " " + separators[i]) + words[i + 1] for i in range(len(words) - 1)
+    )
+    assert " ".join(sent_texts(text, spans)) == expected
+
+
+def test_newline_separated_chunks_keep_their_separators(api32: Embedder, tiny_fp32: Embedder) -> None:
+    """Sentences separated by newlines: the server sees the newlines (figures in docs/api.md)."""
+    latin = [s for s in CORPUS if s.isascii()]
+    for separator in ("\n", " \n", "  "):
+        text = separator.join(latin)
+        a = raw(api32.late_chunk(text, "sentences", normalized=False))
+        b = raw(tiny_fp32.late_chunk(text, "sentences", normalized=False))
+        cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cosine.min() > 0.998, (separator, cosine.min())
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=FIXTURES)
+@given(words=st.lists(st.sampled_from(WORDS), min_size=20, max_size=250), cuts=st.lists(st.integers(0, 250)),
+       window=st.integers(64, 256), seed=st.integers(0, 2**32 - 1))
+def test_documents_longer_than_one_request_in_any_listing_order(
+    api32: Embedder, tiny_fp32: Embedder, words: list[str], cuts: list[int], window: int, seed: int
+) -> None:
+    """Random documents over several requests, random span sets listed in random order: each span answered, the
+    vectors independent of the listing order (bit for bit) and close to the local backend's."""
+    text, spans = tiled(words, [c for c in cuts if c < len(words)])
+    listed = random.Random(seed).sample(spans, len(spans))
+    shuffled = api32.late_chunk(text, spans=listed, window=window, normalized=False)
+    ordered = api32.late_chunk(text, spans=spans, window=window, normalized=False)
+    where = {span: i for i, span in enumerate(spans)}
+    assert [(c.start, c.end) for c in shuffled] == listed
+    np.testing.assert_array_equal(raw(shuffled), raw(ordered)[[where[s] for s in listed]])
+    a, b = raw(ordered), raw(tiny_fp32.late_chunk(text, spans=spans, normalized=False))
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.98, cosine.min()
