@@ -28,7 +28,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from jinav3 import late
 from jinav3.backends.local import LocalBackend
 from jinav3.chunking import Span
 from jinav3.errors import InputTooLongError, InvalidInputError
@@ -261,12 +260,18 @@ class EmbeddingService:
         self.backend._task_id(task)
         spans: list[Span] = []
         at = 0
-        for chunk in chunks:
+        for i, chunk in enumerate(chunks):
+            if not chunk:
+                raise InvalidInputError(f"chunk {i} (characters {at}..{at}) is empty; late chunking needs text in "
+                                        "every input")
             spans.append((at, at + len(chunk)))
             at += len(chunk) + 1
         document = " ".join(chunks)
         await asyncio.to_thread(check_document_length, self.backend, document, task)
-        doc = await asyncio.to_thread(self.backend.tokenize_document, document, task)
+        # Chunked, tokenised and planned here, so a document that cannot be late-chunked (blank, an empty chunk)
+        # is this request's own 400 and never joins a shared sub-round.
+        prepared = (await asyncio.to_thread(self.backend.prepare, [document], [spans], task, True))[0]
+        doc = prepared.tokens
         limit = self.backend.max_length
         if doc.length > limit:
             raise InputTooLongError(
@@ -274,8 +279,7 @@ class EmbeddingService:
                 f"model's limit of {limit}; send fewer chunks per request"
             )
         self._check_tokens(doc.length)
-        late.plan_pooling(doc, spans)  # rejects empty chunks before any model work
-        return await self.batcher.late_chunk(document, spans, task, doc.length), doc.length
+        return await self.batcher.late_chunk(document, spans, task, doc.length, prepared), doc.length
 
 
 def _models(backend: LocalBackend, config: ServerConfig, name: str) -> dict[str, Any]:

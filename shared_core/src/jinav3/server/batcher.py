@@ -17,6 +17,11 @@ before the next sub-round, and a sub-round whose jobs have all been cancelled st
 Sub-rounds run on a daemon thread, so a stopping server answers the jobs it will not compute
 (:meth:`MicroBatcher.abort`) and exits without waiting for them. The worker measures its throughput (tokens per
 second) so an overloaded server can tell clients how long to wait (:meth:`MicroBatcher.retry_after`).
+
+One client never fails another's job. Every check that can fail for one input runs before its job is queued (the
+handler tokenises; a late-chunking document is fully prepared: chunked, tokenised and planned). If a shared
+sub-round still fails, it is bisected and each half re-run (rows never depend on their batch-mates, so the re-run
+gives the same vectors) until the failing job is alone: only that job gets the error.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import numpy as np
 
 from jinav3.backends.local import LocalBackend
 from jinav3.chunking import Span
+from jinav3.preparation import PreparedDocument
 
 
 class Overloaded(Exception):
@@ -77,6 +83,7 @@ class _Job:
     document: str | None = None  # late chunking: the joined text, its chunk spans and task
     spans: Sequence[Span] = ()
     task: str | None = None
+    prepared: PreparedDocument | None = None  # late chunking: checked and tokenised before it was queued
     queued_at: float = field(default_factory=time.perf_counter)
     done_rows: int = 0  # plain: rows computed so far, their vectors in ``parts``
     parts: list[np.ndarray] = field(default_factory=list)
@@ -130,6 +137,7 @@ class MicroBatcher:
         self.pending_tokens = 0
         self.rounds = 0  # sub-rounds computed
         self.dropped = 0  # jobs dropped because their client went away
+        self.isolations = 0  # failed shared sub-rounds split to find the failing job
         self.tokens_per_second: float | None = None  # moving average over recent rounds
         self._live: set[_Job] = set()
         self._stopped: BaseException | None = None
@@ -197,10 +205,16 @@ class MicroBatcher:
         tokens = sum(len(s) for s in sequences)
         return await self._submit(_Job(future, len(sequences), tokens, sequences=sequences, task_id=task_id))
 
-    async def late_chunk(self, document: str, spans: Sequence[Span], task: str | None, tokens: int) -> np.ndarray:
-        """Raw contextual vectors of the spans of one document that fits the context (one sequence)."""
+    async def late_chunk(self, document: str, spans: Sequence[Span], task: str | None, tokens: int,
+                         prepared: PreparedDocument | None = None) -> np.ndarray:
+        """Raw contextual vectors of the spans of one document that fits the context (one sequence). The document
+        is prepared (chunked, tokenised, planned) here unless ``prepared`` is given, so a document that cannot be
+        late-chunked fails alone, before it joins a shared sub-round."""
+        if prepared is None:
+            prepared = (await asyncio.to_thread(self.backend.prepare, [document], [spans], task, True))[0]
         future = asyncio.get_running_loop().create_future()
-        return await self._submit(_Job(future, len(spans), tokens, document=document, spans=spans, task=task))
+        return await self._submit(_Job(future, len(spans), tokens, document=document, spans=spans, task=task,
+                                       prepared=prepared))
 
     # -- worker ------------------------------------------------------------------------------------------
     async def _gather(self, pool: list[_Job], wait: float, limit: float) -> bool:
@@ -266,18 +280,25 @@ class MicroBatcher:
             return self._compute_pieces(pieces)
 
     def _compute_pieces(self, pieces: Sequence[_Piece]) -> list[Any]:
+        """The outcome per piece; a failing sub-round is bisected until the failure is pinned on its own pieces."""
         try:
-            if pieces[0].job.late:
-                jobs = [piece.job for piece in pieces]
-                return list(self.backend.late_chunk([job.document for job in jobs],  # type: ignore[misc]
-                                                    [job.spans for job in jobs], jobs[0].task))
-            rows = [s for piece in pieces for s in piece.sequences]
-            vectors = self.backend.embed_ids(rows, [piece.job.task_id for piece in pieces
-                                                    for _ in range(piece.hi - piece.lo)])
-            bounds = np.cumsum([0, *(piece.hi - piece.lo for piece in pieces)])
-            return [vectors[lo:hi] for lo, hi in pairwise(bounds)]
+            return self._run_pieces(pieces)
         except Exception as exc:
-            return [exc] * len(pieces)
+            if len(pieces) == 1 or all(piece.job.future.done() for piece in pieces):
+                return [exc] * len(pieces)
+            self.isolations += 1
+            half = len(pieces) // 2
+            return self._compute_pieces(pieces[:half]) + self._compute_pieces(pieces[half:])
+
+    def _run_pieces(self, pieces: Sequence[_Piece]) -> list[Any]:
+        """One forward pass for ``pieces`` (all plain, or all late chunking of one task)."""
+        if pieces[0].job.late:
+            return list(self.backend.late_chunk_prepared([piece.job.prepared for piece in pieces]))  # type: ignore[misc]
+        rows = [s for piece in pieces for s in piece.sequences]
+        vectors = self.backend.embed_ids(rows, [piece.job.task_id for piece in pieces
+                                                for _ in range(piece.hi - piece.lo)])
+        bounds = np.cumsum([0, *(piece.hi - piece.lo for piece in pieces)])
+        return [vectors[lo:hi] for lo, hi in pairwise(bounds)]
 
 
 #: Company for a sub-round led by a small job: only jobs with at most this many times its remaining work (or
