@@ -42,7 +42,8 @@ from jinav3.server.errors import (
     request_id,
     validation_problem,
 )
-from jinav3.server.schemas import EmbeddingsRequest, FieldError, field_errors, parse_request
+from jinav3.server.schemas import EmbeddingsRequest, FieldError, field_errors
+from jinav3.server.screening import ScreenedOut, parse_screened
 from jinav3.server.tokens import check_document_length, encode_inputs
 from jinav3.tasks import TASKS
 
@@ -365,11 +366,13 @@ def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) 
         body = await _read_body(request, config.max_body_bytes, config.body_timeout)
         try:
             if len(body) > _PARSE_OFF_LOOP_BYTES:  # a big body would stall every other request while parsing
-                req = await asyncio.to_thread(parse_request, body)
+                req = await asyncio.to_thread(parse_screened, body)
             else:
-                req = parse_request(body)
+                req = parse_screened(body)
         except ValidationError as exc:
             raise validation_problem(field_errors(exc)) from None
+        except ScreenedOut as exc:
+            raise validation_problem(exc.errors, exc.total) from None
         answer = await _unless_disconnected(request, service.embed(req))
         log.debug("request %s: %d inputs in %.1f ms", rid, len(answer["data"]), 1000 * (time.perf_counter() - started))
         headers = {"X-Request-ID": rid}

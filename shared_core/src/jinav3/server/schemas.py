@@ -116,6 +116,7 @@ class FieldError(BaseModel):
 class HTTPValidationError(BaseModel):
     detail: str
     errors: list[FieldError]
+    total_errors: int | None = None  # every problem found; ``errors`` lists at most a few dozen
 
 
 def parse_request(body: bytes | bytearray) -> EmbeddingsRequest:
@@ -130,6 +131,11 @@ def parse_request(body: bytes | bytearray) -> EmbeddingsRequest:
     except ValueError as exc:  # not JSON: the error JSON validation gives, without parsing the body twice
         error = {"type": "json_invalid", "loc": (), "input": body, "ctx": {"error": str(exc)}}
         raise ValidationError.from_exception_data(EmbeddingsRequest.__name__, [error], "json") from None
+    return validate_request(value, body)
+
+
+def validate_request(value: Any, body: bytes | bytearray) -> EmbeddingsRequest:
+    """The request of ``value`` (``body`` parsed); when it fails, the errors of validating ``body`` as JSON."""
     try:
         return EmbeddingsRequest.model_validate(value)
     except ValidationError:
