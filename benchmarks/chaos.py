@@ -189,7 +189,7 @@ async def hostile_client(client: httpx.AsyncClient, url: str, port: int, stop: a
 
 async def slow_exchange(port: int, kind: str, tally: Tally) -> None:
     """A head (``slow-head``) or a body (``slow-body``) trickled a byte every 0.25 s until the server gives up."""
-    payload = (b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n" if kind == "slow-head"
+    payload = (b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\n" if kind == "slow-head"
                else http_post(b'{"model": "' + MODEL.encode() + b'", "input": ["slow"]}'))
     raw = await raw_exchange(port, payload, trickle=0.25)
     tally.answer(raw.split(b" ", 2)[1].decode() if raw.startswith(b"HTTP/1.1 ") else "408 or closed by the server")

@@ -47,7 +47,7 @@ def answer_of(raw: bytes) -> tuple[int, dict]:
 def test_partial_headers_get_408_and_the_socket_is_closed(strict: Any) -> None:
     sockets = [connect(strict) for _ in range(4)]
     for sock in sockets[:2]:
-        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n")  # never finished
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
     started = time.monotonic()
     for sock in sockets:  # two idle from the start, two with a partial head
         status, payload = answer_of(read_all(sock))  # returns only once the server closed the socket
@@ -58,7 +58,7 @@ def test_partial_headers_get_408_and_the_socket_is_closed(strict: Any) -> None:
 
 def test_a_slow_body_gets_408_and_the_socket_is_closed(strict: Any) -> None:
     sock = connect(strict)
-    sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  b"Content-Length: 500\r\n\r\n{\"model\": ")
     status, payload = answer_of(read_all(sock))
     assert status == 408 and "did not arrive within 0.5 s" in payload["detail"]
@@ -81,7 +81,8 @@ def test_mid_body_disconnects_are_one_info_line_not_tracebacks(strict: Any, capl
     with caplog.at_level(logging.DEBUG):
         for _ in range(5):
             sock = connect(strict)
-            sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n{\"model\"")
+            sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 900\r\n\r\n{\"model\"")
             time.sleep(0.05)
             sock.close()
         time.sleep(0.5)
@@ -98,7 +99,7 @@ def test_work_of_clients_that_went_away_is_dropped(start_server: Any) -> None:
     sockets = []
     for _ in range(8):
         sock = connect(server)
-        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         sockets.append(sock)
     deadline = time.monotonic() + 10

@@ -11,7 +11,6 @@ server answers what it will not compute with 503 (see :meth:`EmbeddingService.be
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -42,6 +41,7 @@ from jinav3.server.errors import (
     request_id,
     validation_problem,
 )
+from jinav3.server.guards import LOOPBACK_NAMES, BrowserGuard, check_auth
 from jinav3.server.schemas import EmbeddingsRequest, FieldError, field_errors
 from jinav3.server.screening import ScreenedOut, parse_screened
 from jinav3.server.tokens import check_document_length, encode_inputs
@@ -71,6 +71,7 @@ class ServerConfig:
     body_timeout: float = 30.0  # seconds to receive a request body, once the handler starts reading it
     keep_alive_timeout: float = 5.0  # idle seconds before a kept-alive connection is closed
     max_connections: int = 1024  # open connections; more are answered 503 and closed at once
+    allowed_hosts: tuple[str, ...] | None = None  # Host header names accepted; None = loopback names ("*": any)
 
 
 def served_model_name(backend: LocalBackend) -> str:
@@ -87,19 +88,6 @@ def served_model_name(backend: LocalBackend) -> str:
         if part.startswith("models--"):
             return part.split("--")[-1]
     return parts[-1] if parts else str(backend.model_name)
-
-
-def _check_auth(request: Request, keys: tuple[str, ...]) -> None:
-    if not keys:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if not header:
-        raise ApiProblem(401, "AUTH_MISSING_API_KEY", "Missing API key: send 'Authorization: Bearer <key>'")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiProblem(401, "AUTH_INVALID_FORMAT", "Malformed Authorization header: use 'Bearer <key>'")
-    if not any(hmac.compare_digest(token.strip().encode(), key.encode()) for key in keys):
-        raise ApiProblem(401, "AUTH_INVALID_API_KEY", "Invalid API key")
 
 
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
@@ -317,6 +305,7 @@ def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) 
     app = FastAPI(title="jinav3 embeddings server", version="1", lifespan=lifespan)
     app.state.service = service
     app.state.config = config
+    app.add_middleware(BrowserGuard, allowed_hosts=config.allowed_hosts or LOOPBACK_NAMES, api_keys=config.api_keys)
 
     @app.exception_handler(ApiProblem)
     async def _on_problem(request: Request, problem: ApiProblem) -> Response:
@@ -355,14 +344,14 @@ def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) 
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
-        _check_auth(request, config.api_keys)
+        check_auth(request.headers, config.api_keys)
         return _models(backend, config, name)
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
         started = time.perf_counter()
         rid = request_id(request)
-        _check_auth(request, config.api_keys)
+        check_auth(request.headers, config.api_keys)
         body = await _read_body(request, config.max_body_bytes, config.body_timeout)
         try:
             if len(body) > _PARSE_OFF_LOOP_BYTES:  # a big body would stall every other request while parsing
