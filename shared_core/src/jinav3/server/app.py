@@ -11,6 +11,7 @@ server answers what it will not compute with 503 (see :meth:`EmbeddingService.be
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -142,8 +143,12 @@ def _output(vectors: np.ndarray, types: list[str], as_dict: bool) -> list[Any]:
     """Per input, the embedding in each requested encoding (a dict keyed by type when a list was asked)."""
     encoded = {}
     for kind in types:
-        values = encode(vectors, kind)
-        encoded[kind] = list(values) if kind == "base64" else values.tolist()
+        packed, _, as_base64 = kind.partition("+")
+        values = encode(vectors, packed)
+        if as_base64:  # binary/ubinary bytes as base64 (OpenAI's encoding_format on a packed type)
+            encoded[kind] = [base64.b64encode(row.tobytes()).decode("ascii") for row in values]
+        else:
+            encoded[kind] = list(values) if kind == "base64" else values.tolist()
     if as_dict:
         return [{kind: encoded[kind][i] for kind in types} for i in range(len(vectors))]
     return encoded[types[0]]

@@ -62,7 +62,9 @@ class EmbeddingsRequest(BaseModel):
         return [item.text if isinstance(item, TextDoc) else item for item in items]
 
     def output_types(self) -> tuple[list[str], bool]:
-        """The requested encodings and whether the caller asked for a list (then each embedding is a dict)."""
+        """The requested encodings and whether the caller asked for a list (then each embedding is a dict).
+        ``encoding_format="base64"`` with a binary or ubinary type asks for base64 of the packed bytes
+        (``"binary+base64"``)."""
         given = {
             name: value
             for name, value in (
@@ -72,6 +74,10 @@ class EmbeddingsRequest(BaseModel):
             )
             if value is not None
         }
+        types = [v for k, v in given.items() if k != "encoding_format"]
+        if given.get("encoding_format") == "base64" and types and all(v == types[0] for v in types) \
+                and types[0] in ("binary", "ubinary"):  # OpenAI's SDK always sends base64: the packed bytes so
+            return [f"{types[0]}+base64"], False
         if len({repr(v) for v in given.values()}) > 1:
             raise ValueError(f"{' and '.join(given)} disagree; send only one of them")
         value = next(iter(given.values()), "float")

@@ -21,6 +21,10 @@ MAX_LISTED = 32  # problems described in bulk (the error answer lists as many; s
 _TYPE_LISTS = ("embedding_type", "encoding_type")
 _MAX_TYPES = 16  # a list of encodings longer than this is nonsense (there are four)
 _ITEM_MESSAGE = 'Input should be a string or an object {"text": <string>}'
+TOKEN_IDS_MESSAGE = (
+    "input holds token ids (integers), but this server takes text and tokenises it itself. langchain-openai's "
+    "OpenAIEmbeddings sends tiktoken ids unless you set check_embedding_ctx_length=False; send the texts instead"
+)
 
 
 class ScreenedOut(Exception):
@@ -53,6 +57,13 @@ def _bad_items(items: list[Any]) -> tuple[list[int], int]:
     return first, count
 
 
+def _token_ids(item: Any) -> bool:
+    """Whether ``item`` looks like token ids: an integer, or a list of integers (what tiktoken-based clients send)."""
+    if isinstance(item, list):
+        return bool(item) and all(type(x) is int for x in item[:16])
+    return type(item) is int
+
+
 def _short(value: Any) -> Any:
     """What a hand-made error echoes: short strings and plain numbers only (never NaN/Infinity as numbers)."""
     if isinstance(value, bool) or value is None or (isinstance(value, int) and value.bit_length() <= 64):
@@ -82,10 +93,13 @@ def _bulk(value: dict[str, Any]) -> tuple[list[FieldError], int, dict[str, Any]]
             note(key, None, "Extra inputs are not permitted", "extra_forbidden")
             del pruned[key]
     items = value.get("input")
-    if isinstance(items, dict):
+    if isinstance(items, dict) or type(items) is int:
         items = [items]
     if isinstance(items, list):
         first, count = _bad_items(items)
+        if first and _token_ids(items[first[0]]):
+            note("input", None, TOKEN_IDS_MESSAGE, "token_ids")
+            total -= 1  # a hint, not one more problem
         for i in first:
             note(f"input.{i}", items[i], _ITEM_MESSAGE, "string_type")
         total += count - len(first)  # the rest are only counted
