@@ -340,7 +340,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from jinav3.extras import missing_modules, require_local
 
     require_local("jinav3 serve")
-    missing = missing_modules(("fastapi", "uvicorn"))
+    missing = missing_modules(("fastapi", "uvicorn", "prometheus_client"))
     if missing:
         raise UsageError(f"jinav3 serve needs {' and '.join(missing)}: pip install 'jinav3[server]' (from a clone "
                          "of the jinav3 repository: pip install -e 'shared_core[server]')")

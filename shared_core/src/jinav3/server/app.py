@@ -43,6 +43,7 @@ from jinav3.server.errors import (
     validation_problem,
 )
 from jinav3.server.guards import LOOPBACK_NAMES, BrowserGuard, check_auth
+from jinav3.server.metrics import MetricsMiddleware, ServerMetrics
 from jinav3.server.schemas import EmbeddingsRequest, FieldError, field_errors
 from jinav3.server.screening import ScreenedOut, parse_screened
 from jinav3.server.tokens import check_document_length, encode_inputs
@@ -157,8 +158,10 @@ def _output(vectors: np.ndarray, types: list[str], as_dict: bool) -> list[Any]:
 class EmbeddingService:
     """What one ``POST /v1/embeddings`` does, independent of the web framework's plumbing."""
 
-    def __init__(self, backend: LocalBackend, config: ServerConfig, batcher: MicroBatcher, model_name: str) -> None:
+    def __init__(self, backend: LocalBackend, config: ServerConfig, batcher: MicroBatcher, model_name: str,
+                 metrics: ServerMetrics) -> None:
         self.backend, self.config, self.batcher, self.model_name = backend, config, batcher, model_name
+        self.metrics = metrics
         self.stopping = False
 
     def begin_shutdown(self, grace: float | None) -> None:
@@ -230,6 +233,8 @@ class EmbeddingService:
             raise self._busy(f"Server busy: {exc}; retry in about {wait} s", wait) from None
         except ShuttingDown as exc:
             raise self._busy(f"{exc}; this request was not computed, retry it", 1) from None
+        self.metrics.inputs.inc(len(texts))
+        self.metrics.tokens.inc(tokens)
         vectors = truncate_normalise(raw, req.dimensions, req.normalized is not False)
         embeddings = _output(vectors, types, as_dict)
         return {
@@ -297,7 +302,9 @@ def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) 
         backend, max_batch_tokens=config.max_batch_tokens, max_wait=config.batch_wait_ms / 1000,
         max_pending=config.max_pending,
     )
-    service = EmbeddingService(backend, config, batcher, name)
+    metrics = ServerMetrics(lambda: batcher.pending, lambda: batcher.pending_tokens)
+    batcher.metrics = metrics
+    service = EmbeddingService(backend, config, batcher, name, metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -310,7 +317,9 @@ def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) 
     app = FastAPI(title="jinav3 embeddings server", version="1", lifespan=lifespan)
     app.state.service = service
     app.state.config = config
+    app.state.metrics = metrics
     app.add_middleware(BrowserGuard, allowed_hosts=config.allowed_hosts or LOOPBACK_NAMES, api_keys=config.api_keys)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts the guards' answers too
 
     @app.exception_handler(ApiProblem)
     async def _on_problem(request: Request, problem: ApiProblem) -> Response:
@@ -346,6 +355,12 @@ def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) 
     async def health() -> dict[str, Any]:
         status = "stopping" if service.stopping else "ok"
         return {"status": status, "model": name, "pending_inputs": batcher.pending}
+
+    @app.get("/metrics")
+    async def prometheus_metrics(request: Request) -> Response:
+        check_auth(request.headers, config.api_keys)
+        text, media_type = metrics.render()
+        return Response(text, media_type=media_type)
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:

@@ -85,6 +85,7 @@ class _Job:
     task: str | None = None
     prepared: PreparedDocument | None = None  # late chunking: checked and tokenised before it was queued
     queued_at: float = field(default_factory=time.perf_counter)
+    started_at: float | None = None  # when its first sub-round began
     done_rows: int = 0  # plain: rows computed so far, their vectors in ``parts``
     parts: list[np.ndarray] = field(default_factory=list)
 
@@ -115,6 +116,11 @@ class _Piece:
     def tokens(self) -> int:
         return self.job.tokens if self.job.late else sum(len(s) for s in self.sequences)
 
+    @property
+    def inputs(self) -> int:
+        """Rows of a plain piece; a late-chunking document counts as one sequence."""
+        return 1 if self.job.late else self.hi - self.lo
+
 
 class MicroBatcher:
     """Collects jobs from concurrent requests and runs them in shared batches on one worker.
@@ -138,6 +144,7 @@ class MicroBatcher:
         self.rounds = 0  # sub-rounds computed
         self.dropped = 0  # jobs dropped because their client went away
         self.isolations = 0  # failed shared sub-rounds split to find the failing job
+        self.metrics: Any = None  # a ServerMetrics (sub_round, job_done) when the server exports metrics
         self.tokens_per_second: float | None = None  # moving average over recent rounds
         self._live: set[_Job] = set()
         self._stopped: BaseException | None = None
@@ -258,13 +265,27 @@ class MicroBatcher:
             if pool:
                 pieces = next_sub_round(pool, max(1, self.backend.token_budget), time.perf_counter() - self.max_delay)
                 started = time.perf_counter()
+                for piece in pieces:
+                    piece.job.started_at = piece.job.started_at or started
                 outcomes = await _in_daemon_thread(self._compute, pieces)
-                finished = {id(job) for job in _deliver(pieces, outcomes)}
+                answered = _deliver(pieces, outcomes)
+                finished = {id(job) for job in answered}
                 pool = [job for job in pool if id(job) not in finished]
                 self._measure(sum(piece.tokens for piece in pieces), time.perf_counter() - started)
                 self.rounds += 1
+                if self.metrics is not None:
+                    self._report(pieces, answered, started)
             if saw_stop:
                 return
+
+    def _report(self, pieces: Sequence[_Piece], answered: Sequence[_Job], started: float) -> None:
+        """Tell the metrics about this sub-round and the jobs it completed."""
+        now = time.perf_counter()
+        self.metrics.sub_round(sum(piece.inputs for piece in pieces), sum(piece.tokens for piece in pieces),
+                               now - started)
+        for job in answered:
+            if job.started_at is not None and job.future.exception() is None:
+                self.metrics.job_done(job.started_at - job.queued_at, now - job.started_at)
 
     def _measure(self, tokens: int, seconds: float) -> None:
         rate = tokens / max(seconds, 1e-6)

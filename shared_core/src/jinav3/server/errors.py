@@ -27,6 +27,9 @@ _OPENAI_TYPES = {
 }
 
 
+REFUSAL_KEY = "jinav3.refusal"  # where an error answer leaves its reason in the ASGI scope (for the metrics)
+
+
 class ApiProblem(Exception):
     """An error answer: HTTP status, the spec's error ``code`` and a ``detail`` that says what to change."""
 
@@ -110,6 +113,7 @@ def problem_body(problem: ApiProblem, rid: str) -> dict[str, Any]:
 
 
 def problem_response(connection: HTTPConnection, problem: ApiProblem) -> SafeJSONResponse:
+    connection.scope[REFUSAL_KEY] = problem.code or ("validation" if problem.status == 422 else str(problem.status))
     rid = request_id(connection)
     headers = {"X-Request-ID": rid, **(problem.headers or {})}
     return SafeJSONResponse(problem_body(problem, rid), status_code=problem.status, headers=headers)

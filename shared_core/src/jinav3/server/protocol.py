@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 
@@ -27,8 +28,11 @@ def _raw_answer(status: int, reason: str, code: str, detail: str, retry_after: i
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def guarded_protocol(base: type[asyncio.Protocol], header_timeout: float, max_connections: int) -> type:
-    """A subclass of uvicorn's HTTP protocol ``base`` (h11 or httptools) with the two guards."""
+def guarded_protocol(base: type[asyncio.Protocol], header_timeout: float, max_connections: int,
+                     on_refusal: Callable[[str], None] | None = None) -> type:
+    """A subclass of uvicorn's HTTP protocol ``base`` (h11 or httptools) with the two guards; ``on_refusal`` is told
+    the reason of each connection they refuse (for the metrics)."""
+    refused = on_refusal or (lambda reason: None)
 
     class GuardedProtocol(base):  # type: ignore[misc, valid-type]
         _head_timer: asyncio.TimerHandle | None = None
@@ -39,6 +43,7 @@ def guarded_protocol(base: type[asyncio.Protocol], header_timeout: float, max_co
                 transport.write(_raw_answer(503, "Service Unavailable", "SERVICE_UNAVAILABLE",
                                             f"more than {max_connections} open connections; retry shortly", 1))
                 transport.close()
+                refused("too_many_connections")
                 return
             self._arm()
 
@@ -73,5 +78,6 @@ def guarded_protocol(base: type[asyncio.Protocol], header_timeout: float, max_co
                 self.transport.write(_raw_answer(408, "Request Timeout", "REQUEST_TIMEOUT",
                                                  f"no complete request head within {header_timeout:g} s"))
                 self.transport.close()
+                refused("header_timeout")
 
     return GuardedProtocol
