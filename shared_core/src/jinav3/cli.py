@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how long a request waits for others to share its batch (default: 2 ms)")
     serve.add_argument("--max-pending", type=_int_at_least(1), default=100_000,
                        help="inputs allowed to wait; beyond it requests get 503 with Retry-After")
+    serve.add_argument("--max-queue-seconds", type=_number_at_least(0), default=60.0,
+                       help="estimated seconds of queued work (tokens / measured tokens per second) beyond which "
+                       "requests get 503 with Retry-After at once (default: 60; 0 = no bound)")
     serve.add_argument("--graceful-timeout", type=_number_at_least(0), default=30.0,
                        help="seconds to let in-flight requests finish on SIGTERM/SIGINT; the rest get 503")
     serve.add_argument("--header-timeout", type=_number_at_least(0.1), default=10.0,
@@ -357,6 +360,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         model_name=args.model_name, api_keys=tuple(keys), max_inputs=args.max_inputs,
         max_body_bytes=args.max_body_bytes, max_request_tokens=args.max_request_tokens,
         max_batch_tokens=args.batch_tokens, batch_wait_ms=args.batch_wait_ms, max_pending=args.max_pending,
+        max_queue_seconds=args.max_queue_seconds or None,
         header_timeout=args.header_timeout, body_timeout=args.body_timeout,
         keep_alive_timeout=args.keep_alive_timeout, max_connections=args.max_connections,
         allowed_hosts=tuple(args.allowed_host) or None,

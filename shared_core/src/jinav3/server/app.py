@@ -69,6 +69,7 @@ class ServerConfig:
     max_batch_tokens: int = 65_536
     batch_wait_ms: float = 2.0
     max_pending: int = 100_000
+    max_queue_seconds: float | None = 60.0  # estimated seconds of queued work beyond which requests get 503 at once
     header_timeout: float = 10.0  # seconds from connecting (or the previous answer) to a complete request head
     body_timeout: float = 30.0  # seconds to receive a request body, once the handler starts reading it
     keep_alive_timeout: float = 5.0  # idle seconds before a kept-alive connection is closed
@@ -177,8 +178,10 @@ class EmbeddingService:
                 max(0.0, grace - margin), self.batcher.abort, ShuttingDown("the server is shutting down")
             )
 
-    def _busy(self, detail: str, retry_after: int) -> ApiProblem:
-        return ApiProblem(503, "SERVICE_UNAVAILABLE", detail, headers={"Retry-After": str(retry_after)})
+    def _busy(self, detail: str, retry_after: int, reason: str) -> ApiProblem:
+        problem = ApiProblem(503, "SERVICE_UNAVAILABLE", detail, headers={"Retry-After": str(retry_after)})
+        problem.reason = reason
+        return problem
 
     def _check(self, req: EmbeddingsRequest, texts: list[str]) -> None:
         if req.model != self.model_name:
@@ -211,7 +214,7 @@ class EmbeddingService:
 
     async def embed(self, req: EmbeddingsRequest) -> dict[str, Any]:
         if self.stopping:
-            raise self._busy("the server is shutting down; retry on another instance or later", 1)
+            raise self._busy("the server is shutting down; retry on another instance or later", 1, "shutting_down")
         texts = req.texts()
         self._check(req, texts)
         try:
@@ -230,9 +233,9 @@ class EmbeddingService:
             raise ApiProblem(400, "INPUT_INVALID", str(exc)) from None
         except Overloaded as exc:
             wait = self.batcher.retry_after()
-            raise self._busy(f"Server busy: {exc}; retry in about {wait} s", wait) from None
+            raise self._busy(f"Server busy: {exc}; retry in about {wait} s", wait, exc.reason) from None
         except ShuttingDown as exc:
-            raise self._busy(f"{exc}; this request was not computed, retry it", 1) from None
+            raise self._busy(f"{exc}; this request was not computed, retry it", 1, "shutting_down") from None
         self.metrics.inputs.inc(len(texts))
         self.metrics.tokens.inc(tokens)
         vectors = truncate_normalise(raw, req.dimensions, req.normalized is not False)
@@ -300,7 +303,7 @@ def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) 
     name = config.model_name or served_model_name(backend)
     batcher = MicroBatcher(
         backend, max_batch_tokens=config.max_batch_tokens, max_wait=config.batch_wait_ms / 1000,
-        max_pending=config.max_pending,
+        max_pending=config.max_pending, max_queue_seconds=config.max_queue_seconds,
     )
     metrics = ServerMetrics(lambda: batcher.pending, lambda: batcher.pending_tokens)
     batcher.metrics = metrics

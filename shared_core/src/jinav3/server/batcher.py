@@ -43,7 +43,18 @@ from jinav3.preparation import PreparedDocument
 
 
 class Overloaded(Exception):
-    """Too many inputs are waiting; the caller should answer 503 with ``Retry-After``."""
+    """Too many inputs, or too many seconds of work, are waiting; the caller should answer 503 with ``Retry-After``.
+    ``reason`` names which (for the metrics)."""
+
+    def __init__(self, detail: str, reason: str = "queue_full") -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+#: A job of at most this fraction of ``max_queue_seconds`` is small: it is refused only once the queue holds more
+#: than ``SMALL_HEADROOM`` times the bound, so heavy requests (refused at the bound) cannot crowd small ones out.
+SMALL_FRACTION = 1 / 16
+SMALL_HEADROOM = 2.0
 
 
 class ShuttingDown(Exception):
@@ -132,13 +143,14 @@ class MicroBatcher:
 
     def __init__(
         self, backend: LocalBackend, *, max_batch_tokens: int = 65_536, max_wait: float = 0.002,
-        max_pending: int = 100_000, max_delay: float = 2.0,
+        max_pending: int = 100_000, max_delay: float = 2.0, max_queue_seconds: float | None = None,
     ) -> None:
         self.backend = backend
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait
         self.max_pending = max_pending
         self.max_delay = max_delay
+        self.max_queue_seconds = max_queue_seconds  # bound on the estimated seconds of queued work; None = none
         self.pending = 0  # inputs waiting or running
         self.pending_tokens = 0
         self.rounds = 0  # sub-rounds computed
@@ -191,12 +203,26 @@ class MicroBatcher:
             raise RuntimeError("the micro-batcher is not running")
         if self.pending + job.inputs > self.max_pending and self.pending > 0:
             raise Overloaded(f"{self.pending} inputs are already waiting (limit {self.max_pending})")
+        self._admit_work(job)
         self.pending += job.inputs
         self.pending_tokens += job.tokens
         self._live.add(job)
         job.future.add_done_callback(lambda _: self._release(job))
         self._queue.put_nowait(job)
         return job.future
+
+    def _admit_work(self, job: _Job) -> None:
+        """Refuse ``job`` at once (:class:`Overloaded`) when the queue would hold more than ``max_queue_seconds`` of
+        work at the measured rate. A job into an empty queue, or before any rate is measured, is always admitted;
+        a small job has headroom (:data:`SMALL_HEADROOM`)."""
+        bound, rate = self.max_queue_seconds, self.tokens_per_second
+        if bound is None or not rate or self.pending == 0:
+            return
+        queued, own = self.pending_tokens / rate, job.tokens / rate
+        small = own <= bound * SMALL_FRACTION
+        if (small and queued > bound * SMALL_HEADROOM) or (not small and queued + own > bound):
+            raise Overloaded(f"about {queued:.1f} s of work is queued and this request adds {own:.1f} s (limit "
+                             f"{bound:g} s)", "queue_seconds")
 
     def _release(self, job: _Job) -> None:
         """The job is answered, failed or cancelled: it no longer counts as pending."""

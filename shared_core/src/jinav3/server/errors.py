@@ -40,6 +40,7 @@ class ApiProblem(Exception):
         super().__init__(detail)
         self.status, self.code, self.detail, self.errors, self.headers = status, code, detail, list(errors), headers
         self.total_errors: int | None = None  # a 422's count of problems when ``errors`` lists only some
+        self.reason: str | None = None  # the refusal reason the metrics count (default: the code)
 
 
 class ClientGone(Exception):
@@ -113,7 +114,8 @@ def problem_body(problem: ApiProblem, rid: str) -> dict[str, Any]:
 
 
 def problem_response(connection: HTTPConnection, problem: ApiProblem) -> SafeJSONResponse:
-    connection.scope[REFUSAL_KEY] = problem.code or ("validation" if problem.status == 422 else str(problem.status))
+    connection.scope[REFUSAL_KEY] = problem.reason or problem.code or (
+        "validation" if problem.status == 422 else str(problem.status))
     rid = request_id(connection)
     headers = {"X-Request-ID": rid, **(problem.headers or {})}
     return SafeJSONResponse(problem_body(problem, rid), status_code=problem.status, headers=headers)
