@@ -51,6 +51,7 @@ from jinav3.tasks import TASKS
 
 T = TypeVar("T")
 _PARSE_OFF_LOOP_BYTES = 256 * 1024
+_MAX_CHARS_PER_TOKEN = 8  # more characters per token than real text has: a low estimate of a request's tokens
 
 log = logging.getLogger("jinav3.server")
 
@@ -249,6 +250,9 @@ class EmbeddingService:
 
     async def _plain(self, texts: list[str], task: str | None, truncate: bool) -> tuple[np.ndarray, int]:
         task_id = self.backend._task_id(task)
+        limit = self.backend.max_length
+        # before tokenising (seconds for a heavy body on a busy machine): a low estimate of its tokens
+        self.batcher.admit(sum(min(len(text) // _MAX_CHARS_PER_TOKEN + 2, limit) for text in texts))
         try:
             sequences = await asyncio.to_thread(encode_inputs, self.backend, texts, task, truncate=truncate)
         except InputTooLongError as exc:  # over max_length without truncate: name the knob

@@ -51,10 +51,6 @@ class Overloaded(Exception):
         self.reason = reason
 
 
-#: A job of at most this fraction of ``max_queue_seconds`` is small: it is refused only once the queue holds more
-#: than ``SMALL_HEADROOM`` times the bound, so heavy requests (refused at the bound) cannot crowd small ones out.
-SMALL_FRACTION = 1 / 16
-SMALL_HEADROOM = 2.0
 
 
 class ShuttingDown(Exception):
@@ -203,7 +199,7 @@ class MicroBatcher:
             raise RuntimeError("the micro-batcher is not running")
         if self.pending + job.inputs > self.max_pending and self.pending > 0:
             raise Overloaded(f"{self.pending} inputs are already waiting (limit {self.max_pending})")
-        self._admit_work(job)
+        self.admit(job.tokens)
         self.pending += job.inputs
         self.pending_tokens += job.tokens
         self._live.add(job)
@@ -211,18 +207,20 @@ class MicroBatcher:
         self._queue.put_nowait(job)
         return job.future
 
-    def _admit_work(self, job: _Job) -> None:
-        """Refuse ``job`` at once (:class:`Overloaded`) when the queue would hold more than ``max_queue_seconds`` of
-        work at the measured rate. A job into an empty queue, or before any rate is measured, is always admitted;
-        a small job has headroom (:data:`SMALL_HEADROOM`)."""
+    def admit(self, tokens: int) -> None:
+        """Refuse a job of ``tokens`` at once (:class:`Overloaded`) when the work it would wait for, plus its own,
+        exceeds ``max_queue_seconds`` at the measured rate. Shortest work goes first, so the work ahead of a job is that of
+        the jobs no larger than it: heavy requests are refused once the queue holds the bound, while a small one
+        still gets in beside them. A job into an empty queue, or before any rate is measured, is always admitted. The
+        handler also calls it before tokenising, with a low estimate, so a heavy request is refused in milliseconds."""
         bound, rate = self.max_queue_seconds, self.tokens_per_second
         if bound is None or not rate or self.pending == 0:
             return
-        queued, own = self.pending_tokens / rate, job.tokens / rate
-        small = own <= bound * SMALL_FRACTION
-        if (small and queued > bound * SMALL_HEADROOM) or (not small and queued + own > bound):
-            raise Overloaded(f"about {queued:.1f} s of work is queued and this request adds {own:.1f} s (limit "
-                             f"{bound:g} s)", "queue_seconds")
+        ahead = sum(other.tokens for other in self._live if other.tokens <= tokens) / rate
+        own = tokens / rate
+        if ahead + own > bound:
+            raise Overloaded(f"about {ahead:.1f} s of work is queued ahead of this request, which adds {own:.1f} s "
+                             f"(limit {bound:g} s)", "queue_seconds")
 
     def _release(self, job: _Job) -> None:
         """The job is answered, failed or cancelled: it no longer counts as pending."""

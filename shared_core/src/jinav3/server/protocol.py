@@ -43,24 +43,42 @@ def guarded_protocol(base: type[asyncio.Protocol], header_timeout: float, max_co
     refused = on_refusal or (lambda reason: None)
     waiting: dict[Any, None] = {}  # connections waiting for a request head, oldest first (an ordered set)
 
+    def victim() -> Any:
+        """The connection to give up its slot: the oldest one part-way through a head (trickling), else the oldest
+        one that never sent a request, else the oldest idle kept-alive one; None when all are busy with requests."""
+        fresh = idle = None
+        for connection in waiting:
+            if connection._partial:
+                return connection
+            if not connection._served and fresh is None:
+                fresh = connection
+            idle = idle or connection
+        return fresh or idle
+
     class GuardedProtocol(base):  # type: ignore[misc, valid-type]
         _head_timer: asyncio.TimerHandle | None = None
+        _partial = False  # bytes of a request head have arrived, not all of it
+        _served = False  # at least one answer was sent on this connection
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             if len(self.connections) > max_connections:
-                oldest = next(iter(waiting), None)
-                if oldest is None:  # every slot is busy with a request
+                other = victim()
+                if other is None:  # every slot is busy with a request
                     self._refuse()
                     return
-                oldest._refuse()
+                other._refuse()
             self._arm()
 
         def _refuse(self) -> None:
+            """Give up the slot: a JSON 503, except on an idle kept-alive connection, which is closed silently (a
+            client sending its next request just then would read the 503 as that request's answer)."""
             self._disarm()
             if not self.transport.is_closing():
-                self.transport.write(_raw_answer(503, "Service Unavailable", "SERVICE_UNAVAILABLE",
-                                                 f"more than {max_connections} open connections; retry shortly", 1))
+                if not (self._served and not self._partial):
+                    self.transport.write(_raw_answer(503, "Service Unavailable", "SERVICE_UNAVAILABLE",
+                                                     f"more than {max_connections} open connections; retry shortly",
+                                                     1))
                 self.transport.close()
             refused("too_many_connections")
 
@@ -68,10 +86,14 @@ def guarded_protocol(base: type[asyncio.Protocol], header_timeout: float, max_co
             before = self.cycle
             super().data_received(data)
             if self.cycle is not None and self.cycle is not before:  # a request head is complete
+                self._partial = False
                 self._disarm()
+            elif self in waiting:
+                self._partial = True
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
+            self._served = True
             if not self.transport.is_closing():
                 self._arm()  # the next request's head must also arrive in time
 
