@@ -208,11 +208,12 @@ class MicroBatcher:
         return job.future
 
     def admit(self, tokens: int) -> None:
-        """Refuse a job of ``tokens`` at once (:class:`Overloaded`) when the work it would wait for, plus its own,
-        exceeds ``max_queue_seconds`` at the measured rate. Shortest work goes first, so the work ahead of a job is that of
-        the jobs no larger than it: heavy requests are refused once the queue holds the bound, while a small one
-        still gets in beside them. A job into an empty queue, or before any rate is measured, is always admitted. The
-        handler also calls it before tokenising, with a low estimate, so a heavy request is refused in milliseconds."""
+        """Refuse a job of ``tokens`` at once (:class:`Overloaded`) when the work it would wait for, plus its
+        own, exceeds ``max_queue_seconds`` at the measured rate. Shortest work goes first, so the work ahead of a job
+        is that of the jobs no larger than it: heavy requests are refused once the queue holds the bound, while a
+        small one still gets in beside them. A job into an empty queue, or before any rate is measured, is always
+        admitted. The handler also calls it before tokenising, with a low estimate, so a heavy request is refused
+        in milliseconds."""
         bound, rate = self.max_queue_seconds, self.tokens_per_second
         if bound is None or not rate or self.pending == 0:
             return
