@@ -1,8 +1,9 @@
 """``create_app``: the FastAPI application of ``jinav3 serve`` (the Jina embeddings contract over the local backend).
 
 Routes: ``POST /v1/embeddings`` (Jina's ``EmbeddingsV3Request`` plus OpenAI's ``encoding_format``),
-``GET /v1/models`` and ``GET /health``. Every error is JSON in Jina's shape and OpenAI's at once (see
-:mod:`jinav3.server.errors`). Requests are tokenised and checked here (with bounded cost, see
+``GET /v1/models``, ``GET /health`` and ``GET /metrics`` (:mod:`jinav3.server.metrics`). Every error is JSON in
+Jina's shape and OpenAI's at once (see :mod:`jinav3.server.errors`); the browser guards of
+:mod:`jinav3.server.guards` run before any route. Requests are tokenised and checked here (with bounded cost, see
 :mod:`jinav3.server.tokens`), then embedded by the :class:`MicroBatcher`, which shares forward passes between
 concurrent requests. A request whose client disconnects is cancelled and its queued work dropped; a stopping
 server answers what it will not compute with 503 (see :meth:`EmbeddingService.begin_shutdown`).
