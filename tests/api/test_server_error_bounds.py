@@ -53,6 +53,14 @@ def test_error_answers_are_small_and_fast_whatever_the_body(server: BackgroundSe
         assert f"{payload['total_errors']} problems in all" in payload["detail"]
 
 
+@pytest.mark.parametrize("fields", [{"model": "m" * 1_000_000}, {"input": "a", "task": "t" * 1_000_000},
+                                    {"input": ["a"], "embedding_type": "x" * 1_000_000}])
+def test_errors_that_quote_the_request_quote_a_bounded_part(server: BackgroundServer, fields: dict) -> None:
+    response, seconds = _raw(json.dumps({"model": MODEL, "input": "a", **fields}).encode(), server)
+    assert 400 <= response.status_code < 500 and len(response.content) <= LIMIT, len(response.content)
+    assert seconds < SECONDS
+
+
 def test_the_500k_zeros_body_is_one_megabyte_and_its_answer_a_few_kib(server: BackgroundServer) -> None:
     body, _ = BODIES["500k zeros"]
     assert 0.9e6 < len(body) < 1.1e6

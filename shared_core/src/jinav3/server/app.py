@@ -75,7 +75,7 @@ class ServerConfig:
     header_timeout: float = 10.0  # seconds from connecting (or the previous answer) to a complete request head
     body_timeout: float = 30.0  # seconds to receive a request body, once the handler starts reading it
     keep_alive_timeout: float = 5.0  # idle seconds before a kept-alive connection is closed
-    max_connections: int = 1024  # open connections; more are answered 503 and closed at once
+    max_connections: int = 1024  # open connections; beyond it the longest-idle one (or the newcomer) gets a 503
     allowed_hosts: tuple[str, ...] | None = None  # Host header names accepted; None = loopback names ("*": any)
 
 

@@ -27,6 +27,7 @@ _OPENAI_TYPES = {
 }
 
 
+_MAX_DETAIL = 2000  # characters of an error's detail
 REFUSAL_KEY = "jinav3.refusal"  # where an error answer leaves its reason in the ASGI scope (for the metrics)
 
 
@@ -37,6 +38,8 @@ class ApiProblem(Exception):
         self, status: int, code: str | None, detail: str, *, errors: Sequence[FieldError] = (),
         headers: dict[str, str] | None = None,
     ) -> None:
+        if len(detail) > _MAX_DETAIL:  # a detail may quote the request (a model name): never the whole of it
+            detail = detail[:_MAX_DETAIL] + f"... ({len(detail)} characters)"
         super().__init__(detail)
         self.status, self.code, self.detail, self.errors, self.headers = status, code, detail, list(errors), headers
         self.total_errors: int | None = None  # a 422's count of problems when ``errors`` lists only some
