@@ -6,12 +6,16 @@ Starts the real ``jinav3 serve`` command on 127.0.0.1 (a tiny random checkpoint 
 2. *quiet*: ``--clients`` concurrent clients send the normal requests (``--rounds`` passes): latency baseline;
 3. *hostile*: the same normal clients again, started ``--hostile-lead`` seconds after ``--hostile`` clients that
    each send, one every ``--hostile-interval`` seconds and every kind in turn, non-finite numbers, wrong types,
-   broken JSON, 10 MB texts, requests they abandon mid-body or while queued, and partial heads or bodies
-   trickled slowly.
+   broken JSON, 10 MB texts, requests they abandon mid-body or while queued, partial heads or bodies trickled
+   slowly, blank late-chunking documents (``blank-late``), 1 MB bodies of 500,000 zeros (``amplify``: one problem
+   per item) and heavy valid bodies (``heavy``: 2,048 texts, refused by admission by work when the queue is full);
+   ``--flood N`` adds N sockets trickling request heads for the whole phase (``--max-connections`` slots).
 
-Prints requests sent and answered by status, inputs in vs vectors out, answers that differ from the same request
-made alone, 5xx answers, normal-request latency percentiles quiet vs hostile, the server's RSS before and after,
-and tracebacks in its log. Loopback only; bounded in count (and by ``--max-seconds``); asserts nothing.
+Prints requests sent and answered by status, inputs in vs vectors out (lost), answers that differ from the same
+request made alone (mismatched), normal requests that failed beside the hostile ones (neighbour failures), 5xx
+answers, how fast refusals (503) and error answers came, normal-request latency percentiles quiet vs hostile and
+their p95 ratio, the server's RSS before and after, and tracebacks in its log. Loopback only; bounded in count
+(and by ``--max-seconds``); asserts nothing.
 
     python benchmarks/chaos.py --clients 8 --hostile 8
 """
@@ -65,6 +69,7 @@ class Tally:
         self.statuses: collections.Counter[str] = collections.Counter()
         self.inputs = self.vectors = self.mismatches = 0
         self.started: list[tuple[float, str]] = []  # hostile: (wall-clock time, kind) of each request
+        self.answered_in: dict[str, list[float]] = collections.defaultdict(list)  # hostile: seconds, by status
 
     def answer(self, label: str) -> None:
         self.statuses[label] += 1
@@ -104,6 +109,10 @@ def hostile_bodies() -> list[tuple[str, bytes]]:
         ("malformed", b'{"model": "' + MODEL.encode() + b'", "input": ["a"'),
         ("malformed", b"\xff\xfe not json at all"),
         ("huge", huge),
+        ("blank-late", json.dumps({"model": MODEL, "input": [" "], "late_chunking": True}).encode()),
+        ("amplify", b'{"model": "%s", "input": [' % MODEL.encode() + b",".join([b"0"] * 500_000) + b"]}"),
+        ("heavy", json.dumps({"model": MODEL, "input": [f"{CORPUS[i % len(CORPUS)]} " * 12 for i in
+                                                         range(2048)]}).encode()),
     ]
 
 
@@ -144,7 +153,8 @@ def http_post(body: bytes, declared: int | None = None) -> bytes:
             b"Content-Length: %d\r\n\r\n" % length) + body
 
 
-HOSTILE_KINDS = ("non-finite", "wrong-type", "malformed", "huge", "abandon", "mid-body", "slow-head", "slow-body")
+HOSTILE_KINDS = ("non-finite", "wrong-type", "malformed", "huge", "abandon", "mid-body", "slow-head", "slow-body",
+                 "blank-late", "amplify", "heavy")
 
 
 async def hostile_client(client: httpx.AsyncClient, url: str, port: int, stop: asyncio.Event, seed: int,
@@ -171,6 +181,7 @@ async def hostile_client(client: httpx.AsyncClient, url: str, port: int, stop: a
                 response = await client.post(url, content=rng.choice(bodies),
                                              headers={"Content-Type": "application/json"})
                 tally.answer(str(response.status_code))
+                tally.answered_in[str(response.status_code)].append(time.perf_counter() - began)
             except httpx.HTTPError as exc:
                 tally.answer(f"no answer ({type(exc).__name__})")
         elif kind == "abandon":  # a heavy request dropped while queued or computing
@@ -189,10 +200,37 @@ async def hostile_client(client: httpx.AsyncClient, url: str, port: int, stop: a
 
 async def slow_exchange(port: int, kind: str, tally: Tally) -> None:
     """A head (``slow-head``) or a body (``slow-body``) trickled a byte every 0.25 s until the server gives up."""
-    payload = (b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n" if kind == "slow-head"
+    payload = (b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\n" if kind == "slow-head"
                else http_post(b'{"model": "' + MODEL.encode() + b'", "input": ["slow"]}'))
     raw = await raw_exchange(port, payload, trickle=0.25)
     tally.answer(raw.split(b" ", 2)[1].decode() if raw.startswith(b"HTTP/1.1 ") else "408 or closed by the server")
+
+
+async def flood(port: int, count: int, stop: asyncio.Event) -> int:
+    """Hold ``count`` sockets trickling a request head (a byte every 0.5 s), reconnecting each one the server
+    closes, until ``stop``; returns how many connections were opened in all."""
+    opened = 0
+
+    async def one() -> None:
+        nonlocal opened
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                opened += 1
+                try:
+                    for byte in b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"x" * 10_000:
+                        if stop.is_set() or reader.at_eof():
+                            break
+                        writer.write(bytes([byte]))
+                        await writer.drain()
+                        await asyncio.sleep(0.5)
+                finally:
+                    writer.close()
+            except OSError:
+                await asyncio.sleep(0.1)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return opened
 
 
 def percentiles(values: list[float]) -> tuple[float, float, float]:
@@ -226,7 +264,7 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> dict:
         # hostile clients run in their own process, so their 10 MB uploads do not stall this process's clocks
         hostiles = multiprocessing.Process(target=_hostile_process, args=(url, port, args.hostile, tuple(args.kinds),
                                                                           args.hostile_interval, args.hostile_lead,
-                                                                          stop, running, results))
+                                                                          args.flood, stop, running, results))
         hostiles.start()
         window: list[float] = []  # wall-clock start and end of the measured phase
         try:
@@ -249,7 +287,7 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> dict:
 
 
 def _hostile_process(url: str, port: int, count: int, allowed: tuple[str, ...], interval: float, lead: float,
-                     stop: Any, running: Any, results: Any) -> None:
+                     flood_count: int, stop: Any, running: Any, results: Any) -> None:
     """Run ``count`` hostile clients until ``stop`` is set, setting ``running`` once they have run ``lead``
     seconds; put ``(tally, kinds)`` on ``results``."""
 
@@ -259,12 +297,14 @@ def _hostile_process(url: str, port: int, count: int, allowed: tuple[str, ...], 
         async with httpx.AsyncClient(timeout=httpx.Timeout(120.0), limits=limits) as client:
             clients = [asyncio.create_task(hostile_client(client, url, port, done, seed, tally, kinds, allowed,
                                                           interval)) for seed in range(count)]
+            flooding = asyncio.create_task(flood(port, flood_count, done))
             await asyncio.sleep(lead)
             running.set()
             while not stop.is_set():
                 await asyncio.sleep(0.1)
             done.set()
             await asyncio.gather(*clients, return_exceptions=True)
+            kinds["flood connections"] = await flooding
         return tally, kinds
 
     results.put(asyncio.run(main()))
@@ -284,10 +324,16 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", choices=HOSTILE_KINDS, default=list(HOSTILE_KINDS),
                         help="hostile request kinds to send (default: all)")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="hard cap of the hostile phase")
+    parser.add_argument("--flood", type=int, default=0, help="sockets trickling request heads during the hostile "
+                        "phase (e.g. 1100 against --max-connections 1024)")
+    parser.add_argument("--max-connections", type=int, default=1024, help="the server's --max-connections")
+    parser.add_argument("--max-queue-seconds", type=float, default=2.0, help="the server's --max-queue-seconds "
+                        "(small here, so heavy bodies are refused on the tiny model)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or str(build_checkpoint(Path(folder) / "tiny"))
-        options = ("--header-timeout", "2", "--body-timeout", "2", "--log-level", "info")
+        options = ("--header-timeout", "2", "--body-timeout", "2", "--log-level", "info", "--max-connections",
+                   str(args.max_connections), "--max-queue-seconds", str(args.max_queue_seconds))
         with served(model, Path(folder) / "serve.log", options) as server:
             result = asyncio.run(run(args, server.port, server.pid))
         text = server.log.read_text()
@@ -308,7 +354,11 @@ def report(args: argparse.Namespace, model: str, result: dict, log: str) -> None
     rows.append(("normal answered by status", _statuses(quiet), _statuses(mixed)))
     rows.append(("normal inputs in / vectors out", f"{quiet.inputs} / {quiet.vectors}",
                  f"{mixed.inputs} / {mixed.vectors}"))
+    rows.append(("lost (inputs without a vector)", str(quiet.inputs - quiet.vectors),
+                 str(mixed.inputs - mixed.vectors)))
     rows.append(("mismatches vs the request alone", str(quiet.mismatches), str(mixed.mismatches)))
+    rows.append(("neighbour failures (normal non-200)", str(quiet.sent - quiet.statuses["200"]),
+                 str(mixed.sent - mixed.statuses["200"])))
     for name, q, m in zip(("p50 ms", "p95 ms", "p99 ms"), percentiles(quiet_lat), percentiles(mixed_lat),
                           strict=True):
         rows.append((f"normal latency {name}", f"{q:.0f}", f"{m:.0f}"))
@@ -320,6 +370,10 @@ def report(args: argparse.Namespace, model: str, result: dict, log: str) -> None
     rows.append(("503 busy answers", "-", str((quiet.statuses + mixed.statuses + hostile.statuses)["503"])))
     before, after = result["rss"]
     rows.append(("server RSS MB before / after", "-", f"{before:.0f} / {after:.0f}"))
+    for status in sorted(hostile.answered_in):
+        seconds = hostile.answered_in[status]
+        rows.append((f"hostile {status} answered in ms (p50 / max)", "-",
+                     f"{1000 * float(np.median(seconds)):.0f} / {1000 * max(seconds):.0f}"))
     rows.append(("tracebacks in the server log", "-", str(log.count("Traceback"))))
     rows.append(("disconnect lines in the log (INFO)", "-", str(log.count("client disconnected"))))
     width = max(len(r[0]) for r in rows)

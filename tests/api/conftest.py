@@ -19,6 +19,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="jinav3[server] is not installed")
 pytest.importorskip("uvicorn", reason="jinav3[server] is not installed")
+pytest.importorskip("prometheus_client", reason="jinav3[server] is not installed")
 
 
 from jinav3 import Embedder

@@ -135,7 +135,8 @@ def test_bad_requests_are_400_with_clear_details(server: Any) -> None:
     assert "late-chunking request has" in error(post(server, request(input=chunks, late_chunking=True)), 400)["detail"]
     empty_chunk = request(input=["a b", ""], late_chunking=True)
     assert "chunk 1 (characters 4..4) is empty" in error(post(server, empty_chunk), 400)["detail"]
-    bad_json = httpx.post(f"{server.base_url}/embeddings", content=b"{not json", timeout=10)
+    bad_json = httpx.post(f"{server.base_url}/embeddings", content=b"{not json", timeout=10,
+                          headers={"Content-Type": "application/json"})
     error(bad_json, 422, "HTTPValidationError")
     assert error(httpx.get(f"{server.base_url}/nothing-here"), 404)["code"] == "RESOURCE_NOT_FOUND"
 

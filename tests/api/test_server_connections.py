@@ -47,7 +47,7 @@ def answer_of(raw: bytes) -> tuple[int, dict]:
 def test_partial_headers_get_408_and_the_socket_is_closed(strict: Any) -> None:
     sockets = [connect(strict) for _ in range(4)]
     for sock in sockets[:2]:
-        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n")  # never finished
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
     started = time.monotonic()
     for sock in sockets:  # two idle from the start, two with a partial head
         status, payload = answer_of(read_all(sock))  # returns only once the server closed the socket
@@ -58,18 +58,18 @@ def test_partial_headers_get_408_and_the_socket_is_closed(strict: Any) -> None:
 
 def test_a_slow_body_gets_408_and_the_socket_is_closed(strict: Any) -> None:
     sock = connect(strict)
-    sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  b"Content-Length: 500\r\n\r\n{\"model\": ")
     status, payload = answer_of(read_all(sock))
     assert status == 408 and "did not arrive within 0.5 s" in payload["detail"]
     sock.close()
 
 
-def test_connections_beyond_the_cap_get_503(strict: Any) -> None:
+def test_a_connection_beyond_the_cap_takes_the_slot_of_the_longest_idle_one(strict: Any) -> None:
     held = [connect(strict) for _ in range(8)]
-    time.sleep(0.2)
-    extra = connect(strict)
-    status, payload = answer_of(read_all(extra))
+    time.sleep(0.1)
+    extra = connect(strict)  # the ninth: the oldest connection still waiting for a head gives up its slot
+    status, payload = answer_of(read_all(held[0]))
     assert status == 503 and payload["code"] == "SERVICE_UNAVAILABLE"
     for sock in [*held, extra]:
         sock.close()
@@ -77,11 +77,64 @@ def test_connections_beyond_the_cap_get_503(strict: Any) -> None:
     assert httpx.post(f"{strict.base_url}/embeddings", json={"model": MODEL, "input": "ok"}).status_code == 200
 
 
+def test_a_connection_beyond_the_cap_is_refused_when_every_slot_is_busy(start_server: Any) -> None:
+    server = start_server(max_connections=2, batch_wait_ms=1500)  # requests stay in flight for 1.5 s
+    body = json.dumps({"model": MODEL, "input": "busy"}).encode()
+    busy = []
+    for _ in range(2):
+        sock = connect(server)
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        busy.append(sock)
+    time.sleep(0.3)
+    extra = connect(server)
+    status, _ = answer_of(read_all(extra))
+    assert status == 503
+    for sock in busy:
+        assert answer_of(read_all(sock))[0] == 200
+        sock.close()
+
+
+def test_trickling_sockets_cannot_keep_normal_clients_out(start_server: Any) -> None:
+    """Twice as many trickling sockets as slots: normal requests still get in (the tricklers evict each other and
+    get the short head deadline under pressure)."""
+    server = start_server(max_connections=16, header_timeout=10.0)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.is_set():
+            try:
+                sock = connect(server)
+                sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\n")
+                while not stop.is_set():
+                    sock.sendall(b"X")
+                    time.sleep(0.2)
+            except OSError:
+                time.sleep(0.05)  # evicted or timed out: come back, as an attacker would
+
+    threads = [threading.Thread(target=trickle, daemon=True) for _ in range(32)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    try:
+        answers = []
+        with httpx.Client(timeout=10) as client:
+            for _ in range(20):
+                answers.append(client.post(f"{server.base_url}/embeddings", json={"model": MODEL, "input": "hi"},
+                                           headers={"Connection": "close"}).status_code)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+    assert answers.count(200) >= 18, answers
+
+
 def test_mid_body_disconnects_are_one_info_line_not_tracebacks(strict: Any, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
         for _ in range(5):
             sock = connect(strict)
-            sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n{\"model\"")
+            sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 900\r\n\r\n{\"model\"")
             time.sleep(0.05)
             sock.close()
         time.sleep(0.5)
@@ -98,7 +151,7 @@ def test_work_of_clients_that_went_away_is_dropped(start_server: Any) -> None:
     sockets = []
     for _ in range(8):
         sock = connect(server)
-        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         sockets.append(sock)
     deadline = time.monotonic() + 10

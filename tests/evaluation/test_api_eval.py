@@ -25,6 +25,7 @@ from jinav3.evaluation.synthetic import generate
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
+pytest.importorskip("prometheus_client")
 
 from jinav3.server import ServerConfig, create_app
 from jinav3.server.run import BackgroundServer

@@ -65,6 +65,7 @@ def api_server(tiny_embedder: Embedder) -> Iterator[object]:
     """The real server app on loopback, serving the tiny checkpoint and requiring ``API_KEY`` (skipped without
     the server extra)."""
     pytest.importorskip("fastapi", reason="jinav3[server] is not installed")
+    pytest.importorskip("prometheus_client", reason="jinav3[server] is not installed")
     from jinav3.server import ServerConfig, create_app
     from jinav3.server.run import BackgroundServer
 

@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="jinav3[server] is not installed")
 pytest.importorskip("uvicorn", reason="jinav3[server] is not installed")
+pytest.importorskip("prometheus_client", reason="jinav3[server] is not installed")
 
 from llama_index.core import Document
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXTRAS = {
     "int8": (("onnxruntime", "onnx"), ("tests/core/test_quantization.py",)),
     "ray": (("ray", "pyarrow"), ("tests/distributed/",)),
-    "server": (("fastapi", "uvicorn"), ("tests/api/", "tests/evaluation/test_api_eval.py")),
+    "server": (("fastapi", "uvicorn", "prometheus_client"), ("tests/api/", "tests/evaluation/test_api_eval.py")),
     "adapters": (("haystack", "langchain_core", "llama_index"),
                  ("tests/haystack_adapter/", "tests/langchain_adapter/", "tests/llama_index_adapter/")),
 }

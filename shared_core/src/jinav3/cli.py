@@ -123,9 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dtype", help=DTYPE_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8080)
+    serve.add_argument("--api-key-file", action="append", default=[], metavar="PATH",
+                       help="accept only requests with 'Authorization: Bearer KEY' for a KEY in this file (one per "
+                       "line; repeatable). Default: the comma-separated keys in $JINAV3_SERVE_API_KEY, else no "
+                       "authentication")
     serve.add_argument("--api-key", action="append", default=[],
-                       help="accept only requests with 'Authorization: Bearer KEY' (repeatable; default: the "
-                       "comma-separated keys in $JINAV3_SERVE_API_KEY, else no authentication)")
+                       help="a key on the command line (repeatable); discouraged: any local user can read it with "
+                       "ps. Use --api-key-file or $JINAV3_SERVE_API_KEY")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="a name clients may send in the Host header (repeatable; '*' = any). Default: the "
+                       "loopback names on a loopback --host (against DNS rebinding), any name otherwise")
     serve.add_argument("--model-name",
                        help="the model name clients send and the server reports (default: jina-embeddings-v3 for a "
                        "jina-v3 checkpoint, else the model's own name, e.g. all-MiniLM-L6-v2)")
@@ -141,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how long a request waits for others to share its batch (default: 2 ms)")
     serve.add_argument("--max-pending", type=_int_at_least(1), default=100_000,
                        help="inputs allowed to wait; beyond it requests get 503 with Retry-After")
+    serve.add_argument("--max-queue-seconds", type=_number_at_least(0), default=60.0,
+                       help="estimated seconds of queued work (tokens / measured tokens per second) beyond which "
+                       "requests get 503 with Retry-After at once (default: 60; 0 = no bound)")
     serve.add_argument("--graceful-timeout", type=_number_at_least(0), default=30.0,
                        help="seconds to let in-flight requests finish on SIGTERM/SIGINT; the rest get 503")
     serve.add_argument("--header-timeout", type=_number_at_least(0.1), default=10.0,
@@ -333,19 +343,27 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from jinav3.extras import missing_modules, require_local
 
     require_local("jinav3 serve")
-    missing = missing_modules(("fastapi", "uvicorn"))
+    missing = missing_modules(("fastapi", "uvicorn", "prometheus_client"))
     if missing:
         raise UsageError(f"jinav3 serve needs {' and '.join(missing)}: pip install 'jinav3[server]' (from a clone "
                          "of the jinav3 repository: pip install -e 'shared_core[server]')")
     from jinav3.server.app import ServerConfig
+    from jinav3.server.keys import resolve_keys
     from jinav3.server.run import run_server
-    keys = args.api_key or [k.strip() for k in os.environ.get("JINAV3_SERVE_API_KEY", "").split(",") if k.strip()]
+    try:
+        keys, warnings = resolve_keys(args.api_key, args.api_key_file, os.environ)
+    except InvalidInputError as exc:
+        raise UsageError(str(exc)) from None
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     config = ServerConfig(
         model_name=args.model_name, api_keys=tuple(keys), max_inputs=args.max_inputs,
         max_body_bytes=args.max_body_bytes, max_request_tokens=args.max_request_tokens,
         max_batch_tokens=args.batch_tokens, batch_wait_ms=args.batch_wait_ms, max_pending=args.max_pending,
+        max_queue_seconds=args.max_queue_seconds or None,
         header_timeout=args.header_timeout, body_timeout=args.body_timeout,
         keep_alive_timeout=args.keep_alive_timeout, max_connections=args.max_connections,
+        allowed_hosts=tuple(args.allowed_host) or None,
     )
     embedder = _embedder(args)
     from jinav3.models import display_name

@@ -1,8 +1,9 @@
 """``create_app``: the FastAPI application of ``jinav3 serve`` (the Jina embeddings contract over the local backend).
 
 Routes: ``POST /v1/embeddings`` (Jina's ``EmbeddingsV3Request`` plus OpenAI's ``encoding_format``),
-``GET /v1/models`` and ``GET /health``. Every error is JSON in Jina's shape and OpenAI's at once (see
-:mod:`jinav3.server.errors`). Requests are tokenised and checked here (with bounded cost, see
+``GET /v1/models``, ``GET /health`` and ``GET /metrics`` (:mod:`jinav3.server.metrics`). Every error is JSON in
+Jina's shape and OpenAI's at once (see :mod:`jinav3.server.errors`); the browser guards of
+:mod:`jinav3.server.guards` run before any route. Requests are tokenised and checked here (with bounded cost, see
 :mod:`jinav3.server.tokens`), then embedded by the :class:`MicroBatcher`, which shares forward passes between
 concurrent requests. A request whose client disconnects is cancelled and its queued work dropped; a stopping
 server answers what it will not compute with 503 (see :meth:`EmbeddingService.begin_shutdown`).
@@ -11,7 +12,7 @@ server answers what it will not compute with 503 (see :meth:`EmbeddingService.be
 from __future__ import annotations
 
 import asyncio
-import hmac
+import base64
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -28,7 +29,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from jinav3 import late
 from jinav3.backends.local import LocalBackend
 from jinav3.chunking import Span
 from jinav3.errors import InputTooLongError, InvalidInputError
@@ -43,12 +43,16 @@ from jinav3.server.errors import (
     request_id,
     validation_problem,
 )
-from jinav3.server.schemas import EmbeddingsRequest, FieldError, field_errors, parse_request
+from jinav3.server.guards import LOOPBACK_NAMES, BrowserGuard, check_auth
+from jinav3.server.metrics import MetricsMiddleware, ServerMetrics
+from jinav3.server.schemas import EmbeddingsRequest, FieldError, field_errors
+from jinav3.server.screening import ScreenedOut, parse_screened
 from jinav3.server.tokens import check_document_length, encode_inputs
 from jinav3.tasks import TASKS
 
 T = TypeVar("T")
 _PARSE_OFF_LOOP_BYTES = 256 * 1024
+_MAX_CHARS_PER_TOKEN = 8  # more characters per token than real text has: a low estimate of a request's tokens
 
 log = logging.getLogger("jinav3.server")
 
@@ -67,10 +71,12 @@ class ServerConfig:
     max_batch_tokens: int = 65_536
     batch_wait_ms: float = 2.0
     max_pending: int = 100_000
+    max_queue_seconds: float | None = 60.0  # estimated seconds of queued work beyond which requests get 503 at once
     header_timeout: float = 10.0  # seconds from connecting (or the previous answer) to a complete request head
     body_timeout: float = 30.0  # seconds to receive a request body, once the handler starts reading it
     keep_alive_timeout: float = 5.0  # idle seconds before a kept-alive connection is closed
-    max_connections: int = 1024  # open connections; more are answered 503 and closed at once
+    max_connections: int = 1024  # open connections; beyond it the longest-idle one (or the newcomer) gets a 503
+    allowed_hosts: tuple[str, ...] | None = None  # Host header names accepted; None = loopback names ("*": any)
 
 
 def served_model_name(backend: LocalBackend) -> str:
@@ -87,19 +93,6 @@ def served_model_name(backend: LocalBackend) -> str:
         if part.startswith("models--"):
             return part.split("--")[-1]
     return parts[-1] if parts else str(backend.model_name)
-
-
-def _check_auth(request: Request, keys: tuple[str, ...]) -> None:
-    if not keys:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if not header:
-        raise ApiProblem(401, "AUTH_MISSING_API_KEY", "Missing API key: send 'Authorization: Bearer <key>'")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiProblem(401, "AUTH_INVALID_FORMAT", "Malformed Authorization header: use 'Bearer <key>'")
-    if not any(hmac.compare_digest(token.strip().encode(), key.encode()) for key in keys):
-        raise ApiProblem(401, "AUTH_INVALID_API_KEY", "Invalid API key")
 
 
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
@@ -154,8 +147,12 @@ def _output(vectors: np.ndarray, types: list[str], as_dict: bool) -> list[Any]:
     """Per input, the embedding in each requested encoding (a dict keyed by type when a list was asked)."""
     encoded = {}
     for kind in types:
-        values = encode(vectors, kind)
-        encoded[kind] = list(values) if kind == "base64" else values.tolist()
+        packed, _, as_base64 = kind.partition("+")
+        values = encode(vectors, packed)
+        if as_base64:  # binary/ubinary bytes as base64 (OpenAI's encoding_format on a packed type)
+            encoded[kind] = [base64.b64encode(row.tobytes()).decode("ascii") for row in values]
+        else:
+            encoded[kind] = list(values) if kind == "base64" else values.tolist()
     if as_dict:
         return [{kind: encoded[kind][i] for kind in types} for i in range(len(vectors))]
     return encoded[types[0]]
@@ -164,8 +161,10 @@ def _output(vectors: np.ndarray, types: list[str], as_dict: bool) -> list[Any]:
 class EmbeddingService:
     """What one ``POST /v1/embeddings`` does, independent of the web framework's plumbing."""
 
-    def __init__(self, backend: LocalBackend, config: ServerConfig, batcher: MicroBatcher, model_name: str) -> None:
+    def __init__(self, backend: LocalBackend, config: ServerConfig, batcher: MicroBatcher, model_name: str,
+                 metrics: ServerMetrics) -> None:
         self.backend, self.config, self.batcher, self.model_name = backend, config, batcher, model_name
+        self.metrics = metrics
         self.stopping = False
 
     def begin_shutdown(self, grace: float | None) -> None:
@@ -181,13 +180,15 @@ class EmbeddingService:
                 max(0.0, grace - margin), self.batcher.abort, ShuttingDown("the server is shutting down")
             )
 
-    def _busy(self, detail: str, retry_after: int) -> ApiProblem:
-        """A 503; while stopping it also closes the connection, so a client's retry goes to the next server instead
-        of holding this one's keep-alive connection open through the whole shutdown grace."""
+    def _busy(self, detail: str, retry_after: int, reason: str) -> ApiProblem:
+        """A 503 counted under ``reason``; while stopping it also closes the connection, so a client's retry goes to
+        the next server instead of holding this one's keep-alive connection open through the whole shutdown grace."""
         headers = {"Retry-After": str(retry_after)}
         if self.stopping:
             headers["Connection"] = "close"
-        return ApiProblem(503, "SERVICE_UNAVAILABLE", detail, headers=headers)
+        problem = ApiProblem(503, "SERVICE_UNAVAILABLE", detail, headers=headers)
+        problem.reason = reason
+        return problem
 
     def _check(self, req: EmbeddingsRequest, texts: list[str]) -> None:
         if req.model != self.model_name:
@@ -220,7 +221,7 @@ class EmbeddingService:
 
     async def embed(self, req: EmbeddingsRequest) -> dict[str, Any]:
         if self.stopping:
-            raise self._busy("the server is shutting down; retry on another instance or later", 1)
+            raise self._busy("the server is shutting down; retry on another instance or later", 1, "shutting_down")
         texts = req.texts()
         self._check(req, texts)
         try:
@@ -239,9 +240,11 @@ class EmbeddingService:
             raise ApiProblem(400, "INPUT_INVALID", str(exc)) from None
         except Overloaded as exc:
             wait = self.batcher.retry_after()
-            raise self._busy(f"Server busy: {exc}; retry in about {wait} s", wait) from None
+            raise self._busy(f"Server busy: {exc}; retry in about {wait} s", wait, exc.reason) from None
         except ShuttingDown as exc:
-            raise self._busy(f"{exc}; this request was not computed, retry it", 1) from None
+            raise self._busy(f"{exc}; this request was not computed, retry it", 1, "shutting_down") from None
+        self.metrics.inputs.inc(len(texts))
+        self.metrics.tokens.inc(tokens)
         vectors = truncate_normalise(raw, req.dimensions, req.normalized is not False)
         embeddings = _output(vectors, types, as_dict)
         return {
@@ -253,6 +256,9 @@ class EmbeddingService:
 
     async def _plain(self, texts: list[str], task: str | None, truncate: bool) -> tuple[np.ndarray, int]:
         task_id = self.backend._task_id(task)
+        limit = self.backend.max_length
+        # before tokenising (seconds for a heavy body on a busy machine): a low estimate of its tokens
+        self.batcher.admit(sum(min(len(text) // _MAX_CHARS_PER_TOKEN + 2, limit) for text in texts))
         try:
             sequences = await asyncio.to_thread(encode_inputs, self.backend, texts, task, truncate=truncate)
         except InputTooLongError as exc:  # over max_length without truncate: name the knob
@@ -266,12 +272,18 @@ class EmbeddingService:
         self.backend._task_id(task)
         spans: list[Span] = []
         at = 0
-        for chunk in chunks:
+        for i, chunk in enumerate(chunks):
+            if not chunk:
+                raise InvalidInputError(f"chunk {i} (characters {at}..{at}) is empty; late chunking needs text in "
+                                        "every input")
             spans.append((at, at + len(chunk)))
             at += len(chunk) + 1
         document = " ".join(chunks)
         await asyncio.to_thread(check_document_length, self.backend, document, task)
-        doc = await asyncio.to_thread(self.backend.tokenize_document, document, task)
+        # Chunked, tokenised and planned here, so a document that cannot be late-chunked (blank, an empty chunk)
+        # is this request's own 400 and never joins a shared sub-round.
+        prepared = (await asyncio.to_thread(self.backend.prepare, [document], [spans], task, True))[0]
+        doc = prepared.tokens
         limit = self.backend.max_length
         if doc.length > limit:
             raise InputTooLongError(
@@ -279,8 +291,7 @@ class EmbeddingService:
                 f"model's limit of {limit}; send fewer chunks per request"
             )
         self._check_tokens(doc.length)
-        late.plan_pooling(doc, spans)  # rejects empty chunks before any model work
-        return await self.batcher.late_chunk(document, spans, task, doc.length), doc.length
+        return await self.batcher.late_chunk(document, spans, task, doc.length, prepared), doc.length
 
 
 def _models(backend: LocalBackend, config: ServerConfig, name: str) -> dict[str, Any]:
@@ -302,9 +313,11 @@ def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) 
     name = config.model_name or served_model_name(backend)
     batcher = MicroBatcher(
         backend, max_batch_tokens=config.max_batch_tokens, max_wait=config.batch_wait_ms / 1000,
-        max_pending=config.max_pending,
+        max_pending=config.max_pending, max_queue_seconds=config.max_queue_seconds,
     )
-    service = EmbeddingService(backend, config, batcher, name)
+    metrics = ServerMetrics(lambda: batcher.pending, lambda: batcher.pending_tokens)
+    batcher.metrics = metrics
+    service = EmbeddingService(backend, config, batcher, name, metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -317,6 +330,9 @@ def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) 
     app = FastAPI(title="jinav3 embeddings server", version="1", lifespan=lifespan)
     app.state.service = service
     app.state.config = config
+    app.state.metrics = metrics
+    app.add_middleware(BrowserGuard, allowed_hosts=config.allowed_hosts or LOOPBACK_NAMES, api_keys=config.api_keys)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts the guards' answers too
 
     @app.exception_handler(ApiProblem)
     async def _on_problem(request: Request, problem: ApiProblem) -> Response:
@@ -353,24 +369,32 @@ def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) 
         status = "stopping" if service.stopping else "ok"
         return {"status": status, "model": name, "pending_inputs": batcher.pending}
 
+    @app.get("/metrics")
+    async def prometheus_metrics(request: Request) -> Response:
+        check_auth(request.headers, config.api_keys)
+        text, media_type = metrics.render()
+        return Response(text, media_type=media_type)
+
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
-        _check_auth(request, config.api_keys)
+        check_auth(request.headers, config.api_keys)
         return _models(backend, config, name)
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
         started = time.perf_counter()
         rid = request_id(request)
-        _check_auth(request, config.api_keys)
+        check_auth(request.headers, config.api_keys)
         body = await _read_body(request, config.max_body_bytes, config.body_timeout)
         try:
             if len(body) > _PARSE_OFF_LOOP_BYTES:  # a big body would stall every other request while parsing
-                req = await asyncio.to_thread(parse_request, body)
+                req = await asyncio.to_thread(parse_screened, body)
             else:
-                req = parse_request(body)
+                req = parse_screened(body)
         except ValidationError as exc:
             raise validation_problem(field_errors(exc)) from None
+        except ScreenedOut as exc:
+            raise validation_problem(exc.errors, exc.total) from None
         answer = await _unless_disconnected(request, service.embed(req))
         log.debug("request %s: %d inputs in %.1f ms", rid, len(answer["data"]), 1000 * (time.perf_counter() - started))
         headers = {"X-Request-ID": rid}

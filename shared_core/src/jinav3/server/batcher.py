@@ -17,6 +17,11 @@ before the next sub-round, and a sub-round whose jobs have all been cancelled st
 Sub-rounds run on a daemon thread, so a stopping server answers the jobs it will not compute
 (:meth:`MicroBatcher.abort`) and exits without waiting for them. The worker measures its throughput (tokens per
 second) so an overloaded server can tell clients how long to wait (:meth:`MicroBatcher.retry_after`).
+
+One client never fails another's job. Every check that can fail for one input runs before its job is queued (the
+handler tokenises; a late-chunking document is fully prepared: chunked, tokenised and planned). If a shared
+sub-round still fails, it is bisected and each half re-run (rows never depend on their batch-mates, so the re-run
+gives the same vectors) until the failing job is alone: only that job gets the error.
 """
 
 from __future__ import annotations
@@ -34,10 +39,18 @@ import numpy as np
 
 from jinav3.backends.local import LocalBackend
 from jinav3.chunking import Span
+from jinav3.preparation import PreparedDocument
 
 
 class Overloaded(Exception):
-    """Too many inputs are waiting; the caller should answer 503 with ``Retry-After``."""
+    """Too many inputs, or too many seconds of work, are waiting; the caller should answer 503 with ``Retry-After``.
+    ``reason`` names which (for the metrics)."""
+
+    def __init__(self, detail: str, reason: str = "queue_full") -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 
 
 class ShuttingDown(Exception):
@@ -77,7 +90,9 @@ class _Job:
     document: str | None = None  # late chunking: the joined text, its chunk spans and task
     spans: Sequence[Span] = ()
     task: str | None = None
+    prepared: PreparedDocument | None = None  # late chunking: checked and tokenised before it was queued
     queued_at: float = field(default_factory=time.perf_counter)
+    started_at: float | None = None  # when its first sub-round began
     done_rows: int = 0  # plain: rows computed so far, their vectors in ``parts``
     parts: list[np.ndarray] = field(default_factory=list)
 
@@ -108,6 +123,11 @@ class _Piece:
     def tokens(self) -> int:
         return self.job.tokens if self.job.late else sum(len(s) for s in self.sequences)
 
+    @property
+    def inputs(self) -> int:
+        """Rows of a plain piece; a late-chunking document counts as one sequence."""
+        return 1 if self.job.late else self.hi - self.lo
+
 
 class MicroBatcher:
     """Collects jobs from concurrent requests and runs them in shared batches on one worker.
@@ -119,17 +139,20 @@ class MicroBatcher:
 
     def __init__(
         self, backend: LocalBackend, *, max_batch_tokens: int = 65_536, max_wait: float = 0.002,
-        max_pending: int = 100_000, max_delay: float = 2.0,
+        max_pending: int = 100_000, max_delay: float = 2.0, max_queue_seconds: float | None = None,
     ) -> None:
         self.backend = backend
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait
         self.max_pending = max_pending
         self.max_delay = max_delay
+        self.max_queue_seconds = max_queue_seconds  # bound on the estimated seconds of queued work; None = none
         self.pending = 0  # inputs waiting or running
         self.pending_tokens = 0
         self.rounds = 0  # sub-rounds computed
         self.dropped = 0  # jobs dropped because their client went away
+        self.isolations = 0  # failed shared sub-rounds split to find the failing job
+        self.metrics: Any = None  # a ServerMetrics (sub_round, job_done) when the server exports metrics
         self.tokens_per_second: float | None = None  # moving average over recent rounds
         self._live: set[_Job] = set()
         self._stopped: BaseException | None = None
@@ -176,12 +199,29 @@ class MicroBatcher:
             raise RuntimeError("the micro-batcher is not running")
         if self.pending + job.inputs > self.max_pending and self.pending > 0:
             raise Overloaded(f"{self.pending} inputs are already waiting (limit {self.max_pending})")
+        self.admit(job.tokens)
         self.pending += job.inputs
         self.pending_tokens += job.tokens
         self._live.add(job)
         job.future.add_done_callback(lambda _: self._release(job))
         self._queue.put_nowait(job)
         return job.future
+
+    def admit(self, tokens: int) -> None:
+        """Refuse a job of ``tokens`` at once (:class:`Overloaded`) when the work it would wait for, plus its
+        own, exceeds ``max_queue_seconds`` at the measured rate. Shortest work goes first, so the work ahead of a job
+        is that of the jobs no larger than it: heavy requests are refused once the queue holds the bound, while a
+        small one still gets in beside them. A job into an empty queue, or before any rate is measured, is always
+        admitted. The handler also calls it before tokenising, with a low estimate, so a heavy request is refused
+        in milliseconds."""
+        bound, rate = self.max_queue_seconds, self.tokens_per_second
+        if bound is None or not rate or self.pending == 0:
+            return
+        ahead = sum(other.tokens for other in self._live if other.tokens <= tokens) / rate
+        own = tokens / rate
+        if ahead + own > bound:
+            raise Overloaded(f"about {ahead:.1f} s of work is queued ahead of this request, which adds {own:.1f} s "
+                             f"(limit {bound:g} s)", "queue_seconds")
 
     def _release(self, job: _Job) -> None:
         """The job is answered, failed or cancelled: it no longer counts as pending."""
@@ -197,10 +237,16 @@ class MicroBatcher:
         tokens = sum(len(s) for s in sequences)
         return await self._submit(_Job(future, len(sequences), tokens, sequences=sequences, task_id=task_id))
 
-    async def late_chunk(self, document: str, spans: Sequence[Span], task: str | None, tokens: int) -> np.ndarray:
-        """Raw contextual vectors of the spans of one document that fits the context (one sequence)."""
+    async def late_chunk(self, document: str, spans: Sequence[Span], task: str | None, tokens: int,
+                         prepared: PreparedDocument | None = None) -> np.ndarray:
+        """Raw contextual vectors of the spans of one document that fits the context (one sequence). The document
+        is prepared (chunked, tokenised, planned) here unless ``prepared`` is given, so a document that cannot be
+        late-chunked fails alone, before it joins a shared sub-round."""
+        if prepared is None:
+            prepared = (await asyncio.to_thread(self.backend.prepare, [document], [spans], task, True))[0]
         future = asyncio.get_running_loop().create_future()
-        return await self._submit(_Job(future, len(spans), tokens, document=document, spans=spans, task=task))
+        return await self._submit(_Job(future, len(spans), tokens, document=document, spans=spans, task=task,
+                                       prepared=prepared))
 
     # -- worker ------------------------------------------------------------------------------------------
     async def _gather(self, pool: list[_Job], wait: float, limit: float) -> bool:
@@ -244,13 +290,27 @@ class MicroBatcher:
             if pool:
                 pieces = next_sub_round(pool, max(1, self.backend.token_budget), time.perf_counter() - self.max_delay)
                 started = time.perf_counter()
+                for piece in pieces:
+                    piece.job.started_at = piece.job.started_at or started
                 outcomes = await _in_daemon_thread(self._compute, pieces)
-                finished = {id(job) for job in _deliver(pieces, outcomes)}
+                answered = _deliver(pieces, outcomes)
+                finished = {id(job) for job in answered}
                 pool = [job for job in pool if id(job) not in finished]
                 self._measure(sum(piece.tokens for piece in pieces), time.perf_counter() - started)
                 self.rounds += 1
+                if self.metrics is not None:
+                    self._report(pieces, answered, started)
             if saw_stop:
                 return
+
+    def _report(self, pieces: Sequence[_Piece], answered: Sequence[_Job], started: float) -> None:
+        """Tell the metrics about this sub-round and the jobs it completed."""
+        now = time.perf_counter()
+        self.metrics.sub_round(sum(piece.inputs for piece in pieces), sum(piece.tokens for piece in pieces),
+                               now - started)
+        for job in answered:
+            if job.started_at is not None and job.future.exception() is None:
+                self.metrics.job_done(job.started_at - job.queued_at, now - job.started_at)
 
     def _measure(self, tokens: int, seconds: float) -> None:
         rate = tokens / max(seconds, 1e-6)
@@ -266,18 +326,25 @@ class MicroBatcher:
             return self._compute_pieces(pieces)
 
     def _compute_pieces(self, pieces: Sequence[_Piece]) -> list[Any]:
+        """The outcome per piece; a failing sub-round is bisected until the failure is pinned on its own pieces."""
         try:
-            if pieces[0].job.late:
-                jobs = [piece.job for piece in pieces]
-                return list(self.backend.late_chunk([job.document for job in jobs],  # type: ignore[misc]
-                                                    [job.spans for job in jobs], jobs[0].task))
-            rows = [s for piece in pieces for s in piece.sequences]
-            vectors = self.backend.embed_ids(rows, [piece.job.task_id for piece in pieces
-                                                    for _ in range(piece.hi - piece.lo)])
-            bounds = np.cumsum([0, *(piece.hi - piece.lo for piece in pieces)])
-            return [vectors[lo:hi] for lo, hi in pairwise(bounds)]
+            return self._run_pieces(pieces)
         except Exception as exc:
-            return [exc] * len(pieces)
+            if len(pieces) == 1 or all(piece.job.future.done() for piece in pieces):
+                return [exc] * len(pieces)
+            self.isolations += 1
+            half = len(pieces) // 2
+            return self._compute_pieces(pieces[:half]) + self._compute_pieces(pieces[half:])
+
+    def _run_pieces(self, pieces: Sequence[_Piece]) -> list[Any]:
+        """One forward pass for ``pieces`` (all plain, or all late chunking of one task)."""
+        if pieces[0].job.late:
+            return list(self.backend.late_chunk_prepared([piece.job.prepared for piece in pieces]))  # type: ignore[misc]
+        rows = [s for piece in pieces for s in piece.sequences]
+        vectors = self.backend.embed_ids(rows, [piece.job.task_id for piece in pieces
+                                                for _ in range(piece.hi - piece.lo)])
+        bounds = np.cumsum([0, *(piece.hi - piece.lo for piece in pieces)])
+        return [vectors[lo:hi] for lo, hi in pairwise(bounds)]
 
 
 #: Company for a sub-round led by a small job: only jobs with at most this many times its remaining work (or

@@ -27,6 +27,10 @@ _OPENAI_TYPES = {
 }
 
 
+_MAX_DETAIL = 2000  # characters of an error's detail
+REFUSAL_KEY = "jinav3.refusal"  # where an error answer leaves its reason in the ASGI scope (for the metrics)
+
+
 class ApiProblem(Exception):
     """An error answer: HTTP status, the spec's error ``code`` and a ``detail`` that says what to change."""
 
@@ -34,17 +38,38 @@ class ApiProblem(Exception):
         self, status: int, code: str | None, detail: str, *, errors: Sequence[FieldError] = (),
         headers: dict[str, str] | None = None,
     ) -> None:
+        if len(detail) > _MAX_DETAIL:  # a detail may quote the request (a model name): never the whole of it
+            detail = detail[:_MAX_DETAIL] + f"... ({len(detail)} characters)"
         super().__init__(detail)
         self.status, self.code, self.detail, self.errors, self.headers = status, code, detail, list(errors), headers
+        self.total_errors: int | None = None  # a 422's count of problems when ``errors`` lists only some
+        self.reason: str | None = None  # the refusal reason the metrics count (default: the code)
 
 
 class ClientGone(Exception):
     """The client disconnected: nothing can be answered, and its queued work is dropped."""
 
 
-def validation_problem(errors: Sequence[FieldError]) -> ApiProblem:
-    summary = "; ".join(f"{e.field}: {e.message}" for e in errors)
-    return ApiProblem(422, None, f"Invalid request: {summary}", errors=errors)
+MAX_LISTED = 32  # problems an error answer lists; the total is given beside them
+_SUMMARISED = 5  # problems the ``detail`` sentence names
+_MAX_TEXT = 300  # characters of one field name or message
+
+
+def _bounded(error: FieldError) -> FieldError:
+    return error.model_copy(update={"field": error.field[:_MAX_TEXT], "message": error.message[:_MAX_TEXT]})
+
+
+def validation_problem(errors: Sequence[FieldError], total: int | None = None) -> ApiProblem:
+    """A 422 listing at most :data:`MAX_LISTED` of the ``total`` problems (``len(errors)`` when not given), so an
+    answer stays a few KiB whatever the request."""
+    total = len(errors) if total is None else total
+    listed = [_bounded(e) for e in errors[:MAX_LISTED]]
+    summary = "; ".join(f"{e.field}: {e.message}" for e in listed[:_SUMMARISED])
+    if total > _SUMMARISED:
+        summary += f"; ... {total} problems in all ({len(listed)} listed in errors)"
+    problem = ApiProblem(422, None, f"Invalid request: {summary}", errors=listed)
+    problem.total_errors = total if total > len(listed) else None
+    return problem
 
 
 def request_id(connection: HTTPConnection) -> str:
@@ -78,7 +103,8 @@ class SafeJSONResponse(JSONResponse):
 def problem_body(problem: ApiProblem, rid: str) -> dict[str, Any]:
     """Jina's error shape plus OpenAI's ``error`` object."""
     if problem.status == 422:
-        body: dict[str, Any] = HTTPValidationError(detail=problem.detail, errors=problem.errors).model_dump()
+        body: dict[str, Any] = HTTPValidationError(detail=problem.detail, errors=problem.errors,
+                                                   total_errors=problem.total_errors).model_dump(exclude_none=True)
     else:
         body = ErrorResponse(code=problem.code, detail=problem.detail, request_id=rid).model_dump(exclude_none=True)
     body["error"] = {
@@ -91,6 +117,8 @@ def problem_body(problem: ApiProblem, rid: str) -> dict[str, Any]:
 
 
 def problem_response(connection: HTTPConnection, problem: ApiProblem) -> SafeJSONResponse:
+    connection.scope[REFUSAL_KEY] = problem.reason or problem.code or (
+        "validation" if problem.status == 422 else str(problem.status))
     rid = request_id(connection)
     headers = {"X-Request-ID": rid, **(problem.headers or {})}
     return SafeJSONResponse(problem_body(problem, rid), status_code=problem.status, headers=headers)

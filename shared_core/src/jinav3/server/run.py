@@ -9,11 +9,13 @@ Connections are guarded by the timeouts and the cap of :class:`ServerConfig` (:m
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from jinav3.server.app import ServerConfig, create_app
@@ -38,7 +40,9 @@ def _uvicorn_server(app: Any, *, graceful_timeout: float | None, log_level: str,
                 service.begin_shutdown(graceful_timeout)
             return should_exit
 
-    protocol = guarded_protocol(AutoHTTPProtocol, config.header_timeout, config.max_connections)
+    metrics = getattr(state, "metrics", None)
+    protocol = guarded_protocol(AutoHTTPProtocol, config.header_timeout, config.max_connections,
+                                metrics.refused if metrics is not None else None)
     return Server(uvicorn.Config(
         app, http=protocol, lifespan="on", log_level=log_level, access_log=access_log,
         timeout_keep_alive=config.keep_alive_timeout, timeout_graceful_shutdown=graceful_timeout, **options,
@@ -56,12 +60,22 @@ def _log_to_stderr(level: str) -> None:
         logger.propagate = False
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine (then only loopback ``Host`` names are valid)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
 def run_server(
     backend: Any, config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8080,
     graceful_timeout: float | None = 30.0, log_level: str = "info",
 ) -> None:
     """Serve ``backend`` until a stop signal arrives."""
     _log_to_stderr(log_level)
+    if config.allowed_hosts is None and not is_loopback(host):  # reached by other names: the operator's choice
+        config = replace(config, allowed_hosts=("*",))
     app = create_app(backend, config)
     server = _uvicorn_server(app, graceful_timeout=graceful_timeout, log_level=log_level,
                              access_log=log_level == "debug", host=host, port=port)

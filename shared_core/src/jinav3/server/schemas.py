@@ -62,7 +62,9 @@ class EmbeddingsRequest(BaseModel):
         return [item.text if isinstance(item, TextDoc) else item for item in items]
 
     def output_types(self) -> tuple[list[str], bool]:
-        """The requested encodings and whether the caller asked for a list (then each embedding is a dict)."""
+        """The requested encodings and whether the caller asked for a list (then each embedding is a dict).
+        ``encoding_format="base64"`` with a binary or ubinary type asks for base64 of the packed bytes
+        (``"binary+base64"``)."""
         given = {
             name: value
             for name, value in (
@@ -72,6 +74,10 @@ class EmbeddingsRequest(BaseModel):
             )
             if value is not None
         }
+        types = [v for k, v in given.items() if k != "encoding_format"]
+        if given.get("encoding_format") == "base64" and types and all(v == types[0] for v in types) \
+                and types[0] in ("binary", "ubinary"):  # OpenAI's SDK always sends base64: the packed bytes so
+            return [f"{types[0]}+base64"], False
         if len({repr(v) for v in given.values()}) > 1:
             raise ValueError(f"{' and '.join(given)} disagree; send only one of them")
         value = next(iter(given.values()), "float")
@@ -116,6 +122,7 @@ class FieldError(BaseModel):
 class HTTPValidationError(BaseModel):
     detail: str
     errors: list[FieldError]
+    total_errors: int | None = None  # every problem found; ``errors`` lists at most a few dozen
 
 
 def parse_request(body: bytes | bytearray) -> EmbeddingsRequest:
@@ -130,6 +137,11 @@ def parse_request(body: bytes | bytearray) -> EmbeddingsRequest:
     except ValueError as exc:  # not JSON: the error JSON validation gives, without parsing the body twice
         error = {"type": "json_invalid", "loc": (), "input": body, "ctx": {"error": str(exc)}}
         raise ValidationError.from_exception_data(EmbeddingsRequest.__name__, [error], "json") from None
+    return validate_request(value, body)
+
+
+def validate_request(value: Any, body: bytes | bytearray) -> EmbeddingsRequest:
+    """The request of ``value`` (``body`` parsed); when it fails, the errors of validating ``body`` as JSON."""
     try:
         return EmbeddingsRequest.model_validate(value)
     except ValidationError:
