@@ -71,7 +71,7 @@ def test_a_server_that_stays_down_fails_with_how_long_and_why() -> None:
 
 def test_sync_calls_ride_out_a_kill_and_a_slow_restart(tiny_checkpoint: Path, tiny_fp32: Embedder,
                                                          tmp_path: Path) -> None:
-    """``jinav3 serve`` killed with SIGKILL mid-load, started again on the same port about 10 s later (plus its
+    """``jinav3 serve`` killed with SIGKILL mid-load, started again on the same port 20 s later (plus its
     start-up): the sync client's calls (plain and late chunking) all come back, equal to the local backend."""
     port = free_port()
     emb = client(f"http://127.0.0.1:{port}/v1", tiny_fp32.dimensions, retry_budget=90)
@@ -96,7 +96,7 @@ def test_sync_calls_ride_out_a_kill_and_a_slow_restart(tiny_checkpoint: Path, ti
         process.kill()
         process.wait()
         down = time.monotonic()
-    time.sleep(10)
+    time.sleep(20)  # the issue's restart: 20-40 s down
     with serve_command(tiny_checkpoint, "--dtype", "float32", log=tmp_path / "second.log", port=port):
         outage = time.monotonic() - down
         worker.join(120)
@@ -110,7 +110,7 @@ def test_sync_calls_ride_out_a_kill_and_a_slow_restart(tiny_checkpoint: Path, ti
         else:
             np.testing.assert_allclose(got, tiny_fp32.embed(TEXTS[i], "retrieval.passage", normalized=False),
                                        rtol=0, atol=1e-6)
-    assert outage >= 10
+    assert outage >= 20
 
 
 def test_gateway_and_timeout_answers_are_patient_server_errors_are_counted(fault_server: Any) -> None:

@@ -1,5 +1,6 @@
 """OpenAI-style clients against ``jinav3 serve``: the openai SDK (which always asks for base64), its packed
-binary/ubinary types, token-id inputs (what langchain-openai sends by default) and Haystack's OpenAI embedder."""
+binary/ubinary types, token-id inputs (what langchain-openai sends by default), langchain-openai with its documented
+setting, LlamaIndex's OpenAIEmbedding and Haystack's OpenAI embedder."""
 
 from __future__ import annotations
 
@@ -62,3 +63,21 @@ def test_haystacks_openai_embedder_works_against_the_server(server: BackgroundSe
                                             api_base_url=server.base_url, dimensions=16)
     got = embedder.run(text=TEXTS[0])["embedding"]
     assert same_vectors(got, native(server, dimensions=16)[0])
+
+
+def test_langchain_openai_works_with_its_documented_setting(server: BackgroundServer) -> None:
+    """langchain-openai with check_embedding_ctx_length=False (as docs/api.md says) sends text and gets the vectors."""
+    langchain_openai = pytest.importorskip("langchain_openai")
+    embeddings = langchain_openai.OpenAIEmbeddings(model=MODEL, base_url=server.base_url, api_key="unused",
+                                                   check_embedding_ctx_length=False, max_retries=0, dimensions=16)
+    assert same_vectors(embeddings.embed_documents(TEXTS), native(server, dimensions=16))
+    assert same_vectors(embeddings.embed_query(TEXTS[0]), native(server, dimensions=16)[0])
+
+
+def test_llama_index_openai_embedding_works_with_model_name(server: BackgroundServer) -> None:
+    """LlamaIndex's OpenAIEmbedding takes the served name through model_name= (docs/api.md)."""
+    openai_embeddings = pytest.importorskip("llama_index.embeddings.openai")
+    embedding = openai_embeddings.OpenAIEmbedding(model_name=MODEL, api_base=server.base_url, api_key="unused",
+                                                  max_retries=0)
+    assert same_vectors(embedding.get_text_embedding_batch(TEXTS), native(server))
+    assert same_vectors(embedding.get_query_embedding(TEXTS[0]), native(server)[0])

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from jinav3 import InvalidInputError
+from jinav3.testing import same_vectors
 from langchain_jinav3 import JinaV3LateChunkingSplitter
 
 from .conftest import DIMS, DOC_A, DOC_B
@@ -116,3 +119,29 @@ def test_bad_input_is_named(splitter, embeddings):
         splitter.split_text(None)
     with pytest.raises(InvalidInputError, match="does not occur in the document"):
         JinaV3LateChunkingSplitter(embeddings, lambda text: ["not in there"]).split_text(DOC_B)
+
+
+REPEATED = ["Yes.", "Answer: see above.", "| 1 | 2 |", "ERROR disk full.", "Berlin has a wall."]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(st.sampled_from(REPEATED), min_size=2, max_size=40),
+       joints=st.lists(st.sampled_from([" ", "\n", "\n\n", "  "]), min_size=40, max_size=40),
+       size=st.integers(10, 80), overlap_share=st.sampled_from([0.0, 0.0, 0.2, 0.5]))
+def test_repeated_text_is_late_chunked_where_langchain_places_each_chunk(embeddings, tiny_embedder, pieces, joints,
+                                                                        size, overlap_share):
+    """Text that repeats itself: every chunk is pooled over the place LangChain itself gives it (its own
+    ``start_index``), with or without overlap, never over an earlier copy of the same text."""
+    text = "".join(p + j for p, j in zip(pieces, joints, strict=False)).strip()
+    overlap = int(size * overlap_share)
+    own = RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=overlap, add_start_index=True)
+    truth = [d for d in own.create_documents([text]) if d.page_content.strip()]
+    splitter = JinaV3LateChunkingSplitter(embeddings, RecursiveCharacterTextSplitter(chunk_size=size,
+                                                                                     chunk_overlap=overlap),
+                                          add_start_index=True)
+    chunks, vectors = splitter.split_documents_with_embeddings([Document(page_content=text, metadata={})])
+    assert [(c.metadata["start_index"], c.page_content) for c in chunks] == \
+        [(d.metadata["start_index"], d.page_content) for d in truth]
+    spans = [(d.metadata["start_index"], d.metadata["start_index"] + len(d.page_content)) for d in truth]
+    expected = tiny_embedder.late_chunk(text, spans=spans, task="retrieval.passage", dimensions=DIMS)
+    assert same_vectors(vectors, [c.embedding for c in expected])

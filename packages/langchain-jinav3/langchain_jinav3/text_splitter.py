@@ -13,6 +13,7 @@ for stores that take precomputed vectors (``FAISS.from_embeddings``, ``add_embed
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -23,6 +24,28 @@ from jinav3 import Chunk, InvalidInputError, check_texts
 from jinav3.chunking import ChunkerLike
 from langchain_jinav3.embeddings import JinaV3Embeddings
 from langchain_jinav3.handoff import Vector, with_late_chunk
+
+
+def langchain_spans(splitter: TextSplitter, text: str) -> list[tuple[int, int]] | list[str]:
+    """``(start, end)`` of each chunk of ``splitter`` where LangChain itself places it (its ``start_index``, which
+    knows the splitter's overlap), so text that repeats itself cannot move a chunk onto an earlier copy. When
+    LangChain's place does not hold the chunk's text (its offset arithmetic assumes characters; a token
+    ``length_function`` can miss), the chunk texts are returned for the core to place
+    (:func:`jinav3.spans_from_texts`)."""
+    placing = copy.copy(splitter)
+    placing._add_start_index = True
+    spans: list[tuple[int, int]] = []
+    pieces: list[str] = []
+    for document in placing.create_documents([text]):
+        piece = document.page_content
+        if not piece.strip():
+            continue
+        start = document.metadata["start_index"]
+        pieces.append(piece)
+        spans.append((start, start + len(piece)))
+    if all(start >= 0 and text[start:end] == piece for (start, end), piece in zip(spans, pieces, strict=True)):
+        return spans
+    return pieces
 
 
 class JinaV3LateChunkingSplitter(TextSplitter):
@@ -74,11 +97,10 @@ class JinaV3LateChunkingSplitter(TextSplitter):
             "window": window, "overlap": overlap, "chunk_size": chunk_size, "chunk_overlap": chunk_overlap
         }
 
-    def _boundaries(self) -> ChunkerLike | Callable[[str], list[str]]:
-        """What the core uses as the chunk boundary source: a LangChain splitter becomes its ``split_text``."""
+    def _boundaries(self) -> ChunkerLike | Callable[[str], list[str] | list[tuple[int, int]]]:
+        """What the core uses as the chunk boundary source: a LangChain splitter gives its chunks' own places."""
         if isinstance(self.chunker, TextSplitter):
-            splitter = self.chunker
-            return lambda text: [piece for piece in splitter.split_text(text) if piece.strip()]
+            return functools.partial(langchain_spans, self.chunker)
         return self.chunker
 
     # -- late chunking, sync and async -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ splitter, located back in the document by :func:`spans_from_texts`.
 
 from __future__ import annotations
 
+import bisect
 import numbers
 import re
 from collections.abc import Callable, Sequence
@@ -139,29 +140,133 @@ class TokenChunker:
 def spans_from_texts(document: str, chunk_texts: Sequence[str]) -> list[Span]:
     """Locate each chunk text in ``document``, in order (overlapping chunks allowed).
 
+    Text that repeats itself (logs, tables, boilerplate) gives a chunk several candidate places. A splitter's chunks
+    cover its document in order, leaving only whitespace between and around them, so the placement chosen is the
+    earliest one that lets every chunk be placed that way (:func:`_tiling`). Where no placement covers the document
+    (a splitter that drops separators, a custom chunker), each chunk goes to its first occurrence after the previous
+    chunk's start that reaches past the previous chunk's end (:func:`_place`). A splitter that knows its own
+    offsets should pass spans instead; the adapters do where the framework gives them.
     Splitters that strip or collapse whitespace inside a chunk are matched with flexible whitespace. A chunk that
     cannot be found is an error naming it, never a silently missing vector.
     """
-    spans: list[Span] = []
-    search_from = 0
+    needles: list[str] = []
     for index, chunk in enumerate(chunk_texts):
         if not isinstance(chunk, str) or not chunk.strip():
             raise InvalidInputError(f"chunk {index} is empty or not a string: {chunk!r}")
-        needle = chunk.strip()
-        start = document.find(needle, search_from)
-        if start < 0:
-            start = document.find(needle)  # splitters with overlap may step back before the previous chunk
-        if start >= 0:
-            end = start + len(needle)
-        else:
-            pattern = r"\s+".join(re.escape(part) for part in needle.split())
-            match = re.compile(pattern).search(document, search_from) or re.compile(pattern).search(document)
-            if match is None:
-                raise InvalidInputError(f"chunk {index} ({needle[:60]!r}...) does not occur in the document")
-            start, end = match.span()
-        spans.append((start, end))
-        search_from = start + 1
+        needles.append(chunk.strip())
+    patterns = [re.compile(r"\s+".join(re.escape(part) for part in needle.split())) for needle in needles]
+    tiled = _tiling(document, needles, patterns)
+    if tiled is not None:
+        return tiled
+    spans: list[Span] = []
+    search_from, previous_end = 0, 0
+    for index, (needle, pattern) in enumerate(zip(needles, patterns, strict=True)):
+        found = (_place(document, needle, pattern, search_from, previous_end)
+                 or _place(document, needle, pattern, 0, previous_end))  # a splitter with overlap may step back
+        if found is None:
+            raise InvalidInputError(f"chunk {index} ({needle[:60]!r}...) does not occur in the document")
+        spans.append(found)
+        search_from, previous_end = found[0] + 1, found[1]
     return spans
+
+
+#: Candidate places considered per chunk by :func:`_tiling` (a chunk repeated more often falls back to _place).
+_MAX_CANDIDATES = 20_000
+
+
+def _occurrences(document: str, needle: str, pattern: re.Pattern[str]) -> list[Span] | None:
+    """Every place of ``needle`` (exact text, else the same words with any whitespace), None when too many."""
+    found: list[Span] = []
+    at = document.find(needle)
+    while at >= 0:
+        found.append((at, at + len(needle)))
+        if len(found) > _MAX_CANDIDATES:
+            return None
+        at = document.find(needle, at + 1)
+    if not found:
+        found = [match.span() for match in pattern.finditer(document)]
+    return found if len(found) <= _MAX_CANDIDATES else None
+
+
+def _tiling(document: str, needles: Sequence[str], patterns: Sequence[re.Pattern[str]]) -> list[Span] | None:
+    """The earliest placement of the chunks, in order (each starting after the previous one's start and ending
+    after its end), with only whitespace before the first, between consecutive ones and after the last; None when
+    there is none."""
+    n = len(document)
+    next_text = [n] * (n + 1)  # next_text[i]: the first non-whitespace position at or after i
+    for i in range(n - 1, -1, -1):
+        next_text[i] = next_text[i + 1] if document[i].isspace() else i
+    places = []
+    seen: dict[str, list[Span] | None] = {}  # repeated chunk texts are looked up once
+    for needle, pattern in zip(needles, patterns, strict=True):
+        if needle not in seen:
+            seen[needle] = _occurrences(document, needle, pattern)
+        found = seen[needle]
+        if not found:
+            return None
+        places.append(found)
+    # backwards: the places from which the rest of the chunks can still be laid down to the end of the text
+    feasible = [span for span in places[-1] if next_text[span[1]] == n]
+    usable: list[list[Span]] = [feasible]
+    for found in reversed(places[:-1]):
+        feasible = _able_to_continue(found, feasible, next_text)
+        usable.append(feasible)
+    usable.reverse()
+    chosen: list[Span] = []
+    previous, reach = (-1, -1), next_text[0]
+    for feasible in usable:
+        k = _next_after(feasible, previous, reach)
+        if k is None:
+            return None
+        chosen.append(feasible[k])
+        previous, reach = feasible[k], next_text[feasible[k][1]]
+    return chosen
+
+
+def _able_to_continue(spans: Sequence[Span], following: Sequence[Span], next_text: Sequence[int]) -> list[Span]:
+    """The ``spans`` after which some span of ``following`` can come next (one sweep: both lists are sorted)."""
+    able: list[Span] = []
+    j = 0
+    for span in spans:
+        while j < len(following) and following[j][0] <= span[0]:
+            j += 1
+        k, reach = j, next_text[span[1]]
+        while k < len(following) and following[k][0] <= reach:
+            if following[k][1] > span[1]:
+                able.append(span)
+                break
+            k += 1
+    return able
+
+
+def _next_after(spans: Sequence[Span], previous: Span, at_most: int) -> int | None:
+    """Index of the first of the sorted ``spans`` that starts in ``(previous start, at_most]`` and ends after
+    ``previous``'s end, or None."""
+    k = bisect.bisect_right(spans, (previous[0], float("inf")))  # the first span starting after previous's start
+    while k < len(spans) and spans[k][0] <= at_most:
+        if spans[k][1] > previous[1]:
+            return k
+        k += 1
+    return None
+
+
+def _place(document: str, needle: str, pattern: re.Pattern[str], start_at: int, previous_end: int) -> Span | None:
+    """The first occurrence of ``needle`` from ``start_at`` that ends after ``previous_end``, else the first one;
+    exact text first, then the same words with any whitespace between them."""
+    first: Span | None = None
+    at = document.find(needle, start_at)
+    while at >= 0:
+        if at + len(needle) > previous_end:
+            return at, at + len(needle)
+        first = first or (at, at + len(needle))
+        at = document.find(needle, at + 1)
+    if first is not None:
+        return first
+    for match in pattern.finditer(document, start_at):
+        if match.end() > previous_end:
+            return match.span()
+        first = first or match.span()
+    return first
 
 
 def _span_bound(value: Any) -> int:
