@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from llama_index.core import Document
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.node_parser import SentenceSplitter, TokenTextSplitter
@@ -158,3 +162,24 @@ def test_dimensions_wider_than_the_model_are_rejected(tiny_model, documents):
     parser = JinaV3LateChunkingNodeParser(model_name=tiny_model, device="cpu", dimensions=48)
     with pytest.raises(InvalidInputError, match="dimensions must be between 1 and 32"):
         parser.get_nodes_from_documents(documents)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(line=st.sampled_from(["Answer: see above.", "Yes.", "| a | b | c |", "ERROR: disk full"]),
+       repeats=st.integers(2, 40), joint=st.sampled_from(["\n", " ", "\n\n"]), size=st.integers(8, 40))
+def test_repeated_text_gets_disjoint_nodes_in_order(embed_model, tiny_embedder, line, repeats, joint, size):
+    """A document that repeats one line, cut by SentenceSplitter without overlap: the nodes follow each other
+    without overlapping (LlamaIndex's own ``find`` from 0 would stack them on the first copies), cover the text,
+    and carry the core's vectors for exactly those spans."""
+    text = joint.join([line] * repeats)
+    parser = JinaV3LateChunkingNodeParser(embed_model=embed_model,
+                                          text_splitter=SentenceSplitter(chunk_size=size, chunk_overlap=0))
+    nodes = parser.get_nodes_from_documents([Document(text=text, id_="doc")])
+    spans = [(n.start_char_idx, n.end_char_idx) for n in nodes]
+    assert [text[a:b] for a, b in spans] == [n.text for n in nodes]
+    assert not text[: spans[0][0]].strip() and not text[spans[-1][1]:].strip()
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert end <= start and not text[end:start].strip()
+    np.testing.assert_array_equal(np.array([n.embedding for n in nodes]),
+                                  _core_vectors(tiny_embedder, [Document(text=text, id_="doc")], nodes,
+                                                embed_model.dimensions))
