@@ -32,6 +32,15 @@ def connect(server: Any) -> socket.socket:
     return sock
 
 
+def post_raw(server: Any, body: bytes, *, close: bool = False) -> socket.socket:
+    """A socket that has sent one whole ``POST /v1/embeddings`` of ``body`` (and not read the answer)."""
+    sock = connect(server)
+    sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 + (b"Connection: close\r\n" if close else b"")
+                 + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return sock
+
+
 def read_all(sock: socket.socket) -> bytes:
     data = b""
     while chunk := sock.recv(65536):
@@ -82,10 +91,7 @@ def test_a_connection_beyond_the_cap_is_refused_when_every_slot_is_busy(start_se
     body = json.dumps({"model": MODEL, "input": "busy"}).encode()
     busy = []
     for _ in range(2):
-        sock = connect(server)
-        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        busy.append(sock)
+        busy.append(post_raw(server, body, close=True))
     time.sleep(0.3)
     extra = connect(server)
     status, _ = answer_of(read_all(extra))
@@ -150,10 +156,7 @@ def test_work_of_clients_that_went_away_is_dropped(start_server: Any) -> None:
     rounds, dropped = batcher.rounds, batcher.dropped
     sockets = []
     for _ in range(8):
-        sock = connect(server)
-        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        sockets.append(sock)
+        sockets.append(post_raw(server, body))
     deadline = time.monotonic() + 10
     while batcher.pending < 32 and time.monotonic() < deadline:  # all eight are queued
         time.sleep(0.02)

@@ -188,14 +188,22 @@ def _occurrences(document: str, needle: str, pattern: re.Pattern[str]) -> list[S
     return found if len(found) <= _MAX_CANDIDATES else None
 
 
+_TEXT = re.compile(r"\S")
+
+
 def _tiling(document: str, needles: Sequence[str], patterns: Sequence[re.Pattern[str]]) -> list[Span] | None:
     """The earliest placement of the chunks, in order (each starting after the previous one's start and ending
     after its end), with only whitespace before the first, between consecutive ones and after the last; None when
     there is none."""
     n = len(document)
-    next_text = [n] * (n + 1)  # next_text[i]: the first non-whitespace position at or after i
-    for i in range(n - 1, -1, -1):
-        next_text[i] = next_text[i + 1] if document[i].isspace() else i
+    after: dict[int, int] = {}  # position -> the first non-whitespace position at or after it (asked per span end)
+
+    def next_text(i: int) -> int:
+        if i not in after:
+            found = _TEXT.search(document, i)
+            after[i] = found.start() if found else n
+        return after[i]
+
     places = []
     seen: dict[str, list[Span] | None] = {}  # repeated chunk texts are looked up once
     for needle, pattern in zip(needles, patterns, strict=True):
@@ -206,43 +214,39 @@ def _tiling(document: str, needles: Sequence[str], patterns: Sequence[re.Pattern
             return None
         places.append(found)
     # backwards: the places from which the rest of the chunks can still be laid down to the end of the text
-    feasible = [span for span in places[-1] if next_text[span[1]] == n]
+    feasible = [span for span in places[-1] if next_text(span[1]) == n]
     usable: list[list[Span]] = [feasible]
     for found in reversed(places[:-1]):
         feasible = _able_to_continue(found, feasible, next_text)
         usable.append(feasible)
     usable.reverse()
     chosen: list[Span] = []
-    previous, reach = (-1, -1), next_text[0]
+    previous, reach = (-1, -1), next_text(0)
     for feasible in usable:
-        k = _next_after(feasible, previous, reach)
+        k = _follower(feasible, bisect.bisect_right(feasible, (previous[0], float("inf"))), previous, reach)
         if k is None:
             return None
         chosen.append(feasible[k])
-        previous, reach = feasible[k], next_text[feasible[k][1]]
+        previous, reach = feasible[k], next_text(feasible[k][1])
     return chosen
 
 
-def _able_to_continue(spans: Sequence[Span], following: Sequence[Span], next_text: Sequence[int]) -> list[Span]:
+def _able_to_continue(spans: Sequence[Span], following: Sequence[Span], next_text: Callable[[int], int]) -> list[Span]:
     """The ``spans`` after which some span of ``following`` can come next (one sweep: both lists are sorted)."""
     able: list[Span] = []
     j = 0
     for span in spans:
         while j < len(following) and following[j][0] <= span[0]:
             j += 1
-        k, reach = j, next_text[span[1]]
-        while k < len(following) and following[k][0] <= reach:
-            if following[k][1] > span[1]:
-                able.append(span)
-                break
-            k += 1
+        if _follower(following, j, span, next_text(span[1])) is not None:
+            able.append(span)
     return able
 
 
-def _next_after(spans: Sequence[Span], previous: Span, at_most: int) -> int | None:
-    """Index of the first of the sorted ``spans`` that starts in ``(previous start, at_most]`` and ends after
-    ``previous``'s end, or None."""
-    k = bisect.bisect_right(spans, (previous[0], float("inf")))  # the first span starting after previous's start
+def _follower(spans: Sequence[Span], first: int, previous: Span, at_most: int) -> int | None:
+    """Index of the first of the sorted ``spans``, from ``first`` (the first one starting after ``previous``), that
+    starts by ``at_most`` and ends after ``previous`` ends, or None."""
+    k = first
     while k < len(spans) and spans[k][0] <= at_most:
         if spans[k][1] > previous[1]:
             return k

@@ -27,14 +27,15 @@ from jinav3.errors import InvalidInputError, PerformanceWarning
 
 _NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 _VNNI = ("avx512_vnni", "avx_vnni", "amx_int8")
-#: Simulated CPU classes (``JINAV3_CPU_CLASS``): torch's capability name and the flags that class has.
+#: Simulated CPU classes (``JINAV3_CPU_CLASS``): torch's capability name and the flags that class has; each class
+#: adds to the one before it.
+_AVX2 = frozenset({"avx2", "fma"})
+_AVX512 = _AVX2 | {"avx512f", "avx512bw", "avx512vl", "avx512dq"}
 CPU_CLASSES: dict[str, tuple[str, frozenset[str]]] = {
-    "avx2": ("AVX2", frozenset({"avx2", "fma"})),
-    "avx512": ("AVX512", frozenset({"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"})),
-    "avx512-vnni": ("AVX512", frozenset({"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq",
-                                         "avx512_vnni"})),
-    "native-bf16": ("AVX512", frozenset({"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni",
-                                         "avx512_bf16"})),
+    "avx2": ("AVX2", _AVX2),
+    "avx512": ("AVX512", _AVX512),
+    "avx512-vnni": ("AVX512", _AVX512 | {"avx512_vnni"}),
+    "native-bf16": ("AVX512", _AVX512 | {"avx512_vnni", "avx512_bf16"}),
 }
 CPU_CLASS_VARIABLE = "JINAV3_CPU_CLASS"
 _SHOWN = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "neon", "asimd")
