@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from jinav3 import Embedder, InvalidInputError
 from jinav3.backends.api import ApiError
-from jinav3.backends.api_late import plan_requests
+from jinav3.backends.api_late import count_rejection, plan_requests
 from jinav3.backends.api_retry import RetryPolicy, RetryState, Transient
 from jinav3.server import ServerConfig, create_app
 from jinav3.server.run import BackgroundServer
@@ -220,3 +220,59 @@ def test_an_exact_local_tokenizer_plans_requests_the_server_accepts(minilm_serve
 def test_tokenizer_argument_is_checked() -> None:
     with pytest.raises(InvalidInputError, match="tokenizer must be"):
         Embedder.api(base_url="http://127.0.0.1:9/v1", tokenizer=42)
+
+
+@pytest.fixture(scope="module")
+def few_inputs_server(minilm_embedder: Embedder) -> Any:
+    """``jinav3 serve`` taking at most 7 inputs per request (the Jina API takes 2,048; the client plans 2,048)."""
+    with BackgroundServer(create_app(minilm_embedder, ServerConfig(max_inputs=7))) as server:
+        yield server
+
+
+def minilm_api(server: Any, **options: Any) -> Embedder:
+    return Embedder.api(base_url=server.base_url, model="all-MiniLM-L6-v2", full_dimensions=384, tokenizer=None,
+                        **options)
+
+
+def test_a_servers_lower_input_limit_is_learnt_from_its_refusal(few_inputs_server: Any,
+                                                                minilm_embedder: Embedder) -> None:
+    """Plain embeddings: the refused batch is split to the server's stated limit, and later calls plan with it
+    from the start, giving exactly what a client told the limit gets."""
+    texts = [f"Text {i} about bridges over the river." for i in range(30)]
+    api = minilm_api(few_inputs_server)
+    first = api.embed(texts)
+    assert api.backend._input_limit == 7
+    told = minilm_api(few_inputs_server, max_batch_inputs=7)
+    np.testing.assert_array_equal(first, told.embed(texts))
+    np.testing.assert_allclose(first, minilm_embedder.embed(texts), atol=2e-2)
+    api.close()
+    told.close()
+
+
+async def test_late_chunking_learns_the_input_limit_and_keeps_every_chunk(few_inputs_server: Any) -> None:
+    """Late chunking a 30-chunk document: the refused request is planned again within 7 inputs (the hand-over
+    rule unchanged), every chunk comes back once, in order; the next document is planned within the limit at once,
+    exactly as by a client told the limit."""
+    sentences = [f"Sentence {i} describes the river, the bridges and the old town number {i}." for i in range(30)]
+    document = " ".join(sentences)
+    api = minilm_api(few_inputs_server)
+    chunks = await api.alate_chunk(document, "sentences")
+    assert [c.text for c in chunks] == sentences
+    assert api.backend._input_limit == 7
+    assert all(np.isfinite(c.embedding).all() for c in chunks)
+    told = minilm_api(few_inputs_server, max_batch_inputs=7)
+    again, fresh = await api.alate_chunk(document, "sentences"), await told.alate_chunk(document, "sentences")
+    for a, b in zip(again, fresh, strict=True):
+        np.testing.assert_array_equal(a.embedding, b.embedding)
+    await api.backend.aclose()
+    await told.backend.aclose()
+
+
+def test_input_count_refusals_are_recognised_by_code_or_by_the_apis_message() -> None:
+    """The Jina API's wording (no code) and ``jinav3 serve``'s code; a stated limit is used, else half is tried;
+    other refusals are not mistaken for it."""
+    detail = '"input" length 2049 is larger than the largest allowed size 2048'
+    assert count_rejection(400, None, detail, 2049) == 2048
+    assert count_rejection(400, "INPUT_TOO_MANY_ITEMS", "too many", 10) == 5
+    assert count_rejection(400, None, "Failed to encode text", 10) is None
+    assert count_rejection(500, None, detail, 2049) is None

@@ -38,7 +38,15 @@ import httpx
 import numpy as np
 from tqdm.auto import tqdm
 
-from jinav3.backends.api_late import Request, document_order, length_rejection, plan_requests, sent_texts, shrunk
+from jinav3.backends.api_late import (
+    Request,
+    count_rejection,
+    document_order,
+    length_rejection,
+    plan_requests,
+    sent_texts,
+    shrunk,
+)
 from jinav3.backends.api_retry import (
     RETRY_STATUSES,
     GiveUp,
@@ -235,6 +243,7 @@ class ApiBackend:
         self.tokenizer = load_tokenizer(tokenizer, model)  # exact counts (and the token chunker) when set
         self._counter = TokenCounter(self.tokenizer)
         self._late_budget: int | None = None  # learnt from a server that refused a late-chunking request as too long
+        self._input_limit: int | None = None  # learnt from a server that refused a request as holding too many inputs
         self.retries = 0  # retried requests so far (observability; also what the fault tests count)
         self._lock = threading.Lock()
         self._runner: _LoopThread | None = None
@@ -400,12 +409,29 @@ class ApiBackend:
             raise
 
     # -- plain embeddings --------------------------------------------------------------------------------
+    def _max_inputs(self) -> int:
+        """Inputs per request: ``max_batch_inputs``, or less once a server has said it takes fewer."""
+        learnt = self._input_limit
+        return self.max_batch_inputs if learnt is None else min(learnt, self.max_batch_inputs)
+
+    def _learn_input_limit(self, exc: ApiError, sent: int) -> int:
+        """The server's input limit after ``exc`` refused a request of ``sent`` inputs; ``exc`` itself (re-raised)
+        when it was refused for another reason, or when a single input was refused."""
+        limit = count_rejection(exc.status, exc.code, exc.detail, sent)
+        if limit is None or sent <= 1:
+            raise exc
+        with self._lock:
+            self._input_limit = min(self._input_limit or limit, limit)
+        log.info("request of %d inputs refused as too many; sending at most %d inputs per request", sent, limit)
+        return min(limit, self._max_inputs())
+
     def _batches(self, texts: Sequence[str]) -> list[tuple[int, int]]:
         """Consecutive ``[start, end)`` ranges within the input-count and token limits."""
         batches: list[tuple[int, int]] = []
         start, tokens = 0, 0
+        max_inputs = self._max_inputs()
         for i, count in enumerate(self._counter.count(texts)):
-            if i > start and (i - start >= self.max_batch_inputs or tokens + count > self.max_batch_tokens):
+            if i > start and (i - start >= max_inputs or tokens + count > self.max_batch_tokens):
                 batches.append((start, i))
                 start, tokens = i, 0
             tokens += count
@@ -419,8 +445,12 @@ class ApiBackend:
         gate = asyncio.Semaphore(concurrency)
 
         async def one(a: int, b: int) -> np.ndarray:
-            vectors = await self._gated(gate, self._body(texts[a:b], task, truncate=truncate, late_chunking=False),
-                                        b - a)
+            body = self._body(texts[a:b], task, truncate=truncate, late_chunking=False)
+            try:
+                vectors = await self._gated(gate, body, b - a)
+            except ApiError as exc:
+                step = self._learn_input_limit(exc, b - a)
+                return np.concatenate(await self._in_order([one(x, min(x + step, b)) for x in range(a, b, step)]))
             if progress is not None:
                 progress()
             return vectors
@@ -470,7 +500,9 @@ class ApiBackend:
         except ApiError as exc:
             factor = length_rejection(exc.status, exc.code, exc.detail)
             if factor is None:
-                raise
+                max_inputs = self._learn_input_limit(exc, end - start)
+                return await self._late_replanned(gate, chunks, counts, task, plan, budget, overlap, max_inputs,
+                                                  progress)
             sent = sum(counts[start:end])
             if end - start == 1:
                 raise ApiError(
@@ -484,15 +516,22 @@ class ApiBackend:
                 self._late_budget = min(self._late_budget or smaller, smaller)
             log.info("late-chunking request of %d tokens refused as too long; re-planning with %d-token requests",
                      sent, smaller)
-            parts = await self._in_order([
-                self._late_request(gate, chunks, counts, task, sub, smaller, overlap, progress)
-                for sub in plan_requests(counts, smaller, overlap, self.max_batch_inputs, plan.keep_start,
-                                         plan.keep_end)
-            ])
-            return np.concatenate(parts)
+            return await self._late_replanned(gate, chunks, counts, task, plan, smaller, overlap, self._max_inputs(),
+                                              progress)
         if progress is not None:
             progress()
         return vectors[plan.keep_start - start : plan.keep_end - start]
+
+    async def _late_replanned(self, gate: asyncio.Semaphore, chunks: Sequence[str], counts: Sequence[int],
+                              task: str | None, plan: Request, budget: int, overlap: int, max_inputs: int,
+                              progress: Callable[[], None] | None) -> np.ndarray:
+        """The chunks ``plan`` keeps, planned again within smaller limits (same hand-over rule, context taken from
+        the neighbouring chunks) after the server refused ``plan`` as too large."""
+        parts = await self._in_order([
+            self._late_request(gate, chunks, counts, task, sub, budget, overlap, progress)
+            for sub in plan_requests(counts, budget, overlap, max_inputs, plan.keep_start, plan.keep_end)
+        ])
+        return np.concatenate(parts)
 
     async def _late(self, documents: Sequence[str], spans: Sequence[Sequence[Span]], task: str | None,
                     include_special_tokens: bool, window: int | None, overlap: int | None, concurrency: int,
@@ -509,7 +548,7 @@ class ApiBackend:
             counts = self._counter.count(chunks, special_tokens=False)
             parts = await self._in_order([
                 self._late_request(gate, chunks, counts, task, plan, budget, shared, progress)
-                for plan in plan_requests(counts, budget, shared, self.max_batch_inputs)
+                for plan in plan_requests(counts, budget, shared, self._max_inputs())
             ])
             if not parts:
                 return np.zeros((0, self.full_dimensions), np.float32)

@@ -36,6 +36,8 @@ _TOO_LONG = re.compile(r"too many tokens|too long|more than|exceed|larger than|m
 _COUNTED = re.compile(r"(\d+)\s+tokens", re.IGNORECASE)
 _LIMIT = re.compile(r"(?:limit of|model's(?: limit of)?|max_length=|maximum(?: of)?|more than|exceeds?)\s*(\d+)",
                     re.IGNORECASE)
+_TOO_MANY_ITEMS = re.compile(r'"?input"? length \d+ is larger than|too many (?:inputs|items)', re.IGNORECASE)
+_ALLOWED_SIZE = re.compile(r"largest allowed size\s*(\d+)", re.IGNORECASE)
 
 
 def document_order(spans: Sequence[Span]) -> tuple[list[Span], list[int]]:
@@ -144,6 +146,20 @@ def length_rejection(status: int | None, code: str | None, detail: str) -> float
     if counted and limit and 0 < int(limit.group(1)) < int(counted.group(1)):
         return int(limit.group(1)) / int(counted.group(1))
     return 0.5
+
+
+def count_rejection(status: int | None, code: str | None, detail: str, sent: int) -> int | None:
+    """For an answer refusing a request because it holds too many inputs: how many inputs the server takes (its
+    stated limit, or half of ``sent`` when the message gives none); None for other answers. The Jina API answers
+    400 ``"input" length N is larger than the largest allowed size M``; ``jinav3 serve`` adds the code
+    ``INPUT_TOO_MANY_ITEMS``."""
+    if status not in (400, 413, 422):
+        return None
+    if code != "INPUT_TOO_MANY_ITEMS" and not _TOO_MANY_ITEMS.search(detail):
+        return None
+    stated = _ALLOWED_SIZE.search(detail)
+    limit = int(stated.group(1)) if stated else sent // 2
+    return max(1, min(limit, sent - 1))
 
 
 def shrunk(budget: int, overlap: int, sent: int, factor: float) -> tuple[int, int]:
