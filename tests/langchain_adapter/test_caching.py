@@ -74,11 +74,11 @@ operations = st.lists(
         st.tuples(st.just("query"), st.sampled_from(SENTENCES)),
         st.tuples(st.just("chunks"), st.lists(st.sampled_from(SENTENCES), min_size=1, max_size=5)),
     ),
-    min_size=2, max_size=8,
+    min_size=2, max_size=6,
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations, on_disk=st.booleans(), asynchronous=st.booleans())
 def test_every_answer_is_the_right_vector_whatever_was_cached_before(fp32, tiny_fp32, tmp_path, ops, on_disk,
                                                                      asynchronous):

@@ -53,7 +53,7 @@ def index(
 ) -> IndexingResult:
     """``langchain_core.indexing.index()`` for chunks of :class:`JinaV3LateChunkingSplitter`: same arguments and
     result; every stored vector is its chunk's late-chunked vector of its document's current text."""
-    sync = _Sync(vector_store)
+    sync = _Sync(vector_store, dict(options))
     return langchain_index(docs_source, record_manager, sync.store, key_encoder=sync.key, **options)
 
 
@@ -64,14 +64,19 @@ async def aindex(
     **options: Unpack[IndexOptions],
 ) -> IndexingResult:
     """Async :func:`index` (``langchain_core.indexing.aindex()``)."""
-    sync = _Sync(vector_store)
+    sync = _Sync(vector_store, dict(options))
     return await langchain_aindex(docs_source, record_manager, sync.store, key_encoder=sync.key, **options)
 
 
 class _Sync:
     """One run: record keys of the chunks, and the chunk behind each key until the store has it."""
 
-    def __init__(self, vector_store: VectorStore) -> None:
+    def __init__(self, vector_store: VectorStore, options: dict[str, Any]) -> None:
+        if "key_encoder" in options:
+            raise InvalidInputError(
+                "langchain_jinav3.index() sets key_encoder itself: its keys cover each chunk's document text, place "
+                "and vector, so that an edited document's chunks are all replaced"
+            )
         if not isinstance(vector_store, VectorStore):
             raise InvalidInputError(
                 f"vector_store must be a LangChain VectorStore, got {type(vector_store).__name__}"
