@@ -62,7 +62,8 @@ def digest(text: str) -> str:
 def context_key(chunk: LateChunkText, metadata: dict[str, Any] | None = None) -> str:
     """A digest of everything the chunk's vector depends on (space, document, place, text, the vector's bytes) and
     of ``metadata``: equal only for the same chunk of the same document text embedded the same way."""
-    material = json.dumps([chunk.space, chunk.origin, chunk.start, str(chunk), metadata or {}], sort_keys=True)
+    material = json.dumps([chunk.space, chunk.origin, chunk.start, str(chunk), metadata or {}], sort_keys=True,
+                          default=str)  # dates and other loader metadata: keyed by their text
     return hashlib.sha256(material.encode("utf-8") + np.ascontiguousarray(chunk.embedding).tobytes()).hexdigest()
 
 
