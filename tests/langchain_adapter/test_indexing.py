@@ -200,6 +200,10 @@ def test_langchains_own_index_over_late_chunks_is_refused(fp32, splitter, docume
     with pytest.raises(InvalidInputError, match=r"Use langchain_jinav3\.index\(\) / aindex\(\)"):
         asyncio.run(langchain_aindex(chunks, manager, store, cleanup="full", key_encoder="sha256"))
     assert store.store == {}
+    qdrant, read = make_store("qdrant", fp32)
+    with pytest.raises(InvalidInputError, match=r"langchain_core\.indexing\.index\(\) rebuilt"):
+        langchain_index(chunks, manager, qdrant, cleanup="full")
+    assert read() == {}
     # The same plain texts outside index() are a plain request: they get plain vectors (with a warning).
     with pytest.warns(UserWarning, match="without their late-chunked vector"):
         plain = fp32.embed_documents([str(chunks[0].page_content)])
