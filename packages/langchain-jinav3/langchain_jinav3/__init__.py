@@ -1,8 +1,11 @@
-"""LangChain integration for jina-embeddings-v3: task-routed embeddings and a late-chunking text splitter."""
+"""LangChain integration for jina-embeddings-v3: task-routed embeddings, a late-chunking text splitter, a store sync
+(``index``/``aindex``) and cache keys (``cache_keys``) that keep late-chunked vectors exact."""
 
+from langchain_jinav3.caching import cache_keys
 from langchain_jinav3.embeddings import JinaV3Embeddings
+from langchain_jinav3.indexing import aindex, index
 from langchain_jinav3.text_splitter import JinaV3LateChunkingSplitter
 
 __version__ = "0.1.0"
 
-__all__ = ["JinaV3Embeddings", "JinaV3LateChunkingSplitter"]
+__all__ = ["JinaV3Embeddings", "JinaV3LateChunkingSplitter", "aindex", "cache_keys", "index"]

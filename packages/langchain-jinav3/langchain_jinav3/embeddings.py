@@ -4,7 +4,8 @@ Vector stores call ``embed_documents`` when they add texts and ``embed_query`` w
 wants ``retrieval.passage`` for the first and ``retrieval.query`` for the second, so this class maps each call to
 its task and hands the texts to the core ``Embedder``. Pooling, batching, Matryoshka and HTTP stay in the core.
 ``embed_documents`` also returns the late-chunked vector that a :class:`JinaV3LateChunkingSplitter` chunk carries
-in its text (see :mod:`langchain_jinav3.handoff`).
+in its text (see :mod:`langchain_jinav3.handoff`), and refuses the LangChain machinery that would store or return
+a wrong vector instead (``index()`` rebuilding chunks, a text-keyed ``CacheBackedEmbeddings``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from jinav3 import Chunk, Embedder, InvalidInputError, check_texts
 from jinav3.chunking import ChunkerLike
 from jinav3.settings import DEFAULT_MODELS, backend_options, canonical_model
 from jinav3.tasks import validate_task
+from langchain_jinav3.caching import refuse_unsafe_cache
+from langchain_jinav3.callers import called_from
 from langchain_jinav3.handoff import Vector, carried_vector, lost_late_chunks
 
 #: The settings below that are backend options (handed to the core as they are).
@@ -119,14 +122,12 @@ class JinaV3Embeddings(BaseModel, Embeddings):
     # -- LangChain's Embeddings interface --------------------------------------------------------------------
     def embed_query(self, text: str) -> list[float]:
         """One query vector with ``query_task``, as Python floats."""
-        if not isinstance(text, str):
-            raise InvalidInputError(f"query must be a string, got {type(text).__name__}")
+        self._check_query(text)
         return self.core.embed([text], self.query_task, self.dimensions, truncate=self.truncate,
                                embedding_type=self.embedding_type)[0].tolist()
 
     async def aembed_query(self, text: str) -> list[float]:
-        if not isinstance(text, str):
-            raise InvalidInputError(f"query must be a string, got {type(text).__name__}")
+        self._check_query(text)
         vectors = await self.core.aembed([text], self.query_task, self.dimensions, truncate=self.truncate,
                                          embedding_type=self.embedding_type)
         return vectors[0].tolist()
@@ -134,22 +135,28 @@ class JinaV3Embeddings(BaseModel, Embeddings):
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Document vectors with ``document_task``. A chunk made by :class:`JinaV3LateChunkingSplitter` gets the
         late-chunked vector its text carries; every other text is embedded on its own (in one core call)."""
-        items = check_texts(texts)
-        carried, rest = self._sort_out(items)
+        carried, rest = self._sort_out(texts)
         fresh = self.core.embed(rest, self.document_task, self.dimensions, truncate=self.truncate,
                                 embedding_type=self.embedding_type)
         return _merge(carried, fresh.tolist())
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        items = check_texts(texts)
-        carried, rest = self._sort_out(items)
+        carried, rest = self._sort_out(texts)
         fresh = await self.core.aembed(rest, self.document_task, self.dimensions, truncate=self.truncate,
                                        embedding_type=self.embedding_type)
         return _merge(carried, fresh.tolist())
 
+    def _check_query(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise InvalidInputError(f"query must be a string, got {type(text).__name__}")
+        refuse_unsafe_cache(self, query=True)
+
     def _sort_out(self, texts: list[str]) -> tuple[list[Vector | None], list[str]]:
         """The carried late-chunked vector of each text (None where there is none) and the texts to embed. A chunk
-        from another vector space is refused; plain copies of live late chunks are embedded with a warning."""
+        from another vector space is refused, and so is a plain copy of a live late chunk inside LangChain's
+        ``index()`` (which always drops the vectors); elsewhere such a copy is embedded plainly, with a warning."""
+        texts = check_texts(texts)
+        refuse_unsafe_cache(self, query=False)
         carried: list[Vector | None] = []
         space = None
         for text in texts:
@@ -166,12 +173,20 @@ class JinaV3Embeddings(BaseModel, Embeddings):
                 carried.append(None)
         rest = [text for text, vector in zip(texts, carried, strict=True) if vector is None]
         lost = lost_late_chunks(rest)
+        if lost and called_from("langchain_core.indexing"):
+            raise InvalidInputError(
+                f"langchain_core.indexing.index() rebuilt {len(lost)} chunks of JinaV3LateChunkingSplitter as new "
+                f"Documents, which drops their late-chunked vectors (e.g. {lost[0][:40]!r}), so they would be "
+                "stored with plain ones; and its text keys would keep an edited document's unchanged chunks with "
+                "their old context. Use langchain_jinav3.index() / aindex() instead (same arguments)."
+            )
         if lost:
             warnings.warn(
                 f"{len(lost)} texts equal chunks made by JinaV3LateChunkingSplitter but arrived without their "
-                f"late-chunked vector (e.g. {lost[0][:40]!r}), so they get plain, context-free vectors. Pass the "
-                "splitter's Document objects to the store unchanged (a Document rebuilt from page_content, JSON or "
-                "langchain_core.indexing.index() drops the vector), or use split_documents_with_embeddings.",
+                f"late-chunked vector (e.g. {lost[0][:40]!r}), so they get plain, context-free vectors (right for "
+                "a plain text, wrong for a chunk). Pass the splitter's Document objects to the store unchanged (a "
+                "Document rebuilt from page_content or JSON drops the vector), sync a store with "
+                "langchain_jinav3.index(), or use split_documents_with_embeddings.",
                 UserWarning,
                 stacklevel=3,
             )

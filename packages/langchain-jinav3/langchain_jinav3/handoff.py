@@ -12,13 +12,19 @@ contextual vector (it is a different object); nothing waits anywhere, so no pend
 still carry their vectors; and two documents containing the same sentence never swap vectors.
 
 What can lose the vector: anything that rebuilds the text as a plain string (``Document(page_content=...)``
-validation, ``str(...)``, JSON). ``embed_documents`` then embeds it plainly and, when the text equals a chunk that is
-still alive in this process, warns (:func:`lost_late_chunks`): that is where a plain vector would be stored where a
-contextual one was expected.
+validation, ``str(...)``, JSON). A plain string is a request for a plain vector, and gets one; but when it equals a
+chunk still alive in this process (:func:`lost_late_chunks`) it may be a chunk that lost its vector on the way, so
+``embed_documents`` refuses it inside LangChain's ``index()`` (which always rebuilds documents; use
+:func:`langchain_jinav3.index`) and warns elsewhere.
+
+Each chunk also carries where it comes from (``origin``: a digest of its document's text; ``start``: its offset),
+so a sync or a cache can tell two equal texts of different contexts apart (:func:`context_key`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import weakref
 from collections.abc import Sequence
@@ -31,18 +37,34 @@ Vector = list[float]
 
 
 class LateChunkText(str):
-    """A chunk's text that carries its late-chunked vector (``embedding``) and ``space`` (model, width, task)."""
+    """A chunk's text that carries its late-chunked vector (``embedding``), ``space`` (model, width, task), and
+    its place: ``origin`` (digest of the document's text) and ``start`` (character offset; -1 when unknown)."""
 
     embedding: np.ndarray
     space: str
+    origin: str
+    start: int
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle (and deep-copy) with the vector, so chunks sent to another process keep it."""
-        return (_rebuild, (str(self), self.embedding, self.space))
+        return (_rebuild, (str(self), self.embedding, self.space, self.origin, self.start))
 
 
-def _rebuild(text: str, embedding: np.ndarray, space: str) -> LateChunkText:
-    return carrying(text, embedding, space)
+def _rebuild(text: str, embedding: np.ndarray, space: str, origin: str = "", start: int = -1) -> LateChunkText:
+    return carrying(text, embedding, space, origin, start)
+
+
+def digest(text: str) -> str:
+    """A short, stable fingerprint of a document's text (sha256, hex)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def context_key(chunk: LateChunkText, metadata: dict[str, Any] | None = None) -> str:
+    """A digest of everything the chunk's vector depends on (space, document, place, text, the vector's bytes) and
+    of ``metadata``: equal only for the same chunk of the same document text embedded the same way."""
+    material = json.dumps([chunk.space, chunk.origin, chunk.start, str(chunk), metadata or {}], sort_keys=True,
+                          default=str)  # dates and other loader metadata: keyed by their text
+    return hashlib.sha256(material.encode("utf-8") + np.ascontiguousarray(chunk.embedding).tobytes()).hexdigest()
 
 
 # Plain text -> a live LateChunkText with that text. Weak values: an entry disappears with the last chunk holding
@@ -51,22 +73,33 @@ _LIVE: weakref.WeakValueDictionary[str, LateChunkText] = weakref.WeakValueDictio
 _LOCK = threading.Lock()
 
 
-def carrying(text: str, embedding: Any, space: str) -> LateChunkText:
-    """``text`` as a :class:`LateChunkText` holding ``embedding`` (stored once, read-only) in vector ``space``."""
+def carrying(text: str, embedding: Any, space: str, origin: str = "", start: int = -1) -> LateChunkText:
+    """``text`` as a :class:`LateChunkText` holding ``embedding`` (stored once, read-only) in vector ``space``, cut
+    at ``start`` from the document whose text has digest ``origin``."""
     chunk = LateChunkText(text)
     vector = np.array(embedding, copy=True)
     vector.setflags(write=False)
     chunk.embedding = vector
     chunk.space = space
+    chunk.origin = origin
+    chunk.start = start
     with _LOCK:
         _LIVE[str(text)] = chunk
     return chunk
 
 
-def with_late_chunk(document: Document, embedding: Any, space: str) -> Document:
+def with_late_chunk(document: Document, embedding: Any, space: str, origin: str = "", start: int = -1) -> Document:
     """``document`` whose ``page_content`` carries ``embedding``. Assigned after construction: pydantic validation
     would turn the string back into a plain ``str``."""
-    document.page_content = carrying(document.page_content, embedding, space)
+    document.page_content = carrying(document.page_content, embedding, space, origin, start)
+    return document
+
+
+def with_carried(document: Document, chunk: LateChunkText) -> Document:
+    """``document`` (a rebuilt copy of ``chunk``'s Document) carrying ``chunk``'s vector again."""
+    if document.page_content != chunk:
+        raise ValueError(f"document text {document.page_content[:40]!r} is not the chunk {chunk[:40]!r}")
+    document.page_content = chunk
     return document
 
 

@@ -23,7 +23,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter, TextSplitte
 from jinav3 import Chunk, InvalidInputError, check_texts
 from jinav3.chunking import ChunkerLike
 from langchain_jinav3.embeddings import JinaV3Embeddings
-from langchain_jinav3.handoff import Vector, with_late_chunk
+from langchain_jinav3.handoff import Vector, digest, with_late_chunk
 
 
 def langchain_spans(splitter: TextSplitter, text: str) -> list[tuple[int, int]] | list[str]:
@@ -115,13 +115,14 @@ class JinaV3LateChunkingSplitter(TextSplitter):
         return _spread(len(texts), todo, chunks)
 
     def _documents(
-        self, per_text: list[list[Chunk]], metadatas: Sequence[dict[Any, Any]]
+        self, texts: Sequence[str], per_text: list[list[Chunk]], metadatas: Sequence[dict[Any, Any]]
     ) -> tuple[list[Document], list[Vector]]:
         """Chunk Documents whose text carries the late-chunked vector, and the vectors as lists."""
         documents: list[Document] = []
         vectors: list[Vector] = []
         space = self.embeddings.vector_space() if any(per_text) else ""
-        for chunks, metadata in zip(per_text, metadatas, strict=True):
+        for text, chunks, metadata in zip(texts, per_text, metadatas, strict=True):
+            origin = digest(text) if chunks else ""
             for chunk in chunks:
                 if not chunk.text.strip():
                     continue  # a whitespace-only chunk from a custom chunker: nothing to store
@@ -129,7 +130,7 @@ class JinaV3LateChunkingSplitter(TextSplitter):
                 if self._add_start_index:
                     chunk_metadata["start_index"] = chunk.start
                 document = Document(page_content=chunk.text, metadata=chunk_metadata)
-                documents.append(with_late_chunk(document, chunk.embedding, space))
+                documents.append(with_late_chunk(document, chunk.embedding, space, origin, chunk.start))
                 vectors.append(chunk.embedding.tolist())
         return documents, vectors
 
@@ -138,7 +139,8 @@ class JinaV3LateChunkingSplitter(TextSplitter):
         self, texts: list[str], metadatas: list[dict[Any, Any]] | None = None
     ) -> tuple[list[Document], list[Vector]]:
         """Chunks of ``texts`` and their late-chunked vectors."""
-        return self._documents(self._late_chunk(check_texts(texts)), _metadatas(texts, metadatas))
+        texts = check_texts(texts)
+        return self._documents(texts, self._late_chunk(texts), _metadatas(texts, metadatas))
 
     def split_documents_with_embeddings(self, documents: Iterable[Document]) -> tuple[list[Document], list[Vector]]:
         """Chunks of ``documents`` and their late-chunked vectors, for ``FAISS.from_embeddings(zip(texts, vectors),
@@ -150,7 +152,8 @@ class JinaV3LateChunkingSplitter(TextSplitter):
         self, documents: Iterable[Document]
     ) -> tuple[list[Document], list[Vector]]:
         texts, metadatas = _unpack(documents)
-        return self._documents(await self._alate_chunk(check_texts(texts)), _metadatas(texts, metadatas))
+        texts = check_texts(texts)
+        return self._documents(texts, await self._alate_chunk(texts), _metadatas(texts, metadatas))
 
     # -- LangChain's splitter interface: every chunk's text carries its vector -----------------------------------
     def split_text(self, text: str) -> list[str]:
