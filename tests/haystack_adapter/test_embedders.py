@@ -11,6 +11,7 @@ from haystack.components.preprocessors import DocumentSplitter
 from haystack.utils import Secret
 
 from haystack_integrations.components.embedders.jinav3 import JinaV3DocumentEmbedder, JinaV3TextEmbedder
+from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChunkingSplitter
 from jinav3 import InvalidInputError
 from jinav3.testing import same_vectors
 
@@ -84,6 +85,17 @@ def test_token_secret_refuses_to_serialise():
 def test_bad_settings_are_named(kwargs, message):
     with pytest.raises(InvalidInputError, match=message):
         JinaV3DocumentEmbedder(**kwargs)
+
+
+@pytest.mark.parametrize("key", [Secret.from_token("jina_x"), Secret.from_env_var("MY_JINA_KEY")])
+@pytest.mark.parametrize("component", [JinaV3TextEmbedder, JinaV3DocumentEmbedder, JinaV3LateChunkingSplitter])
+def test_an_api_key_with_the_local_backend_is_refused_at_construction(component, key):
+    """jina-haystack users pass api_key=...; without backend="api" the key would be ignored while the model loads
+    from the hub (38 s, then a hub error). The default (read from the environment if set) stays fine."""
+    with pytest.raises(InvalidInputError, match="api_key do not apply to backend='local'.*backend='api'"):
+        component(api_key=key)
+    component()  # the default key secret
+    component(backend="api", api_key=key, base_url="http://127.0.0.1:9/v1")
 
 
 def test_api_key_must_be_a_secret():

@@ -104,7 +104,11 @@ class JinaV3Component:
             )
         self.base_url = base_url
         self.embedding_type = embedding_type
-        backend_options_check(backend, options)  # a wrong option or dtype is named now, not at warm_up
+        # A wrong option or dtype is named now, not at warm_up. An api_key other than the default (which only reads
+        # the environment) is an option of backend="api": with the local backend it would be ignored while the
+        # model loads from the hub, so the core's rule refuses it here as it does for the other adapters.
+        explicit_key = {"api_key": "<set>"} if backend == "local" and api_key != default_api_key() else {}
+        backend_options_check(backend, {**options, **explicit_key})
         self.model = model
         self.backend = backend
         self.api_key = api_key
