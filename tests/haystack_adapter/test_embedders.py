@@ -92,7 +92,7 @@ def test_bad_settings_are_named(kwargs, message):
 def test_an_api_key_with_the_local_backend_is_refused_at_construction(component, key):
     """jina-haystack users pass api_key=...; without backend="api" the key would be ignored while the model loads
     from the hub (38 s, then a hub error). The default (read from the environment if set) stays fine."""
-    with pytest.raises(InvalidInputError, match="api_key do not apply to backend='local'.*backend='api'"):
+    with pytest.raises(InvalidInputError, match=r"api_key do not apply to backend='local'.*backend='api'"):
         component(api_key=key)
     component()  # the default key secret
     component(backend="api", api_key=key, base_url="http://127.0.0.1:9/v1")
