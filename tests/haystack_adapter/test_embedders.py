@@ -139,7 +139,9 @@ def test_text_embedder_uses_its_task_and_dimensions(tiny):
     assert same_vectors(result["embedding"], expected)
     assert np.isclose(np.linalg.norm(result["embedding"]), 1.0, atol=1e-5)
     assert result["meta"]["model"] == core.model_name
-    assert result["meta"]["usage"]["total_tokens"] > 0
+    instruction = core.backend.instruction("retrieval.query")  # what the model reads, counted independently
+    read = len(core.tokenizer.encode(instruction + "Q: Which city was divided?").ids)
+    assert result["meta"]["usage"] == {"prompt_tokens": read, "total_tokens": read}
     passage = JinaV3TextEmbedder(**tiny, dimensions=16, task="retrieval.passage").run(text="Which city was divided?")
     assert not np.allclose(result["embedding"], passage["embedding"], atol=1e-4)
 
@@ -157,7 +159,10 @@ def test_document_embedder_embeds_meta_and_never_mutates(tiny):
     expected = embedder.embedder.embed(["Berlin | Berlin is big.", "Kyoto is old."], "retrieval.passage")
     np.testing.assert_allclose(np.array([d.embedding for d in out]), expected, atol=1e-6)
     assert result["meta"]["model"] == embedder.embedder.model_name
-    assert result["meta"]["usage"]["prompt_tokens"] > 0
+    instruction = embedder.embedder.backend.instruction("retrieval.passage")
+    read = sum(len(embedder.embedder.tokenizer.encode(instruction + text).ids)
+               for text in ["Berlin | Berlin is big.", "Kyoto is old."])
+    assert result["meta"]["usage"] == {"prompt_tokens": read, "total_tokens": read}
 
 
 async def test_sync_equals_async(tiny):
