@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -105,15 +106,17 @@ def check_store(store: Any, corpus: dict[str, str], split: dict[str, Any], core:
 CASES = Counter()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize("kind", ["memory", "qdrant"])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), split=splitter_settings(), wiring=st.sampled_from(["embedder", "splitter"]),
-       kind=st.sampled_from(["memory", "qdrant"]), cleanup=st.sampled_from(["incremental", "full"]))
+       cleanup=st.sampled_from(["incremental", "full"]))
 def test_every_step_leaves_exactly_the_current_late_chunks(fp32, tiny_fp32, data, split, wiring, kind, cleanup):
     store = make_store(kind)
     pipeline = indexing(fp32, split, wiring, JinaV3DocumentWriter(store, source_key=SOURCE_KEY, cleanup=cleanup))
     corpus: dict[str, str] = {f"doc{i}.txt": data.draw(texts) for i in range(data.draw(st.integers(1, 3)))}
     history: list[dict[str, str]] = []
     previous: dict[str, str] = {}
+    CASES[f"{kind} cases"] += 1
     for _step in range(data.draw(st.integers(2, 5))):
         changed = [name for name in corpus if previous.get(name) != corpus[name]]
         removed = [name for name in previous if name not in corpus]
@@ -123,7 +126,7 @@ def test_every_step_leaves_exactly_the_current_late_chunks(fp32, tiny_fp32, data
         if cleanup == "incremental":
             inputs["writer"] = {"delete_sources": removed}
         pipeline.run(inputs)
-        CASES[kind] += 1
+        CASES[f"{kind} steps"] += 1
         check_store(store, corpus, split, tiny_fp32)
         history.append(dict(corpus))
         previous = dict(corpus)
@@ -139,9 +142,12 @@ def test_every_step_leaves_exactly_the_current_late_chunks(fp32, tiny_fp32, data
             corpus = dict(history[-2])
 
 
-def test_report_case_count():
-    """Runs after the property (file order): the number of pipeline steps checked, per store."""
-    print(f"\nJinaV3DocumentWriter sync steps checked: {dict(CASES)}")
+@pytest.fixture(scope="module", autouse=True)
+def report_case_count() -> Iterator[None]:
+    """After the module: generated cases and pipeline steps checked, per store (shown with ``-s``)."""
+    yield
+    if CASES:
+        print(f"\nJinaV3DocumentWriter sync: {dict(CASES)}")
 
 
 def test_an_edit_replaces_every_chunk_and_leaves_other_sources(fp32):
