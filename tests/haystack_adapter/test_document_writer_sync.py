@@ -219,6 +219,9 @@ def test_serialisation_and_yaml_round_trip(fp32):
         ([Document(content="x", meta={SOURCE_KEY: ["a"]})], None, InvalidInputError, "unusable \\(list\\)"),
         ([Document(content="x", meta={SOURCE_KEY: "a"})], ["a"], InvalidInputError, "both|also have chunks"),
         ([Document(content="x", meta={SOURCE_KEY: "a"})], "a", TypeError, "delete_sources must be a list"),
+        ([Document(content="x", meta={SOURCE_KEY: "a", "source_id": "1"}),
+          Document(content="y", meta={SOURCE_KEY: "a", "source_id": "2"})], None, InvalidInputError,
+         "2 different documents .* share meta\\['file_path'\\] = 'a'"),
         ("x", None, TypeError, "list of Documents"),
     ],
 )

@@ -111,6 +111,13 @@ def plan_sync(documents: Sequence[Document], source_key: str, delete_sources: Se
     for group in group_by_source(documents, source_key):
         chunks = [documents[i] for i in group]
         source = chunks[0].meta[source_key]
+        parents = {chunk.meta["source_id"] for chunk in chunks if chunk.meta.get("source_id") is not None}
+        if len(parents) > 1:
+            raise InvalidInputError(
+                f"{len(parents)} different documents (source_id {', '.join(sorted(map(str, parents))[:3])}) share "
+                f"meta[{source_key!r}] = {source!r}, so each would replace the other's chunks; give every document "
+                "its own value (or pass one version of it per run)"
+            )
         sources.append(source)
         written += [replace(chunk, id=new_id) for chunk, new_id in zip(chunks, chunk_ids(source_key, source, chunks),
                                                                       strict=True)]
