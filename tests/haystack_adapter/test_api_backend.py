@@ -20,6 +20,7 @@ from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChun
 from jinav3 import BackendError, Embedder, SentenceChunker
 from jinav3.server import ServerConfig, create_app
 from jinav3.server.run import BackgroundServer
+from jinav3.usage import TokenUsage
 
 from .texts import BERLIN
 
@@ -44,7 +45,9 @@ def test_the_key_comes_from_either_env_var_only_for_the_api(monkeypatch, api, ti
     result = JinaV3TextEmbedder(**api, dimensions=16).run(text="Which city was divided?")
     expected = tiny_embedder.embed(["Which city was divided?"], "retrieval.query", 16)[0]
     np.testing.assert_allclose(result["embedding"], expected, atol=1e-4)
-    assert result["meta"] == {"model": "jina-embeddings-v3"}  # no client-side tokenizer, so no token count
+    usage = TokenUsage()
+    tiny_embedder.embed(["Which city was divided?"], "retrieval.query", usage=usage)
+    assert result["meta"] == {"model": "jina-embeddings-v3", "usage": usage.as_openai()}  # the server's count
 
 
 def test_a_wrong_key_is_a_clear_backend_error(api):
@@ -61,5 +64,21 @@ async def test_splitter_and_document_embedder_over_http_match_local(monkeypatch,
     spans = SentenceChunker().spans(BERLIN)
     local = tiny_embedder.late_chunk(BERLIN, spans=spans, task="retrieval.passage")
     np.testing.assert_allclose([d.embedding for d in remote], [c.embedding for c in local], atol=1e-4)
-    plain = JinaV3DocumentEmbedder(**api, progress_bar=False).run(documents=[source])["documents"][0]
-    np.testing.assert_allclose(plain.embedding, tiny_embedder.embed([BERLIN])[0], atol=1e-4)
+    plain = JinaV3DocumentEmbedder(**api, progress_bar=False).run(documents=[source])
+    np.testing.assert_allclose(plain["documents"][0].embedding, tiny_embedder.embed([BERLIN])[0], atol=1e-4)
+
+
+async def test_meta_usage_is_the_count_the_server_reports_on_every_component(monkeypatch, api, tiny_embedder):
+    """jina-haystack's contract: meta["usage"] with prompt_tokens and total_tokens, here equal to what the local
+    backend reads for the same work (jinav3 serve counts as it does), sync and async."""
+    monkeypatch.setenv("JINA_API_KEY", KEY)
+    source = Document(content=BERLIN)
+    late, plain = TokenUsage(), TokenUsage()
+    tiny_embedder.late_chunk(BERLIN, usage=late)
+    tiny_embedder.embed([BERLIN], "retrieval.passage", usage=plain)
+    splitter = JinaV3LateChunkingSplitter(**api, progress_bar=False)
+    documents = JinaV3DocumentEmbedder(**api, progress_bar=False)
+    for result in (splitter.run(documents=[source]), await splitter.run_async(documents=[source])):
+        assert result["meta"] == {"model": "jina-embeddings-v3", "usage": late.as_openai()}
+    for result in (documents.run(documents=[source]), await documents.run_async(documents=[source])):
+        assert result["meta"]["usage"] == plain.as_openai()

@@ -11,6 +11,7 @@ from haystack.components.preprocessors import DocumentSplitter
 from haystack.utils import Secret
 
 from haystack_integrations.components.embedders.jinav3 import JinaV3DocumentEmbedder, JinaV3TextEmbedder
+from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChunkingSplitter
 from jinav3 import InvalidInputError
 from jinav3.testing import same_vectors
 
@@ -86,6 +87,17 @@ def test_bad_settings_are_named(kwargs, message):
         JinaV3DocumentEmbedder(**kwargs)
 
 
+@pytest.mark.parametrize("key", [Secret.from_token("jina_x"), Secret.from_env_var("MY_JINA_KEY")])
+@pytest.mark.parametrize("component", [JinaV3TextEmbedder, JinaV3DocumentEmbedder, JinaV3LateChunkingSplitter])
+def test_an_api_key_with_the_local_backend_is_refused_at_construction(component, key):
+    """jina-haystack users pass api_key=...; without backend="api" the key would be ignored while the model loads
+    from the hub (38 s, then a hub error). The default (read from the environment if set) stays fine."""
+    with pytest.raises(InvalidInputError, match=r"api_key do not apply to backend='local'.*backend='api'"):
+        component(api_key=key)
+    component()  # the default key secret
+    component(backend="api", api_key=key, base_url="http://127.0.0.1:9/v1")
+
+
 def test_api_key_must_be_a_secret():
     with pytest.raises(TypeError, match="Secret"):
         JinaV3TextEmbedder(api_key="sk-plain")
@@ -127,7 +139,9 @@ def test_text_embedder_uses_its_task_and_dimensions(tiny):
     assert same_vectors(result["embedding"], expected)
     assert np.isclose(np.linalg.norm(result["embedding"]), 1.0, atol=1e-5)
     assert result["meta"]["model"] == core.model_name
-    assert result["meta"]["usage"]["total_tokens"] > 0
+    instruction = core.backend.instruction("retrieval.query")  # what the model reads, counted independently
+    read = len(core.tokenizer.encode(instruction + "Q: Which city was divided?").ids)
+    assert result["meta"]["usage"] == {"prompt_tokens": read, "total_tokens": read}
     passage = JinaV3TextEmbedder(**tiny, dimensions=16, task="retrieval.passage").run(text="Which city was divided?")
     assert not np.allclose(result["embedding"], passage["embedding"], atol=1e-4)
 
@@ -145,7 +159,10 @@ def test_document_embedder_embeds_meta_and_never_mutates(tiny):
     expected = embedder.embedder.embed(["Berlin | Berlin is big.", "Kyoto is old."], "retrieval.passage")
     np.testing.assert_allclose(np.array([d.embedding for d in out]), expected, atol=1e-6)
     assert result["meta"]["model"] == embedder.embedder.model_name
-    assert result["meta"]["usage"]["prompt_tokens"] > 0
+    instruction = embedder.embedder.backend.instruction("retrieval.passage")
+    read = sum(len(embedder.embedder.tokenizer.encode(instruction + text).ids)
+               for text in ["Berlin | Berlin is big.", "Kyoto is old."])
+    assert result["meta"]["usage"] == {"prompt_tokens": read, "total_tokens": read}
 
 
 async def test_sync_equals_async(tiny):

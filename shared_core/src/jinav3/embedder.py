@@ -21,6 +21,7 @@ from jinav3.matryoshka import encode, truncate_normalise, validate_dimensions, v
 from jinav3.preparation import PreparedDocument
 from jinav3.settings import DEFAULT_MODELS, backend_options
 from jinav3.tasks import RoleTasks, validate_task
+from jinav3.usage import TokenUsage
 
 _UNSET: Any = object()
 _SHARED: dict[tuple, Embedder] = {}
@@ -172,15 +173,17 @@ class Embedder:
         embedding_type: str = "float",
         truncate: bool = False,
         show_progress: bool = False,
+        usage: TokenUsage | None = None,
     ) -> Any:
         """One vector per text: ``(len(texts), dimensions)`` float32 (packed bytes for binary types, a list of
-        strings for base64). Truncates to ``dimensions`` first, then L2-normalises unless ``normalized=False``."""
+        strings for base64). Truncates to ``dimensions`` first, then L2-normalises unless ``normalized=False``.
+        ``usage`` (a :class:`jinav3.usage.TokenUsage`) receives the tokens the model consumed."""
         items = check_texts(texts)
         validate_task(task)
         self._check_output(dimensions, embedding_type)
         if not items:
             return self._finish(np.zeros((0, self.dimensions), np.float32), dimensions, normalized, embedding_type)
-        raw = self.backend.embed(items, task, truncate=truncate, show_progress=show_progress)
+        raw = self.backend.embed(items, task, truncate=truncate, show_progress=show_progress, usage=usage)
         return self._finish(raw, dimensions, normalized, embedding_type)
 
     async def aembed(
@@ -192,13 +195,14 @@ class Embedder:
         normalized: bool = True,
         embedding_type: str = "float",
         truncate: bool = False,
+        usage: TokenUsage | None = None,
     ) -> Any:
         items = check_texts(texts)
         validate_task(task)
         self._check_output(dimensions, embedding_type)
         if not items:
             return self._finish(np.zeros((0, self.dimensions), np.float32), dimensions, normalized, embedding_type)
-        raw = await self.backend.aembed(items, task, truncate=truncate)
+        raw = await self.backend.aembed(items, task, truncate=truncate, usage=usage)
         return self._finish(raw, dimensions, normalized, embedding_type)
 
     def embed_query(self, text: str, dimensions: int | None = None, **kwargs: Any) -> Any:
@@ -285,11 +289,13 @@ class Embedder:
         chunk_size: int = 256,
         chunk_overlap: int = 0,
         show_progress: bool = False,
+        usage: TokenUsage | None = None,
     ) -> list[list[Chunk]]:
         """Late-chunk every document on its own: one pass over the whole document (macro windows past the
         context), then each chunk's vector is the mean of its tokens' vectors. ``task`` defaults to the
         document role's task. ``chunker``: ``sentences``/``paragraphs``/``tokens``, a Chunker, or a callable
-        returning spans or chunk texts; ``spans`` (one list per document) overrides it."""
+        returning spans or chunk texts; ``spans`` (one list per document) overrides it. ``usage`` receives the
+        tokens the model consumed."""
         task, docs, all_spans = self._prepare_many(
             documents, chunker, spans, task, dimensions, embedding_type, chunk_size, chunk_overlap
         )
@@ -297,7 +303,7 @@ class Embedder:
             return []
         raws = self.backend.late_chunk(
             docs, all_spans, task, include_special_tokens=include_special_tokens, window=window, overlap=overlap,
-            show_progress=show_progress,
+            show_progress=show_progress, usage=usage,
         )
         return self._chunks(docs, all_spans, raws, dimensions, normalized, embedding_type)
 
@@ -332,6 +338,7 @@ class Embedder:
         overlap: int | None = None,
         chunk_size: int = 256,
         chunk_overlap: int = 0,
+        usage: TokenUsage | None = None,
     ) -> list[list[Chunk]]:
         task, docs, all_spans = self._prepare_many(
             documents, chunker, spans, task, dimensions, embedding_type, chunk_size, chunk_overlap
@@ -339,7 +346,8 @@ class Embedder:
         if not docs:
             return []
         raws = await self.backend.alate_chunk(
-            docs, all_spans, task, include_special_tokens=include_special_tokens, window=window, overlap=overlap
+            docs, all_spans, task, include_special_tokens=include_special_tokens, window=window, overlap=overlap,
+            usage=usage,
         )
         return self._chunks(docs, all_spans, raws, dimensions, normalized, embedding_type)
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from jinav3.chunking import Span
+from jinav3.usage import TokenUsage
 
 
 @runtime_checkable
@@ -20,8 +21,9 @@ class Backend(Protocol):
     tasks: tuple[str, ...]  # tasks with adapters; () for plain encoders, which ignore the task
     tokenizer: Any | None  # a ``tokenizers.Tokenizer`` when the backend has one (token chunker, counting)
 
-    def embed(self, texts: Sequence[str], task: str | None, *, truncate: bool, show_progress: bool) -> np.ndarray:
-        """One raw vector per text, in input order."""
+    def embed(self, texts: Sequence[str], task: str | None, *, truncate: bool, show_progress: bool,
+              usage: TokenUsage | None = None) -> np.ndarray:
+        """One raw vector per text, in input order; the tokens consumed are added to ``usage``."""
         ...
 
     def late_chunk(
@@ -34,11 +36,13 @@ class Backend(Protocol):
         window: int | None,
         overlap: int | None,
         show_progress: bool,
+        usage: TokenUsage | None = None,
     ) -> list[np.ndarray]:
         """For every document, one raw contextual vector per span (documents never share a sequence)."""
         ...
 
-    async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool) -> np.ndarray: ...
+    async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool,
+                     usage: TokenUsage | None = None) -> np.ndarray: ...
 
     async def alate_chunk(
         self,
@@ -49,6 +53,7 @@ class Backend(Protocol):
         include_special_tokens: bool,
         window: int | None,
         overlap: int | None,
+        usage: TokenUsage | None = None,
     ) -> list[np.ndarray]: ...
 
     def describe(self) -> dict[str, Any]:

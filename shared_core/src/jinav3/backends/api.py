@@ -60,6 +60,7 @@ from jinav3.backends.api_tokens import TokenCounter, estimate_tokens, load_token
 from jinav3.chunking import Span
 from jinav3.errors import BackendError, InvalidInputError
 from jinav3.tasks import TASKS, validate_task
+from jinav3.usage import TokenUsage
 
 __all__ = ["DEFAULT_BASE_URL", "RETRY_STATUSES", "ApiBackend", "ApiError", "estimate_tokens"]
 
@@ -332,12 +333,14 @@ class ApiBackend:
             body["late_chunking"] = True
         return body
 
-    def _vectors(self, response: httpx.Response, count: int) -> np.ndarray:
-        """Vectors of a 200 answer; raises Transient (retry) or ApiError (give up at once)."""
+    def _vectors(self, response: httpx.Response, count: int, usage: TokenUsage | None) -> np.ndarray:
+        """Vectors of a 200 answer (its reported tokens added to ``usage``); raises Transient (retry) or ApiError
+        (give up at once)."""
         status = response.status_code
         if status == 200:
             try:
-                vectors = _decode(response.json(), count)
+                payload = response.json()
+                vectors = _decode(payload, count)
             except (ValueError, KeyError, TypeError, IndexError) as exc:
                 raise Transient(f"malformed response body ({exc})", status, kind="malformed body") from None
             if vectors.shape[1] != self.full_dimensions:
@@ -346,6 +349,9 @@ class ApiBackend:
                     f"{self.full_dimensions}; pass full_dimensions={vectors.shape[1]} for this server",
                     status=status,
                 )
+            if usage is not None:
+                reported = payload.get("usage")
+                usage.add(reported.get("total_tokens") if isinstance(reported, dict) else None)
             return vectors
         detail, code, request_id = _error_fields(response)
         detail = self._scrub(detail)
@@ -358,7 +364,7 @@ class ApiBackend:
         raise ApiError(message + (f" ({hint})" if hint else ""), status=status, code=code, detail=detail,
                        request_id=request_id)
 
-    async def _attempt(self, body: dict, count: int) -> np.ndarray:
+    async def _attempt(self, body: dict, count: int, usage: TokenUsage | None) -> np.ndarray:
         """One HTTP attempt, bounded in total by ``request_timeout``."""
         try:
             response = await asyncio.wait_for(
@@ -370,15 +376,15 @@ class ApiBackend:
         except httpx.RequestError as exc:
             raise Transient(self._scrub(f"{type(exc).__name__}: {exc}"), unavailable=connection_failure(exc),
                             kind=type(exc).__name__) from None
-        return self._vectors(response, count)
+        return self._vectors(response, count, usage)
 
-    async def _send(self, body: dict, count: int) -> np.ndarray:
+    async def _send(self, body: dict, count: int, usage: TokenUsage | None) -> np.ndarray:
         """Vectors for one request body, retried as :mod:`jinav3.backends.api_retry` says."""
         state = RetryState(self.policy)
         while True:
             state.attempts += 1
             try:
-                return await self._attempt(body, count)
+                return await self._attempt(body, count, usage)
             except Transient as failure:
                 try:
                     delay = state.delay(failure)
@@ -393,9 +399,9 @@ class ApiBackend:
                 log.warning("embeddings request failed (%s); retry %d in %.2fs", failure, state.attempts, delay)
             await asyncio.sleep(delay)
 
-    async def _gated(self, gate: asyncio.Semaphore, body: dict, count: int) -> np.ndarray:
+    async def _gated(self, gate: asyncio.Semaphore, body: dict, count: int, usage: TokenUsage | None) -> np.ndarray:
         async with gate:
-            return await self._send(body, count)
+            return await self._send(body, count, usage)
 
     @staticmethod
     async def _in_order(jobs: Sequence[Awaitable[T]]) -> list[T]:
@@ -440,14 +446,14 @@ class ApiBackend:
         return batches
 
     async def _embed(self, texts: Sequence[str], task: str | None, truncate: bool, concurrency: int,
-                     progress: Callable[[], None] | None = None) -> np.ndarray:
+                     usage: TokenUsage | None, progress: Callable[[], None] | None = None) -> np.ndarray:
         validate_task(task)
         gate = asyncio.Semaphore(concurrency)
 
         async def one(a: int, b: int) -> np.ndarray:
             body = self._body(texts[a:b], task, truncate=truncate, late_chunking=False)
             try:
-                vectors = await self._gated(gate, body, b - a)
+                vectors = await self._gated(gate, body, b - a, usage)
             except ApiError as exc:
                 step = self._learn_input_limit(exc, b - a)
                 return np.concatenate(await self._in_order([one(x, min(x + step, b)) for x in range(a, b, step)]))
@@ -459,13 +465,15 @@ class ApiBackend:
         return np.concatenate(parts) if parts else np.zeros((0, self.full_dimensions), np.float32)
 
     def embed(
-        self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool = False
+        self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool = False,
+        usage: TokenUsage | None = None,
     ) -> np.ndarray:
         with tqdm(desc="embedding", unit="request", disable=not show_progress) as bar:
-            return self._run(self._embed(texts, task, truncate, 1, lambda: bar.update(1)))
+            return self._run(self._embed(texts, task, truncate, 1, usage, lambda: bar.update(1)))
 
-    async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool = False) -> np.ndarray:
-        return await self._embed(texts, task, truncate, self.max_concurrency)
+    async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool = False,
+                     usage: TokenUsage | None = None) -> np.ndarray:
+        return await self._embed(texts, task, truncate, self.max_concurrency, usage)
 
     # -- late chunking -----------------------------------------------------------------------------------
     def _late_limits(self, include_special_tokens: bool, window: int | None, overlap: int | None) -> tuple[int, int]:
@@ -490,19 +498,19 @@ class ApiBackend:
 
     async def _late_request(self, gate: asyncio.Semaphore, chunks: Sequence[str], counts: Sequence[int],
                             task: str | None, plan: Request, budget: int, overlap: int,
-                            progress: Callable[[], None] | None) -> np.ndarray:
+                            usage: TokenUsage | None, progress: Callable[[], None] | None) -> np.ndarray:
         """Vectors of the chunks ``plan`` keeps; on a "too many tokens" refusal, those chunks are planned again
         with a smaller budget (same hand-over rule) and sent as smaller requests."""
         start, end = plan.start, plan.end
         body = self._body(chunks[start:end], task, truncate=False, late_chunking=True)
         try:
-            vectors = await self._gated(gate, body, end - start)
+            vectors = await self._gated(gate, body, end - start, usage)
         except ApiError as exc:
             factor = length_rejection(exc.status, exc.code, exc.detail)
             if factor is None:
                 max_inputs = self._learn_input_limit(exc, end - start)
                 return await self._late_replanned(gate, chunks, counts, task, plan, budget, overlap, max_inputs,
-                                                  progress)
+                                                  usage, progress)
             sent = sum(counts[start:end])
             if end - start == 1:
                 raise ApiError(
@@ -517,25 +525,25 @@ class ApiBackend:
             log.info("late-chunking request of %d tokens refused as too long; re-planning with %d-token requests",
                      sent, smaller)
             return await self._late_replanned(gate, chunks, counts, task, plan, smaller, overlap, self._max_inputs(),
-                                              progress)
+                                              usage, progress)
         if progress is not None:
             progress()
         return vectors[plan.keep_start - start : plan.keep_end - start]
 
     async def _late_replanned(self, gate: asyncio.Semaphore, chunks: Sequence[str], counts: Sequence[int],
                               task: str | None, plan: Request, budget: int, overlap: int, max_inputs: int,
-                              progress: Callable[[], None] | None) -> np.ndarray:
+                              usage: TokenUsage | None, progress: Callable[[], None] | None) -> np.ndarray:
         """The chunks ``plan`` keeps, planned again within smaller limits (same hand-over rule, context taken from
         the neighbouring chunks) after the server refused ``plan`` as too large."""
         parts = await self._in_order([
-            self._late_request(gate, chunks, counts, task, sub, budget, overlap, progress)
+            self._late_request(gate, chunks, counts, task, sub, budget, overlap, usage, progress)
             for sub in plan_requests(counts, budget, overlap, max_inputs, plan.keep_start, plan.keep_end)
         ])
         return np.concatenate(parts)
 
     async def _late(self, documents: Sequence[str], spans: Sequence[Sequence[Span]], task: str | None,
                     include_special_tokens: bool, window: int | None, overlap: int | None, concurrency: int,
-                    progress: Callable[[], None] | None = None) -> list[np.ndarray]:
+                    usage: TokenUsage | None, progress: Callable[[], None] | None = None) -> list[np.ndarray]:
         validate_task(task)
         budget, shared = self._late_limits(include_special_tokens, window, overlap)
         if len(documents) != len(spans):
@@ -547,7 +555,7 @@ class ApiBackend:
             chunks = sent_texts(text, ordered)
             counts = self._counter.count(chunks, special_tokens=False)
             parts = await self._in_order([
-                self._late_request(gate, chunks, counts, task, plan, budget, shared, progress)
+                self._late_request(gate, chunks, counts, task, plan, budget, shared, usage, progress)
                 for plan in plan_requests(counts, budget, shared, self._max_inputs())
             ])
             if not parts:
@@ -567,12 +575,13 @@ class ApiBackend:
         window: int | None = None,
         overlap: int | None = None,
         show_progress: bool = False,
+        usage: TokenUsage | None = None,
     ) -> list[np.ndarray]:
         """One raw contextual vector per span, per document. ``window`` is the token budget of one request
         (default ``max_request_tokens``), ``overlap`` the tokens of chunks neighbouring requests share (default,
         as for the local backend, ``min(512, window // 4)``); requests hand over at the middle of the overlap."""
         with tqdm(desc="late chunking", unit="request", disable=not show_progress) as bar:
-            return self._run(self._late(documents, spans, task, include_special_tokens, window, overlap, 1,
+            return self._run(self._late(documents, spans, task, include_special_tokens, window, overlap, 1, usage,
                                         lambda: bar.update(1)))
 
     async def alate_chunk(
@@ -584,7 +593,8 @@ class ApiBackend:
         include_special_tokens: bool = True,
         window: int | None = None,
         overlap: int | None = None,
+        usage: TokenUsage | None = None,
     ) -> list[np.ndarray]:
         return await self._late(documents, spans, task, include_special_tokens, window, overlap,
-                                self.max_concurrency)
+                                self.max_concurrency, usage)
 

@@ -30,6 +30,7 @@ from jinav3.model_files import DEFAULT_MODEL, is_jina_v3_original, load_tokenize
 from jinav3.preparation import DocumentPreparer, PreparedDocument
 from jinav3.settings import check_dtype
 from jinav3.tasks import validate_task
+from jinav3.usage import TokenUsage
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}  # canonical names
 # Late-chunking documents are processed in groups of about this many tokens so memory stays bounded.
@@ -246,10 +247,13 @@ class LocalBackend:
 
     # -- protocol ----------------------------------------------------------------------------------------
     def embed(
-        self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool = False
+        self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool = False,
+        usage: TokenUsage | None = None,
     ) -> np.ndarray:
         task_id = self._task_id(task)
         sequences = self.encode_ids(texts, task, truncate=truncate)
+        if usage is not None:
+            usage.add(sum(len(s) for s in sequences))
         return self.embed_ids(sequences, [task_id] * len(sequences), show_progress)
 
     def tokenize_document(self, document: str, task: str | None) -> late.TokenizedDocument:
@@ -275,9 +279,11 @@ class LocalBackend:
         window: int | None = None,
         overlap: int | None = None,
         show_progress: bool = False,
+        usage: TokenUsage | None = None,
     ) -> list[np.ndarray]:
         prepared = self.prepare(documents, spans, task, include_special_tokens)
-        return self.late_chunk_prepared(prepared, window=window, overlap=overlap, show_progress=show_progress)
+        return self.late_chunk_prepared(prepared, window=window, overlap=overlap, show_progress=show_progress,
+                                        usage=usage)
 
     def late_chunk_prepared(
         self,
@@ -286,8 +292,10 @@ class LocalBackend:
         window: int | None = None,
         overlap: int | None = None,
         show_progress: bool = False,
+        usage: TokenUsage | None = None,
     ) -> list[np.ndarray]:
-        """Raw contextual vectors of prepared documents, processed in groups of about ``_LATE_GROUP_TOKENS``."""
+        """Raw contextual vectors of prepared documents, processed in groups of about ``_LATE_GROUP_TOKENS``;
+        the tokens of every window fed to the model are added to ``usage``."""
         window = self.max_length if window is None else window
         if not 16 <= window <= self.max_length:
             raise InvalidInputError(f"window must be between 16 and max_length={self.max_length}, got {window}")
@@ -301,17 +309,18 @@ class LocalBackend:
             group.append(item)
             group_tokens += item.tokens.length
             if group_tokens >= _LATE_GROUP_TOKENS:
-                results.extend(self._late_group(group, window, overlap, show_progress))
+                results.extend(self._late_group(group, window, overlap, show_progress, usage))
                 progress.update(len(group))
                 group, group_tokens = [], 0
         if group:
-            results.extend(self._late_group(group, window, overlap, show_progress))
+            results.extend(self._late_group(group, window, overlap, show_progress, usage))
             progress.update(len(group))
         progress.close()
         return results
 
     def _late_group(
-        self, group: Sequence[PreparedDocument], window: int, overlap: int | None, show_progress: bool = False
+        self, group: Sequence[PreparedDocument], window: int, overlap: int | None, show_progress: bool = False,
+        usage: TokenUsage | None = None,
     ) -> list[np.ndarray]:
         """Run every window of every document of the group in shared batches (never a shared sequence)."""
         plans: list[list[late.Window]] = []
@@ -327,6 +336,8 @@ class LocalBackend:
             plans.append(plan)
             sequences.extend(late.window_sequences(doc, plan))
             task_ids.extend([self._task_id(item.task)] * len(plan))
+        if usage is not None:
+            usage.add(sum(len(s) for s in sequences))
         if self.device_pooling:  # GPU-path hook: token vectors stay on the device (jinav3.pooling_torch)
             with torch.inference_mode():
                 batches = self._batches(sequences, task_ids, show_progress)
@@ -341,8 +352,9 @@ class LocalBackend:
             pooled.append(late.pool(vectors, item.tokens, item.pooling))
         return pooled
 
-    async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool = False) -> np.ndarray:
-        return await asyncio.to_thread(self.embed, texts, task, truncate=truncate)
+    async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool = False,
+                     usage: TokenUsage | None = None) -> np.ndarray:
+        return await asyncio.to_thread(self.embed, texts, task, truncate=truncate, usage=usage)
 
     async def alate_chunk(
         self,
@@ -353,6 +365,7 @@ class LocalBackend:
         include_special_tokens: bool = True,
         window: int | None = None,
         overlap: int | None = None,
+        usage: TokenUsage | None = None,
     ) -> list[np.ndarray]:
         return await asyncio.to_thread(
             self.late_chunk,
@@ -362,6 +375,7 @@ class LocalBackend:
             include_special_tokens=include_special_tokens,
             window=window,
             overlap=overlap,
+            usage=usage,
         )
 
 

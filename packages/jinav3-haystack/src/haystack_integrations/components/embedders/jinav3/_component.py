@@ -19,6 +19,7 @@ from jinav3 import TASKS, Embedder, InvalidInputError
 from jinav3.matryoshka import validate_embedding_type
 from jinav3.settings import backend_options as backend_options_check
 from jinav3.settings import canonical_model
+from jinav3.usage import TokenUsage
 
 BACKENDS: tuple[str, ...] = ("local", "api")
 
@@ -104,7 +105,11 @@ class JinaV3Component:
             )
         self.base_url = base_url
         self.embedding_type = embedding_type
-        backend_options_check(backend, options)  # a wrong option or dtype is named now, not at warm_up
+        # A wrong option or dtype is named now, not at warm_up. An api_key other than the default (which only reads
+        # the environment) is an option of backend="api": with the local backend it would be ignored while the
+        # model loads from the hub, so the core's rule refuses it here as it does for the other adapters.
+        explicit_key = {"api_key": "<set>"} if backend == "local" and api_key != default_api_key() else {}
+        backend_options_check(backend, {**options, **explicit_key})
         self.model = model
         self.backend = backend
         self.api_key = api_key
@@ -144,15 +149,14 @@ class JinaV3Component:
         space = f"{canonical_model(embedder.model_name)}@{self.dimensions or embedder.dimensions}"
         return space if self.embedding_type == "float" else f"{space}/{self.embedding_type}"
 
-    def _run_meta(self, texts: Sequence[str]) -> dict[str, Any]:
-        """``{"model": ..., "usage": {...}}``. Usage counts the input tokens with the model's tokenizer (special
-        tokens included, task instruction not); it is absent when the backend exposes no tokenizer."""
-        embedder = self.embedder
-        meta: dict[str, Any] = {"model": embedder.model_name}
-        tokenizer = embedder.tokenizer
-        if tokenizer is not None and texts:
-            tokens = sum(len(encoding.ids) for encoding in tokenizer.encode_batch(list(texts)))
-            meta["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    def _run_meta(self, usage: TokenUsage) -> dict[str, Any]:
+        """``{"model": ..., "usage": {"prompt_tokens": n, "total_tokens": n}}`` as jina-haystack returns it, with
+        the tokens the core reports consumed (the API's own count; locally the tokens fed to the model). ``usage``
+        is absent only when a server answered without one."""
+        meta: dict[str, Any] = {"model": self.embedder.model_name}
+        counted = usage.as_openai()
+        if counted is not None:
+            meta["usage"] = counted
         return meta
 
     def _get_telemetry_data(self) -> dict[str, Any]:

@@ -31,12 +31,12 @@ def has_text(doc: Document) -> bool:
     return bool(doc.content)
 
 
-def group_by_source(documents: Sequence[Document]) -> list[list[int]]:
-    """Indices of ``documents`` per source, sources in order of first appearance, each group in split order
-    (``split_id``, else ``split_idx_start``, else input order). A document without ``source_id`` is its own source."""
+def group_by_source(documents: Sequence[Document], key: str = "source_id") -> list[list[int]]:
+    """Indices of ``documents`` per source (``meta[key]``), sources in order of first appearance, each group in split
+    order (``split_id``, else ``split_idx_start``, else input order). A document without ``key`` is its own source."""
     groups: dict[object, list[int]] = {}
     for index, doc in enumerate(documents):
-        source = doc.meta.get("source_id")
+        source = doc.meta.get(key)
         groups.setdefault(("own", index) if source is None else ("source", source), []).append(index)
     ordered: list[list[int]] = []
     for members in groups.values():

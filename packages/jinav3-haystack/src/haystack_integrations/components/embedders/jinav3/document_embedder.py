@@ -31,6 +31,7 @@ from haystack_integrations.components.embedders.jinav3._component import (
 )
 from haystack_integrations.components.embedders.jinav3._sources import group_by_source, has_text, rebuild_source
 from jinav3 import InvalidInputError, Span
+from jinav3.usage import TokenUsage
 
 logger = logging.getLogger(__name__)
 
@@ -205,31 +206,32 @@ class JinaV3DocumentEmbedder(JinaV3Component):
         parts = batches(list(range(len(plan.members))), self.batch_size)
         return tqdm(parts, disable=not self.progress_bar, desc="Calculating embeddings")
 
-    def _embed_part(self, plan: _Plan, part: Sequence[int]) -> list[list[Any]]:
+    def _embed_part(self, plan: _Plan, part: Sequence[int], usage: TokenUsage) -> list[list[Any]]:
         """Vectors for the members of each unit in ``part``: one core call."""
         texts = [plan.texts[u] for u in part]
         if plan.spans is None:
             found = self.embedder.embed(texts, self.task, self.dimensions, normalized=self.normalized,
-                                        truncate=self.truncate, embedding_type=self.embedding_type)
+                                        truncate=self.truncate, embedding_type=self.embedding_type, usage=usage)
             return [[vec] for vec in found]
         chunks = self.embedder.late_chunk_many(texts, spans=[plan.spans[u] for u in part], task=self.task,
                                                dimensions=self.dimensions, normalized=self.normalized,
-                                               embedding_type=self.embedding_type)
+                                               embedding_type=self.embedding_type, usage=usage)
         return [[chunk.embedding for chunk in unit] for unit in chunks]
 
-    async def _aembed_part(self, plan: _Plan, part: Sequence[int]) -> list[list[Any]]:
+    async def _aembed_part(self, plan: _Plan, part: Sequence[int], usage: TokenUsage) -> list[list[Any]]:
         texts = [plan.texts[u] for u in part]
         if plan.spans is None:
             found = await self.embedder.aembed(texts, self.task, self.dimensions, normalized=self.normalized,
-                                               truncate=self.truncate, embedding_type=self.embedding_type)
+                                               truncate=self.truncate, embedding_type=self.embedding_type,
+                                               usage=usage)
             return [[vec] for vec in found]
         chunks = await self.embedder.alate_chunk_many(texts, spans=[plan.spans[u] for u in part], task=self.task,
                                                       dimensions=self.dimensions, normalized=self.normalized,
-                                                      embedding_type=self.embedding_type)
+                                                      embedding_type=self.embedding_type, usage=usage)
         return [[chunk.embedding for chunk in unit] for unit in chunks]
 
     def _output(self, documents: list[Document], plan: _Plan,
-                results: list[tuple[Sequence[int], list[list[Any]]]]) -> dict[str, Any]:
+                results: list[tuple[Sequence[int], list[list[Any]]]], usage: TokenUsage) -> dict[str, Any]:
         """New Documents (``dataclasses.replace``: inputs untouched, ids kept) in input order, and run meta.
         Late-chunked ones are marked with their vector space so no later embedder overwrites them."""
         output = list(documents)
@@ -239,7 +241,7 @@ class JinaV3DocumentEmbedder(JinaV3Component):
                 for i, vec in zip(plan.members[unit], unit_vectors, strict=True):
                     doc = documents[i]
                     output[i] = replace(doc, embedding=vec.tolist(), meta={**doc.meta, **mark} if mark else doc.meta)
-        return {"documents": output, "meta": self._run_meta(plan.texts)}
+        return {"documents": output, "meta": self._run_meta(usage)}
 
     # -- run --------------------------------------------------------------------------------------------------
     @component.output_types(documents=list[Document], meta=dict[str, Any])
@@ -247,14 +249,15 @@ class JinaV3DocumentEmbedder(JinaV3Component):
         """Embed ``documents``; returns new ``documents`` with ``embedding`` set and ``meta`` (model, token usage)."""
         documents = check_documents(documents, "JinaV3DocumentEmbedder")
         self.warm_up()
-        plan = self._plan(documents)
-        return self._output(documents, plan, [(part, self._embed_part(plan, part)) for part in self._parts(plan)])
+        plan, usage = self._plan(documents), TokenUsage()
+        results = [(part, self._embed_part(plan, part, usage)) for part in self._parts(plan)]
+        return self._output(documents, plan, results, usage)
 
     @component.output_types(documents=list[Document], meta=dict[str, Any])
     async def run_async(self, documents: list[Document]) -> dict[str, Any]:
         """Same as :meth:`run`, without blocking the event loop."""
         documents = check_documents(documents, "JinaV3DocumentEmbedder")
         await self.warm_up_async()
-        plan = self._plan(documents)
-        results = [(part, await self._aembed_part(plan, part)) for part in self._parts(plan)]
-        return self._output(documents, plan, results)
+        plan, usage = self._plan(documents), TokenUsage()
+        results = [(part, await self._aembed_part(plan, part, usage)) for part in self._parts(plan)]
+        return self._output(documents, plan, results, usage)

@@ -12,6 +12,7 @@ from haystack_integrations.components.embedders.jinav3._component import (
     default_api_key,
     restore_secrets,
 )
+from jinav3.usage import TokenUsage
 
 
 @component
@@ -95,14 +96,15 @@ class JinaV3TextEmbedder(JinaV3Component):
     @component.output_types(embedding=list[float], meta=dict[str, Any])
     def run(self, text: str) -> dict[str, Any]:
         """Embed ``text``; returns ``embedding`` (list of floats) and ``meta`` (model, token usage)."""
-        full = self._text(text)
-        vectors = self.embedder.embed([full], **self._options())
-        return {"embedding": vectors[0].tolist(), "meta": self._run_meta([full])}
+        usage = TokenUsage()
+        vectors = self.embedder.embed([self._text(text)], **self._options(), usage=usage)
+        return {"embedding": vectors[0].tolist(), "meta": self._run_meta(usage)}
 
     @component.output_types(embedding=list[float], meta=dict[str, Any])
     async def run_async(self, text: str) -> dict[str, Any]:
         """Same as :meth:`run`, without blocking the event loop (the local backend computes in a worker thread)."""
         full = self._text(text)
         await self.warm_up_async()
-        vectors = await self.embedder.aembed([full], **self._options())
-        return {"embedding": vectors[0].tolist(), "meta": self._run_meta([full])}
+        usage = TokenUsage()
+        vectors = await self.embedder.aembed([full], **self._options(), usage=usage)
+        return {"embedding": vectors[0].tolist(), "meta": self._run_meta(usage)}

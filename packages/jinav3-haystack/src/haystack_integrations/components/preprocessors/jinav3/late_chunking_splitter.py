@@ -32,6 +32,7 @@ from haystack_integrations.components.embedders.jinav3._component import (
 )
 from haystack_integrations.components.embedders.jinav3._sources import spans_in_source
 from jinav3 import InvalidInputError, ParagraphChunker, SentenceChunker, Span
+from jinav3.usage import TokenUsage
 
 logger = logging.getLogger(__name__)
 
@@ -216,24 +217,29 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
                     output.append(chunk)
         return output
 
-    @component.output_types(documents=list[Document])
-    def run(self, documents: list[Document]) -> dict[str, list[Document]]:
-        """Split and late-chunk ``documents``; returns the chunk Documents, in source and split order."""
+    @component.output_types(documents=list[Document], meta=dict[str, Any])
+    def run(self, documents: list[Document]) -> dict[str, Any]:
+        """Split and late-chunk ``documents``; returns the chunk Documents, in source and split order, and ``meta``
+        (model, token usage) as the embedders do."""
         self.warm_up()
         output: list[Document] = []
+        usage = TokenUsage()
         for part in self._parts(self._plan(documents)):
             found = self.embedder.late_chunk_many([doc.content for doc, _, _ in part],
-                                                  spans=[spans for _, _, spans in part], **self._late_options())
+                                                  spans=[spans for _, _, spans in part], **self._late_options(),
+                                                  usage=usage)
             output += self._embedded(part, found)
-        return {"documents": output}
+        return {"documents": output, "meta": self._run_meta(usage)}
 
-    @component.output_types(documents=list[Document])
-    async def run_async(self, documents: list[Document]) -> dict[str, list[Document]]:
+    @component.output_types(documents=list[Document], meta=dict[str, Any])
+    async def run_async(self, documents: list[Document]) -> dict[str, Any]:
         """Same as :meth:`run`, without blocking the event loop."""
         await self.warm_up_async()
         output: list[Document] = []
+        usage = TokenUsage()
         for part in self._parts(self._plan(documents)):
             found = await self.embedder.alate_chunk_many([doc.content for doc, _, _ in part],
-                                                         spans=[spans for _, _, spans in part], **self._late_options())
+                                                         spans=[spans for _, _, spans in part], **self._late_options(),
+                                                         usage=usage)
             output += self._embedded(part, found)
-        return {"documents": output}
+        return {"documents": output, "meta": self._run_meta(usage)}
