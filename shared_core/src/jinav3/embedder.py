@@ -75,6 +75,9 @@ class Embedder:
 
         openmp.prepare(dtype)  # int8: OpenMP's idle workers must sleep; only possible before torch is imported
         require_local()  # without the local extra: a ModelLoadError naming it, not "No module named 'torch'"
+        from jinav3.models import check_model_source
+
+        check_model_source(model)  # a wrong path or an unreachable hub fails now, not after importing torch
         from jinav3.backends.local import LocalBackend
 
         roles = RoleTasks(query=query_task, document=document_task)
