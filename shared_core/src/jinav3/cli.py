@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from jinav3.cli_inputs import (
     read_text_file,
 )
 from jinav3.distributed.cli import add_index_parser, run_index
-from jinav3.errors import InputTooLongError, InvalidInputError, JinaV3Error
+from jinav3.errors import InputTooLongError, InvalidInputError, JinaV3Error, NoTaskAdaptersWarning
 from jinav3.settings import DTYPE_HELP
 from jinav3.tasks import TASKS
 
@@ -275,6 +276,8 @@ def _embedder(args: argparse.Namespace, model: str | None = None):  # noqa: ANN2
 
         _warn(args, f"{display_name(embedder.model_name)} has no task adapters, so --task {task} changes nothing "
                     "(use jina-embeddings-v3 for task-specific vectors)")
+    if not embedder.backend.tasks:  # said above in command-line words, or no --task was given at all
+        warnings.filterwarnings("ignore", category=NoTaskAdaptersWarning)
     return embedder
 
 

@@ -25,8 +25,9 @@ from jinav3 import hardware, late, openmp, packing, pooling_torch, quantization
 from jinav3.batching import token_budget_batches
 from jinav3.checkpoint import load_jina_v3, load_plain_encoder
 from jinav3.chunking import Span
-from jinav3.errors import InputTooLongError, InvalidInputError, PerformanceWarning
+from jinav3.errors import InputTooLongError, InvalidInputError, NoTaskAdaptersWarning, PerformanceWarning
 from jinav3.model_files import DEFAULT_MODEL, is_jina_v3_original, load_tokenizer, read_config, resolve_model_dir
+from jinav3.models import display_name
 from jinav3.preparation import DocumentPreparer, PreparedDocument
 from jinav3.settings import check_dtype
 from jinav3.tasks import validate_task
@@ -147,6 +148,10 @@ class LocalBackend:
 
     def _task_id(self, task: str | None) -> int:
         validate_task(task)
+        if task is not None and not self.tasks:
+            warnings.warn(f"{display_name(self.model_name)} has no task adapters, so task={task!r} is not applied: "
+                          "its vectors are the model's plain ones, the same for every task (task adapters are a "
+                          "jina-embeddings-v3 feature)", NoTaskAdaptersWarning, stacklevel=4)
         if task is None or not self.tasks:
             return -1
         if task not in self.tasks:
