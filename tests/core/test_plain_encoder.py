@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from jinav3 import InvalidInputError, NoTaskAdaptersWarning
+from jinav3 import Embedder, InvalidInputError, NoTaskAdaptersWarning
 
 
 def test_matches_sentence_transformers(minilm_dir, minilm_fp32):
@@ -21,9 +21,10 @@ def test_matches_sentence_transformers(minilm_dir, minilm_fp32):
     assert minilm_fp32.max_length == 256  # sentence_bert_config.json's max_seq_length
 
 
-def test_tasks_are_ignored_without_adapters_and_say_so(minilm_embedder):
-    """A plain encoder has no task adapters: a task changes nothing, and a warning says so (not a refusal, so that
-    embed_query/embed_documents and every framework adapter work on it unchanged)."""
+def test_tasks_are_ignored_without_adapters_and_say_so(minilm_dir):
+    """A plain encoder has no task adapters: a task changes nothing, and a warning says so once per task (not a
+    refusal, so that embed_query/embed_documents and every framework adapter work on it unchanged)."""
+    minilm_embedder = Embedder.local(str(minilm_dir), device="cpu")
     with pytest.warns(NoTaskAdaptersWarning, match=r"all-MiniLM-L6-v2 .* no task adapters, so task='retrieval.query'"):
         q = minilm_embedder.embed_query("a question")
     np.testing.assert_allclose(q, minilm_embedder.embed(["a question"], task=None)[0], atol=1e-6)
@@ -34,6 +35,7 @@ def test_tasks_are_ignored_without_adapters_and_say_so(minilm_embedder):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         minilm_embedder.embed(["no task, no warning"], task=None)
+        minilm_embedder.embed_query("said once already")
 
 
 def test_matryoshka_errors_do_not_promise_trained_sizes_for_a_plain_encoder(minilm_embedder):

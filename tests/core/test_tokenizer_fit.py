@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer, models
 
-from jinav3 import Embedder, ModelLoadError
+from jinav3 import Embedder, InvalidInputError, ModelLoadError
 from jinav3.model_files import TOKENIZER_PROBE, check_tokenizer_fits
 from jinav3.testing import build_checkpoint, same_vectors, train_tokenizer
 
@@ -42,6 +42,10 @@ def test_extra_special_tokens_beyond_the_table_load_and_change_nothing(source, t
     extra = Embedder.local(str(folder), device="cpu", dtype="float32")
     plain = Embedder.local(str(source), device="cpu", dtype="float32")
     assert same_vectors(extra.embed(TEXTS), plain.embed(TEXTS))
+    with pytest.raises(InvalidInputError, match=r"input 1 contains the token '<image_soft_token>' .* rows"):
+        extra.embed(["fine", "a text naming <image_soft_token> literally"])
+    with pytest.raises(InvalidInputError, match="<image_soft_token>"):
+        extra.late_chunk("One sentence. Then <image_soft_token> in the second.")
 
 
 def test_a_table_smaller_than_what_ordinary_text_produces_is_refused(tmp_path):
