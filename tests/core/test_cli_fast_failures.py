@@ -136,3 +136,21 @@ def test_help_runs_without_torch():
                           capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip().endswith("False")
 
+
+
+def test_dimensions_beyond_a_plain_encoder_say_it_has_no_trained_sizes(minilm_dir):
+    line = assert_refused_early("embed", ["x", "--model", str(minilm_dir), "--dimensions", "999"],
+                                "384-dimensional", "not trained for Matryoshka")
+    assert "trained sizes" not in line
+
+
+def test_python_users_get_the_offline_answer_before_torch_too(tmp_path, minilm_dir):
+    program = ("import sys\nfrom jinav3 import Embedder, ModelLoadError\n"
+               "try:\n    Embedder.local('jinaai/jina-embeddings-v3')\n"
+               "except ModelLoadError as exc:\n    print(exc)\nprint('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)})
+    message, torch_loaded = done.stdout.strip().splitlines()
+    assert torch_loaded == "False", done.stderr
+    assert "HF_HUB_OFFLINE is set" in message and "Embedder.local(jinav3.models.fallback_model_dir())" in message
+    assert str(minilm_dir) in message

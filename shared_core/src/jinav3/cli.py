@@ -245,8 +245,8 @@ def _resolve_checked(args: argparse.Namespace) -> str:
     """The model to load, after every check that needs no weights: the local extra is installed, and
     ``--dimensions`` fits the model's width (read from its config when it is a folder or cached)."""
     from jinav3.extras import require_local
-    from jinav3.matryoshka import validate_dimensions
-    from jinav3.models import check_model_source, display_name, model_width, resolve_model
+    from jinav3.matryoshka import TRAINED_DIMENSIONS, validate_dimensions
+    from jinav3.models import check_model_source, display_name, has_task_adapters, model_width, resolve_model
 
     require_local(f"jinav3 {getattr(args, 'command', None) or 'eval'}")
     model, notice = resolve_model(args.model)
@@ -257,7 +257,7 @@ def _resolve_checked(args: argparse.Namespace) -> str:
     width = model_width(model) if dimensions is not None else None
     if width is not None:
         try:
-            validate_dimensions(dimensions, width)
+            validate_dimensions(dimensions, width, () if has_task_adapters(model) is False else TRAINED_DIMENSIONS)
         except InvalidInputError as exc:
             raise UsageError(f"--dimensions {dimensions} does not fit {display_name(model)}, which gives "
                              f"{width}-dimensional vectors: {exc}") from None

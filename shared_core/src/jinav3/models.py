@@ -204,3 +204,13 @@ def model_width(model: str | os.PathLike[str]) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
+
+
+def has_task_adapters(model: str | os.PathLike[str]) -> bool | None:
+    """Whether ``model`` is a jina-embeddings-v3 checkpoint (task adapters, Matryoshka-trained sizes), read from its
+    config without loading anything; None when that cannot be known before loading."""
+    folder = _config_folder(str(model))
+    config = _read_config(folder) if folder is not None else None
+    if config is None:
+        return True if str(model) == DEFAULT_MODEL else None
+    return bool(config.get("lora_adaptations"))
