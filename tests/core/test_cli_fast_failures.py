@@ -102,6 +102,13 @@ def test_index_without_ray_is_a_usage_error():
     assert_refused_early("index", ["docs.jsonl", "-o", "out"], "--ray", "jinav3 chunk")
 
 
+def test_index_checks_its_model_and_options_before_starting_ray(minilm_dir):
+    assert_refused_early("index", ["docs.jsonl", "-o", "out", "--ray", "--model", "/nonexistent/model"],
+                         "does not exist")
+    assert_refused_early("index", ["docs.jsonl", "-o", "out", "--ray", "--model", str(minilm_dir), "--batch-size",
+                                   "0"], "batch_size must be at least 1")
+
+
 def test_version_is_the_installed_distribution():
     done = subprocess.run([sys.executable, "-m", "jinav3.cli", "--version"], capture_output=True, text=True,
                           timeout=60, check=True)

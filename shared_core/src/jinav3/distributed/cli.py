@@ -89,7 +89,9 @@ def run_index(args: argparse.Namespace) -> int:
     from jinav3.models import check_model_source, resolve_model
 
     model, notice = resolve_model(args.model)
-    check_model_source(model)  # on this machine; the workers read the same path or hub id
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    if address is None:  # a local Ray instance reads the model here; a cluster's nodes may see other folders
+        check_model_source(model)
     if notice:
         print(notice, file=sys.stderr)
     options = IndexOptions(
@@ -108,7 +110,7 @@ def run_index(args: argparse.Namespace) -> int:
         raise UsageError(f"jinav3 index needs the ray extra: pip install 'jinav3[ray]' ({exc})") from None
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=args.address or os.environ.get("RAY_ADDRESS") or None)
+        ray.init(address=address)
     try:
         with _exit_on_signals(started_here):
             sources = args.sources if len(args.sources) > 1 else args.sources[0]
