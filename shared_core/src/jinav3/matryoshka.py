@@ -42,7 +42,7 @@ def validate_dimensions(dimensions: object, full: int, trained: tuple[int, ...] 
         return full
     if isinstance(dimensions, (int, np.integer)) and not isinstance(dimensions, bool) and not 1 <= dimensions <= full:
         sizes = [size for size in trained if size <= full]
-        hint = (f" (trained sizes: {', '.join(map(str, sizes))})" if sizes else
+        hint = (f" (trained sizes: {', '.join(map(str, sizes))})" if sizes else "" if trained else
                 " (this model was not trained for Matryoshka sizes: any width up to its full one works, shorter "
                 "ones lose more quality than with jina-embeddings-v3)")
         raise InvalidInputError(f"dimensions must be between 1 and {full}{hint}, got {dimensions}")
