@@ -26,6 +26,7 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from jinav3.models import display_name
 from langchain_jinav3 import JinaV3Embeddings, JinaV3LateChunkingSplitter
 
 
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args, model = parse_args(__doc__.splitlines()[0], argv, top=2, extra=options)
     embeddings = JinaV3Embeddings(model=model, dimensions=args.dimensions)
-    width = f"{embeddings.core.model_name} ({args.dimensions or embeddings.core.dimensions} dimensions)"
+    width = (f"{display_name(embeddings.core.model_name)} "
+             f"({args.dimensions or embeddings.core.dimensions} dimensions)")
     if args.qdrant is None:
         documents = load(args.corpus)
         store: VectorStore = build_store(embeddings, documents, args.chunk_size)

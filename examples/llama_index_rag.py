@@ -21,6 +21,7 @@ from _example import COLLECTION, parse_args, print_hits, qdrant_collection_exist
 from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
 from llama_index.core.node_parser import SentenceSplitter
 
+from jinav3.models import display_name
 from llama_index.embeddings.jinav3 import JinaV3Embedding
 from llama_index.node_parser.jinav3 import JinaV3LateChunkingNodeParser
 
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args, model = parse_args(__doc__.splitlines()[0], argv, top=2, extra=options)
     embed_model = JinaV3Embedding(model_name=model, dimensions=args.dimensions)
-    width = f"{embed_model.core.model_name} ({embed_model.dimensions or embed_model.core.dimensions} dimensions)"
+    width = (f"{display_name(embed_model.core.model_name)} "
+             f"({embed_model.dimensions or embed_model.core.dimensions} dimensions)")
     if args.qdrant is None:
         index = build_index(embed_model, args.corpus, args.chunk_size)
         print(f"indexed {len(index.docstore.docs)} late-chunked nodes with {width}\n")

@@ -9,6 +9,7 @@ Every document is embedded whole, once; each sentence-level chunk then gets the 
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -35,16 +36,25 @@ def search(embedder: Embedder, entries: list[tuple[str, Chunk]], matrix: np.ndar
     return [(float(scores[i]), *entries[i]) for i in best]
 
 
+def say(step: str) -> None:
+    """What the quickstart is doing now, on stderr at once (the results go to stdout)."""
+    print(f"quickstart: {step}...", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args, model = parse_args(__doc__.splitlines()[0], argv)
+    say(f"loading the model {display_name(model)} (a first run downloads it; progress bars show the download)")
     started = time.perf_counter()
     embedder = Embedder.local(model)
     loaded = time.perf_counter()
+    print(f"model {display_name(model)} loaded in {loaded - started:.1f} s")
+    files = sorted(args.corpus.glob("*.txt"))
+    say(f"indexing {len(files)} documents from {args.corpus}: each embedded whole, then cut into sentences")
     entries, matrix = build_index(embedder, args.corpus, args.dimensions)
     indexed = time.perf_counter()
-    print(f"model {display_name(model)} loaded in {loaded - started:.1f} s")
     print(f"indexed {len(entries)} late-chunked sentences from {len({s for s, _ in entries})} documents "
           f"({matrix.shape[1]} dimensions) in {indexed - loaded:.2f} s\n")
+    say(f"searching {len(args.queries)} queries (retrieval.query task), top {args.top} sentences each")
     for query in args.queries:
         began = time.perf_counter()
         hits = search(embedder, entries, matrix, query, args.top, args.dimensions)

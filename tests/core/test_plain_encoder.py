@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+
+from jinav3 import Embedder, InvalidInputError, NoTaskAdaptersWarning
 
 
 def test_matches_sentence_transformers(minilm_dir, minilm_fp32):
@@ -17,9 +21,26 @@ def test_matches_sentence_transformers(minilm_dir, minilm_fp32):
     assert minilm_fp32.max_length == 256  # sentence_bert_config.json's max_seq_length
 
 
-def test_tasks_are_ignored_without_adapters(minilm_embedder):
-    q = minilm_embedder.embed_query("a question")
+def test_tasks_are_ignored_without_adapters_and_say_so(minilm_dir):
+    """A plain encoder has no task adapters: a task changes nothing, and a warning says so once per task (not a
+    refusal, so that embed_query/embed_documents and every framework adapter work on it unchanged)."""
+    minilm_embedder = Embedder.local(str(minilm_dir), device="cpu")
+    with pytest.warns(NoTaskAdaptersWarning, match=r"all-MiniLM-L6-v2 .* no task adapters, so task='retrieval.query'"):
+        q = minilm_embedder.embed_query("a question")
     np.testing.assert_allclose(q, minilm_embedder.embed(["a question"], task=None)[0], atol=1e-6)
+    with pytest.warns(NoTaskAdaptersWarning, match="task='separation'"):
+        chunks = minilm_embedder.late_chunk("One sentence. Another one.", task="separation")
+    plain = minilm_embedder.late_chunk("One sentence. Another one.", task=None)
+    np.testing.assert_allclose([c.embedding for c in chunks], [c.embedding for c in plain], atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        minilm_embedder.embed(["no task, no warning"], task=None)
+        minilm_embedder.embed_query("said once already")
+
+
+def test_matryoshka_errors_do_not_promise_trained_sizes_for_a_plain_encoder(minilm_embedder):
+    with pytest.raises(InvalidInputError, match=r"between 1 and 384 \(this model was not trained for Matryoshka"):
+        minilm_embedder.embed(["x"], task=None, dimensions=512)
 
 
 def test_real_model_late_chunking_keeps_context(minilm_embedder):

@@ -170,7 +170,7 @@ def test_cli_index_reports_counts_and_writes_errors(ray_local, tiny_checkpoint, 
     assert "not empty" in capsys.readouterr().err
 
 
-def test_configuration_errors_fail_before_or_at_model_load(ray_local, tiny_checkpoint, jsonl, tmp_path):
+def test_configuration_errors_fail_before_or_at_model_load(ray_local, tiny_checkpoint, jsonl, tmp_path, capsys):
     with pytest.raises(InvalidInputError, match="no text column 'body'"):
         chunk_dataset(ray.data.read_json(str(jsonl)), IndexOptions(model=str(tiny_checkpoint), text_column="body"))
     with pytest.raises(InvalidInputError, match="unknown task 'retrieval'"):
@@ -180,8 +180,8 @@ def test_configuration_errors_fail_before_or_at_model_load(ray_local, tiny_check
     options = IndexOptions(model=str(tiny_checkpoint), device="cpu", dimensions=64)  # the tiny model is 32 wide
     with pytest.raises(Exception, match="dimensions must be between 1 and 32"):
         chunk_dataset(ray.data.from_items([{"id": 1, "text": "One. Two."}]), options).materialize()
-    with pytest.raises(SystemExit, match="runs on Ray; pass --ray"):
-        main(["index", str(jsonl), "-o", str(tmp_path / "x")])
+    assert main(["index", str(jsonl), "-o", str(tmp_path / "x")]) == 2  # a usage error, like every other one
+    assert "jinav3 index: error: this command is the Ray pipeline: pass --ray" in capsys.readouterr().err
 
 
 # -- bad input lines ---------------------------------------------------------------------------------------------

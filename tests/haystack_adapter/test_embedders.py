@@ -74,8 +74,8 @@ def test_token_secret_refuses_to_serialise():
     ("kwargs", "message"),
     [
         ({"task": "query"}, "valid tasks are"),
-        ({"dimensions": 0}, "dimensions must be a positive integer"),
-        ({"dimensions": "256"}, "dimensions must be a positive integer"),
+        ({"dimensions": 0}, "dimensions must be at least 1"),
+        ({"dimensions": "256"}, "dimensions must be an integer"),
         ({"backend": "remote"}, "unknown backend"),
         ({"backend_options": {"api_key": "x"}}, "not in backend_options"),
         ({"batch_size": 0}, "batch_size"),

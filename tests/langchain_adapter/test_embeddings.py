@@ -76,7 +76,7 @@ def test_one_core_model_per_settings(tiny_model):
         ({"device": "cpu", "base_url": "http://127.0.0.1:1"}, "base_url do not apply to backend='local'"),
         ({"device": "cpu", "api_key": "jina_x"}, "api_key do not apply to backend='local'"),
         ({"backend": "api", "device": "cpu"}, "device do not apply to backend='api'"),
-        ({"dimensions": 0}, "greater than 0"),
+        ({"dimensions": 0}, "dimensions must be at least 1"),
         ({"batch_size": 8}, "Extra inputs are not permitted"),
     ],
 )

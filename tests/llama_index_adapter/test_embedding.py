@@ -138,7 +138,7 @@ def test_api_key_never_serialised():
     [
         ({"query_task": "retrieval"}, "unknown task 'retrieval'"),
         ({"document_task": "passage"}, "unknown task 'passage'"),
-        ({"dimensions": 0}, "greater than 0"),
+        ({"dimensions": 0}, "dimensions must be at least 1"),
         ({"dimension": 256}, "dimension"),  # a typo is an error, not a silently ignored setting
         ({"backend": "api", "device": "cpu"}, "device do not apply to backend='api'"),
         ({"backend": "local", "api_key": "k"}, "api_key do not apply to backend='local'"),

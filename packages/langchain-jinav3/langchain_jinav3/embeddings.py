@@ -29,6 +29,7 @@ from pydantic import (
 
 from jinav3 import Chunk, Embedder, InvalidInputError, check_texts
 from jinav3.chunking import ChunkerLike
+from jinav3.matryoshka import check_dimensions
 from jinav3.settings import DEFAULT_MODELS, backend_options, canonical_model
 from jinav3.tasks import validate_task
 from langchain_jinav3.caching import refuse_unsafe_cache
@@ -90,6 +91,11 @@ class JinaV3Embeddings(BaseModel, Embeddings):
     )
 
     _embedder: Embedder | None = PrivateAttr(default=None)
+
+    @field_validator("dimensions", mode="before")
+    @classmethod
+    def _integer_dimensions(cls, dimensions: object) -> int | None:
+        return check_dimensions(dimensions)  # the core's rule: no "256" coerced to 256
 
     @field_validator("query_task", "document_task")
     @classmethod

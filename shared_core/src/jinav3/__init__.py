@@ -9,6 +9,7 @@ from jinav3.errors import (
     InvalidInputError,
     JinaV3Error,
     ModelLoadError,
+    NoTaskAdaptersWarning,
     PerformanceWarning,
 )
 from jinav3.matryoshka import TRAINED_DIMENSIONS, truncate_normalise
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidInputError",
     "JinaV3Error",
     "ModelLoadError",
+    "NoTaskAdaptersWarning",
     "ParagraphChunker",
     "PerformanceWarning",
     "PreparedDocument",

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from jinav3.cli_inputs import (
     read_text_file,
 )
 from jinav3.distributed.cli import add_index_parser, run_index
-from jinav3.errors import InputTooLongError, InvalidInputError, JinaV3Error
+from jinav3.errors import InputTooLongError, InvalidInputError, JinaV3Error, NoTaskAdaptersWarning
 from jinav3.settings import DTYPE_HELP
 from jinav3.tasks import TASKS
 
@@ -75,6 +76,25 @@ def _port(value: str) -> int:
     return number
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in ``--help``, unless its help already names it or it has none worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("jinav3")
+    except PackageNotFoundError:
+        return "unknown (the jinav3 distribution is not installed; running from a source tree)"
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model folder or hub id (default: jina-embeddings-v3, else a small "
                         "bundled model when offline)")
@@ -82,18 +102,28 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dimensions", type=_int_at_least(1),
                         help="Matryoshka size, 1..the model's width (jina-embeddings-v3: 1024; trained: 32..1024)")
     parser.add_argument("--encoding", type=check_encoding, default="utf-8",
-                        help="text encoding of the input files and standard input (default: utf-8)")
+                        help="text encoding of the input files and standard input")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
     parser.add_argument("--dtype", help=DTYPE_HELP)
     parser.add_argument("--output", "-o", help="output file (default: standard output)")
+
+
+class _SubParser(argparse.ArgumentParser):
+    """Subcommands show their defaults in ``--help`` too."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jinav3",
         description="jina-embeddings-v3 with task adapters, late chunking and Matryoshka dimensions.",
+        formatter_class=HelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubParser)
 
     embed = sub.add_parser("embed", help="embed texts (arguments, files or stdin lines) into JSONL or .npy",
                            description="Embed each text; one JSONL record {index, text, embedding} per text, "
@@ -121,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "bundled model when offline)")
     serve.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
     serve.add_argument("--dtype", help=DTYPE_HELP)
-    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=8080)
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    serve.add_argument("--port", type=_port, default=8080, help="TCP port (0: a free one, printed at start)")
     serve.add_argument("--api-key-file", action="append", default=[], metavar="PATH",
                        help="accept only requests with 'Authorization: Bearer KEY' for a KEY in this file (one per "
                        "line; repeatable). Default: the comma-separated keys in $JINAV3_SERVE_API_KEY, else no "
@@ -137,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the model name clients send and the server reports (default: jina-embeddings-v3 for a "
                        "jina-v3 checkpoint, else the model's own name, e.g. all-MiniLM-L6-v2)")
     serve.add_argument("--max-inputs", type=_int_at_least(1), default=2048,
-                       help="inputs per request (default: 2048)")
+                       help="inputs per request")
     serve.add_argument("--max-request-tokens", type=_int_at_least(1), help="tokens per request, all inputs together "
                        "(default: no limit beyond max-inputs x the model's context)")
     serve.add_argument("--max-body-bytes", type=_int_at_least(1), default=32 * 1024 * 1024,
@@ -145,23 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--batch-tokens", type=_int_at_least(1), default=65_536,
                        help="tokens gathered from concurrent requests into one round of forward passes")
     serve.add_argument("--batch-wait-ms", type=_number_at_least(0), default=2.0,
-                       help="how long a request waits for others to share its batch (default: 2 ms)")
+                       help="milliseconds a request waits for others to share its batch")
     serve.add_argument("--max-pending", type=_int_at_least(1), default=100_000,
                        help="inputs allowed to wait; beyond it requests get 503 with Retry-After")
     serve.add_argument("--max-queue-seconds", type=_number_at_least(0), default=60.0,
                        help="estimated seconds of queued work (tokens / measured tokens per second) beyond which "
-                       "requests get 503 with Retry-After at once (default: 60; 0 = no bound)")
+                       "requests get 503 with Retry-After at once (0 = no bound)")
     serve.add_argument("--graceful-timeout", type=_number_at_least(0), default=30.0,
                        help="seconds to let in-flight requests finish on SIGTERM/SIGINT; the rest get 503")
     serve.add_argument("--header-timeout", type=_number_at_least(0.1), default=10.0,
-                       help="seconds a client has to send a complete request head (default: 10)")
+                       help="seconds a client has to send a complete request head")
     serve.add_argument("--body-timeout", type=_number_at_least(0.1), default=30.0,
-                       help="seconds a client has to send a request body (default: 30)")
+                       help="seconds a client has to send a request body")
     serve.add_argument("--keep-alive-timeout", type=_number_at_least(0.1), default=5.0,
-                       help="idle seconds before a kept-alive connection is closed (default: 5)")
+                       help="idle seconds before a kept-alive connection is closed")
     serve.add_argument("--max-connections", type=_int_at_least(1), default=1024,
-                       help="open connections; more are answered 503 and closed (default: 1024)")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+                       help="open connections; more are answered 503 and closed")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                       help="server log detail (debug adds one line per request)")
     _add_eval_parser(sub)
     add_index_parser(sub)
     return parser
@@ -214,18 +245,19 @@ def _resolve_checked(args: argparse.Namespace) -> str:
     """The model to load, after every check that needs no weights: the local extra is installed, and
     ``--dimensions`` fits the model's width (read from its config when it is a folder or cached)."""
     from jinav3.extras import require_local
-    from jinav3.matryoshka import validate_dimensions
-    from jinav3.models import display_name, model_width, resolve_model
+    from jinav3.matryoshka import TRAINED_DIMENSIONS, validate_dimensions
+    from jinav3.models import check_model_source, display_name, has_task_adapters, model_width, resolve_model
 
     require_local(f"jinav3 {getattr(args, 'command', None) or 'eval'}")
     model, notice = resolve_model(args.model)
+    check_model_source(model)
     if notice:
         print(notice, file=sys.stderr)
     dimensions = getattr(args, "dimensions", None)
     width = model_width(model) if dimensions is not None else None
     if width is not None:
         try:
-            validate_dimensions(dimensions, width)
+            validate_dimensions(dimensions, width, () if has_task_adapters(model) is False else TRAINED_DIMENSIONS)
         except InvalidInputError as exc:
             raise UsageError(f"--dimensions {dimensions} does not fit {display_name(model)}, which gives "
                              f"{width}-dimensional vectors: {exc}") from None
@@ -244,6 +276,8 @@ def _embedder(args: argparse.Namespace, model: str | None = None):  # noqa: ANN2
 
         _warn(args, f"{display_name(embedder.model_name)} has no task adapters, so --task {task} changes nothing "
                     "(use jina-embeddings-v3 for task-specific vectors)")
+    if not embedder.backend.tasks:  # said above in command-line words, or no --task was given at all
+        warnings.filterwarnings("ignore", category=NoTaskAdaptersWarning)
     return embedder
 
 
@@ -340,6 +374,8 @@ def _cmd_chunk(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    """Every check that needs no weights first (extras, keys, model source, the port), then the model, then the
+    server on the sockets bound before the load."""
     from jinav3.extras import missing_modules, require_local
 
     require_local("jinav3 serve")
@@ -347,31 +383,40 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"jinav3 serve needs {' and '.join(missing)}: pip install 'jinav3[server]' (from a clone "
                          "of the jinav3 repository: pip install -e 'shared_core[server]')")
-    from jinav3.server.app import ServerConfig
     from jinav3.server.keys import resolve_keys
-    from jinav3.server.run import run_server
+    from jinav3.server.run import bind_sockets, run_server
+
     try:
         keys, warnings = resolve_keys(args.api_key, args.api_key_file, os.environ)
     except InvalidInputError as exc:
         raise UsageError(str(exc)) from None
     for warning in warnings:
         print(warning, file=sys.stderr)
-    config = ServerConfig(
-        model_name=args.model_name, api_keys=tuple(keys), max_inputs=args.max_inputs,
-        max_body_bytes=args.max_body_bytes, max_request_tokens=args.max_request_tokens,
-        max_batch_tokens=args.batch_tokens, batch_wait_ms=args.batch_wait_ms, max_pending=args.max_pending,
-        max_queue_seconds=args.max_queue_seconds or None,
-        header_timeout=args.header_timeout, body_timeout=args.body_timeout,
-        keep_alive_timeout=args.keep_alive_timeout, max_connections=args.max_connections,
-        allowed_hosts=tuple(args.allowed_host) or None,
-    )
-    embedder = _embedder(args)
-    from jinav3.models import display_name
+    model = _resolve_checked(args)
+    sockets = bind_sockets(args.host, args.port)
+    try:
+        embedder = _embedder(args, model)
+        from jinav3.models import display_name
+        from jinav3.server.app import ServerConfig
 
-    print(f"jinav3 serve: {display_name(embedder.model_name)} on http://{args.host}:{args.port}/v1/embeddings "
-          f"({'Bearer key required' if keys else 'no authentication'})", file=sys.stderr)
-    run_server(embedder.backend, config, host=args.host, port=args.port, graceful_timeout=args.graceful_timeout,
-               log_level=args.log_level)
+        config = ServerConfig(
+            model_name=args.model_name, api_keys=tuple(keys), max_inputs=args.max_inputs,
+            max_body_bytes=args.max_body_bytes, max_request_tokens=args.max_request_tokens,
+            max_batch_tokens=args.batch_tokens, batch_wait_ms=args.batch_wait_ms, max_pending=args.max_pending,
+            max_queue_seconds=args.max_queue_seconds or None,
+            header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+            keep_alive_timeout=args.keep_alive_timeout, max_connections=args.max_connections,
+            allowed_hosts=tuple(args.allowed_host) or None,
+        )
+        port = sockets[0].getsockname()[1]
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"jinav3 serve: {display_name(embedder.model_name)} on http://{host}:{port}/v1/embeddings "
+              f"({'Bearer key required' if keys else 'no authentication'})", file=sys.stderr)
+        run_server(embedder.backend, config, host=args.host, port=port, graceful_timeout=args.graceful_timeout,
+                   log_level=args.log_level, sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
     return 0
 
 

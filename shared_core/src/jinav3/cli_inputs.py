@@ -34,21 +34,42 @@ def check_encoding(name: str) -> str:
     return name
 
 
+_TEXT_CONTROLS = set(b"\t\n\r\f\v\x1b")
+
+
+def _binary(data: bytes, source: str, encoding: str) -> UsageError:
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return UsageError(f"{source} is not {encoding} text but UTF-16 (it starts with a UTF-16 byte-order mark); "
+                          "pass --encoding utf-16")
+    return UsageError(f"{source} looks like a binary file, not {encoding} text; pass a text file (or --encoding "
+                      "utf-16 if it is UTF-16 text)")
+
+
+def _control_heavy(data: bytes) -> bool:
+    """Whether more than a tenth of the first 8 KB are control bytes that no text encoding writes for text."""
+    sample = data[:8192]
+    controls = sum(1 for byte in sample if (byte < 0x20 and byte not in _TEXT_CONTROLS) or byte == 0x7F)
+    return controls * 10 > len(sample)
+
+
 def decode(data: bytes, encoding: str, source: str) -> str:
-    """``data`` as text, or a :class:`UsageError` naming ``source`` (binary data, or the wrong encoding)."""
+    """``data`` as text, or a :class:`UsageError` naming ``source``: binary data (NUL bytes, or undecodable and
+    full of control bytes) is called binary at once, before any hint at another encoding."""
     codec = codecs.lookup(encoding).name
+    wide = codec.startswith(("utf-16", "utf-32"))  # their text has NUL bytes
+    if not wide and b"\x00" in data:
+        raise _binary(data, source, encoding)
     try:
         text = data.decode("utf-8-sig" if codec == "utf-8" else encoding)  # a UTF-8 byte-order mark is not text
     except UnicodeDecodeError as exc:
+        if _control_heavy(data):
+            raise _binary(data, source, encoding) from None
         raise UsageError(
             f"{source} is not {encoding} text (the byte 0x{data[exc.start]:02x} at offset {exc.start} cannot be "
             f"decoded); if it is text in another encoding, pass it, e.g. --encoding latin-1 (or cp1252, utf-16)"
         ) from None
     if "\x00" in text:
-        raise UsageError(
-            f"{source} looks like a binary file (it contains NUL characters), not {encoding} text; pass a text "
-            "file (or --encoding utf-16 if it is UTF-16 text)"
-        )
+        raise _binary(data, source, encoding)
     return text
 
 

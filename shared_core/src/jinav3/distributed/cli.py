@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from jinav3.cli_inputs import UsageError
 from jinav3.settings import DTYPE_HELP
 from jinav3.tasks import TASKS
 
@@ -82,18 +83,15 @@ def _exit_on_signals(started_ray: bool) -> Iterator[None]:
 def run_index(args: argparse.Namespace) -> int:
     """Handler of ``jinav3 index``: run the pipeline, print the accounting, exit 1 if documents went missing."""
     if not args.ray:
-        raise SystemExit("jinav3 index: runs on Ray; pass --ray (and --address to join a cluster). "
-                         "For a few files in this process use 'jinav3 chunk'.")
-    try:
-        import ray
-
-        from jinav3.distributed.options import IndexOptions
-        from jinav3.distributed.pipeline import index_corpus
-    except ImportError as exc:
-        raise SystemExit(f"jinav3 index needs the ray extra: pip install 'jinav3[ray]' ({exc})") from None
-    from jinav3.models import resolve_model
+        raise UsageError("this command is the Ray pipeline: pass --ray (and --address to join a cluster); for a few "
+                         "files in this process use 'jinav3 chunk'")
+    from jinav3.distributed.options import IndexOptions
+    from jinav3.models import check_model_source, resolve_model
 
     model, notice = resolve_model(args.model)
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    if address is None:  # a local Ray instance reads the model here; a cluster's nodes may see other folders
+        check_model_source(model)
     if notice:
         print(notice, file=sys.stderr)
     options = IndexOptions(
@@ -104,9 +102,15 @@ def run_index(args: argparse.Namespace) -> int:
         actors=args.actors, gpus_per_actor=args.gpus_per_actor, cpus_per_actor=args.cpus_per_actor,
         batch_size=args.batch_size,
     )
+    try:
+        import ray
+
+        from jinav3.distributed.pipeline import index_corpus
+    except ImportError as exc:
+        raise UsageError(f"jinav3 index needs the ray extra: pip install 'jinav3[ray]' ({exc})") from None
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=args.address or os.environ.get("RAY_ADDRESS") or None)
+        ray.init(address=address)
     try:
         with _exit_on_signals(started_here):
             sources = args.sources if len(args.sources) > 1 else args.sources[0]

@@ -11,7 +11,7 @@ from typing import Any
 
 from jinav3.chunking import Chunker
 from jinav3.errors import InvalidInputError
-from jinav3.matryoshka import validate_dimensions
+from jinav3.matryoshka import check_dimensions
 from jinav3.tasks import validate_task
 
 ChunkerOption = str | Chunker | Callable[[str], Any] | None
@@ -48,7 +48,7 @@ class IndexOptions:
 
     def __post_init__(self) -> None:
         validate_task(self.task)
-        validate_dimensions(self.dimensions, 1 << 20)  # the model's own width is checked when it loads
+        check_dimensions(self.dimensions)  # the model's own width is checked when it loads
         if self.batch_size < 1:
             raise InvalidInputError(f"batch_size must be at least 1, got {self.batch_size}")
         sizes = self.actors if isinstance(self.actors, tuple) else (self.actors, self.actors)

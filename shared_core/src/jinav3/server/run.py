@@ -9,6 +9,7 @@ Connections are guarded by the timeouts and the cap of :class:`ServerConfig` (:m
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import socket
@@ -16,10 +17,12 @@ import sys
 import threading
 import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinav3.server.app import ServerConfig, create_app
-from jinav3.server.protocol import guarded_protocol
+from jinav3.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from jinav3.server.app import ServerConfig
 
 
 def _uvicorn_server(app: Any, *, graceful_timeout: float | None, log_level: str, access_log: bool,
@@ -28,6 +31,9 @@ def _uvicorn_server(app: Any, *, graceful_timeout: float | None, log_level: str,
     shutdown hand-off."""
     import uvicorn
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from jinav3.server.app import ServerConfig
+    from jinav3.server.protocol import guarded_protocol
 
     state = getattr(app, "state", None)
     config: ServerConfig = getattr(state, "config", None) or ServerConfig()
@@ -68,18 +74,53 @@ def is_loopback(host: str) -> bool:
         return host.lower() == "localhost"
 
 
+def bind_sockets(host: str, port: int) -> list[socket.socket]:
+    """Bound (not yet listening) sockets for ``host:port``, one per address the name has (as uvicorn would bind):
+    taken before the model loads, so a busy port or an unknown host fails in a second, not after the load.
+
+    Port 0 binds the name's first address only, on a free port (``sock.getsockname()[1]``)."""
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InvalidInputError(f"--host {host}: not an address or a known name ({exc.strerror})") from None
+    unique = list(dict.fromkeys((family, address[:2]) for family, _, _, _, address in addresses))
+    sockets: list[socket.socket] = []
+    try:
+        for family, address in unique[:1] if port == 0 else unique:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                reason = "it is in use (another server is listening there)" if exc.errno == errno.EADDRINUSE else (
+                    exc.strerror or str(exc))
+                raise InvalidInputError(f"cannot listen on {host}:{port}: {reason}; choose another --port "
+                                        "(or --port 0 for a free one)") from None
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 def run_server(
     backend: Any, config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8080,
-    graceful_timeout: float | None = 30.0, log_level: str = "info",
+    graceful_timeout: float | None = 30.0, log_level: str = "info", sockets: list[socket.socket] | None = None,
 ) -> None:
-    """Serve ``backend`` until a stop signal arrives."""
+    """Serve ``backend`` until a stop signal arrives; on ``sockets`` when given (see :func:`bind_sockets`), else
+    on ``host:port``."""
+    from jinav3.server.app import create_app
+
     _log_to_stderr(log_level)
     if config.allowed_hosts is None and not is_loopback(host):  # reached by other names: the operator's choice
         config = replace(config, allowed_hosts=("*",))
     app = create_app(backend, config)
     server = _uvicorn_server(app, graceful_timeout=graceful_timeout, log_level=log_level,
                              access_log=log_level == "debug", host=host, port=port)
-    server.run()
+    server.run(sockets=sockets)
 
 
 class BackgroundServer:

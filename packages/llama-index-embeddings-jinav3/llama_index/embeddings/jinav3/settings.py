@@ -17,10 +17,12 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    field_validator,
     model_validator,
 )
 
 from jinav3 import Embedder
+from jinav3.matryoshka import check_dimensions
 from jinav3.settings import DEFAULT_MODELS, backend_options, canonical_model
 
 #: Metadata key the late-chunking parser sets on the nodes it embedded. Its value names the vector space
@@ -70,6 +72,11 @@ class JinaV3CoreSettings(BaseModel):
     )
 
     _embedder: Embedder | None = PrivateAttr(default=None)
+
+    @field_validator("dimensions", mode="before")
+    @classmethod
+    def _integer_dimensions(cls, dimensions: object) -> int | None:
+        return check_dimensions(dimensions)  # the core's rule: no "256" coerced to 256
 
     @model_validator(mode="after")
     def _check_backend_settings(self) -> JinaV3CoreSettings:

@@ -16,7 +16,7 @@ from haystack import Document
 from haystack.utils import Secret, deserialize_secrets_inplace
 
 from jinav3 import TASKS, Embedder, InvalidInputError
-from jinav3.matryoshka import validate_embedding_type
+from jinav3.matryoshka import check_dimensions, validate_embedding_type
 from jinav3.settings import backend_options as backend_options_check
 from jinav3.settings import canonical_model
 from jinav3.usage import TokenUsage
@@ -78,12 +78,7 @@ class JinaV3Component:
             raise InvalidInputError(
                 f"unknown task {task!r}; valid tasks are {', '.join(map(repr, TASKS))} (or None for no adapter)"
             )
-        if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)
-                                       or dimensions < 1):
-            raise InvalidInputError(
-                f"dimensions must be a positive integer (jina-embeddings-v3: 32, 64, 128, 256, 512, 768 or 1024) "
-                f"or None for the full width, got {dimensions!r}"
-            )
+        dimensions = check_dimensions(dimensions)  # the core's one rule: an int >= 1 or None, never a string
         if not isinstance(api_key, Secret):
             raise TypeError(
                 f"api_key must be a haystack Secret (Secret.from_env_var(...) or Secret.from_token(...)), "
