@@ -28,6 +28,7 @@ from pydantic import (
 
 from jinav3 import Chunk, Embedder, InvalidInputError, check_texts
 from jinav3.chunking import ChunkerLike
+from jinav3.matryoshka import float_path_encoding
 from jinav3.settings import DEFAULT_MODELS, backend_options, canonical_model
 from jinav3.tasks import validate_task
 from langchain_jinav3.handoff import Vector, carried_vector, lost_late_chunks
@@ -78,7 +79,8 @@ class JinaV3Embeddings(BaseModel, Embeddings):
     )
     embedding_type: Literal["float", "binary", "ubinary"] = Field(
         default="float",
-        description="'float', or sign bits packed eight per byte as signed ('binary') or unsigned ('ubinary') ints.",
+        description="'float', or 'binary'/'ubinary': the sign bits as ±1.0 floats of the full width (cosine over "
+        "them ranks by Hamming distance; packed bytes in a float store would not).",
     )
     api_key: SecretStr | None = Field(
         default_factory=secret_from_env(["JINA_API_KEY", "JINAAI_API_KEY"], default=None),
@@ -122,13 +124,13 @@ class JinaV3Embeddings(BaseModel, Embeddings):
         if not isinstance(text, str):
             raise InvalidInputError(f"query must be a string, got {type(text).__name__}")
         return self.core.embed([text], self.query_task, self.dimensions, truncate=self.truncate,
-                               embedding_type=self.embedding_type)[0].tolist()
+                               embedding_type=self.core_embedding_type)[0].tolist()
 
     async def aembed_query(self, text: str) -> list[float]:
         if not isinstance(text, str):
             raise InvalidInputError(f"query must be a string, got {type(text).__name__}")
         vectors = await self.core.aembed([text], self.query_task, self.dimensions, truncate=self.truncate,
-                                         embedding_type=self.embedding_type)
+                                         embedding_type=self.core_embedding_type)
         return vectors[0].tolist()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -137,14 +139,14 @@ class JinaV3Embeddings(BaseModel, Embeddings):
         items = check_texts(texts)
         carried, rest = self._sort_out(items)
         fresh = self.core.embed(rest, self.document_task, self.dimensions, truncate=self.truncate,
-                                embedding_type=self.embedding_type)
+                                embedding_type=self.core_embedding_type)
         return _merge(carried, fresh.tolist())
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         items = check_texts(texts)
         carried, rest = self._sort_out(items)
         fresh = await self.core.aembed(rest, self.document_task, self.dimensions, truncate=self.truncate,
-                                       embedding_type=self.embedding_type)
+                                       embedding_type=self.core_embedding_type)
         return _merge(carried, fresh.tolist())
 
     def _sort_out(self, texts: list[str]) -> tuple[list[Vector | None], list[str]]:
@@ -177,6 +179,11 @@ class JinaV3Embeddings(BaseModel, Embeddings):
             )
         return carried, rest
 
+    @property
+    def core_embedding_type(self) -> str:
+        """The core encoding behind ``embedding_type``: LangChain stores take floats, so bits come as ±1.0."""
+        return float_path_encoding(self.embedding_type)
+
     def vector_space(self) -> str:
         """Names the space of the document vectors: model, width, document task and encoding."""
         width = self.dimensions or self.core.dimensions
@@ -190,7 +197,7 @@ class JinaV3Embeddings(BaseModel, Embeddings):
         ``Embedder.late_chunk_many`` (``window``, ``overlap``, ``chunk_size``, ``chunk_overlap``...)."""
         return self.core.late_chunk_many(
             documents, chunker, task=self.document_task, dimensions=self.dimensions,
-            embedding_type=self.embedding_type, **options
+            embedding_type=self.core_embedding_type, **options
         )
 
     async def alate_chunk(
@@ -198,7 +205,7 @@ class JinaV3Embeddings(BaseModel, Embeddings):
     ) -> list[list[Chunk]]:
         return await self.core.alate_chunk_many(
             documents, chunker, task=self.document_task, dimensions=self.dimensions,
-            embedding_type=self.embedding_type, **options
+            embedding_type=self.core_embedding_type, **options
         )
 
 
