@@ -174,14 +174,10 @@ def hamming_cosines(query_code: bytes, codes: list[bytes], bits: int) -> list[fl
     return [1 - 2 * (int.from_bytes(code, "big") ^ query).bit_count() / bits for code in codes]
 
 
-@pytest.fixture(scope="session")
-def binary_scores(tiny_embedder: Embedder):
-    """``scores(query, texts, dims)``: the cosine a store must give each text's ``embedding_type="binary"`` vector
-    for ``query``, from the core's packed ``ubinary`` codes (retrieval.query / retrieval.passage, as the adapters)."""
-
-    def scores(query: str, texts: list[str], dims: int) -> list[float]:
-        code = tiny_embedder.embed([query], "retrieval.query", dims, embedding_type="ubinary")[0].tobytes()
-        codes = tiny_embedder.embed(texts, "retrieval.passage", dims, embedding_type="ubinary")
-        return hamming_cosines(code, [row.tobytes() for row in codes], dims)
-
-    return scores
+def binary_scores(embedder: Embedder, query: str, texts: list[str], dims: int) -> list[float]:
+    """The cosine a store must give each text's ``embedding_type="binary"`` vector for ``query``, from the core's
+    packed ``ubinary`` codes (retrieval.query / retrieval.passage, as the adapters). Pass the adapter's own core
+    embedder: the codes then come from the very model instance that made the stored vectors."""
+    code = embedder.embed([query], "retrieval.query", dims, embedding_type="ubinary")[0].tobytes()
+    codes = embedder.embed(texts, "retrieval.passage", dims, embedding_type="ubinary")
+    return hamming_cosines(code, [row.tobytes() for row in codes], dims)

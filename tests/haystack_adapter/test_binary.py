@@ -15,6 +15,7 @@ from haystack_integrations.components.embedders.jinav3 import JinaV3DocumentEmbe
 from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChunkingSplitter
 from jinav3 import InvalidInputError
 
+from ..conftest import binary_scores
 from .texts import KYOTO
 
 DIMS = 16
@@ -27,7 +28,7 @@ texts = st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join)
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=SLOW_PHASES)
 @given(corpus=st.lists(texts, min_size=1, max_size=8, unique=True), query=texts)  # Haystack ids hash the content
-def test_a_retrieval_pipeline_ranks_by_hamming_distance(tiny, binary_scores, corpus, query):
+def test_a_retrieval_pipeline_ranks_by_hamming_distance(tiny, corpus, query):
     store = InMemoryDocumentStore(embedding_similarity_function="cosine")
     embedder = JinaV3DocumentEmbedder(**tiny, dimensions=DIMS, embedding_type="binary", progress_bar=False)
     documents = embedder.run(documents=[Document(content=text) for text in corpus])["documents"]
@@ -38,7 +39,7 @@ def test_a_retrieval_pipeline_ranks_by_hamming_distance(tiny, binary_scores, cor
     search.add_component("retriever", InMemoryEmbeddingRetriever(store, top_k=len(corpus), scale_score=False))
     search.connect("query.embedding", "retriever.query_embedding")
     hits = search.run({"query": {"text": query}})["retriever"]["documents"]
-    expected = dict(zip([d.id for d in documents], binary_scores(query, corpus, DIMS), strict=True))
+    expected = dict(zip([d.id for d in documents], binary_scores(embedder.embedder, query, corpus, DIMS), strict=True))
     assert {d.id: pytest.approx(d.score, abs=1e-6) for d in hits} == expected
 
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from langchain_jinav3 import JinaV3Embeddings, JinaV3LateChunkingSplitter
 
+from ..conftest import binary_scores
 from .conftest import DIMS
 
 #: Each example embeds through a framework (seconds on a loaded machine): a failure is reported unshrunk.
@@ -28,13 +29,13 @@ def binary(request, tiny_model) -> JinaV3Embeddings:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=SLOW_PHASES)
 @given(corpus=st.lists(texts, min_size=1, max_size=8), query=texts)
-def test_the_store_ranks_by_hamming_distance(binary, binary_scores, corpus, query):
+def test_the_store_ranks_by_hamming_distance(binary, corpus, query):
     store = InMemoryVectorStore(binary)
     ids = store.add_texts(corpus)
     vectors = np.array([store.store[i]["vector"] for i in ids])
     assert vectors.shape == (len(corpus), DIMS) and set(np.unique(vectors)) <= {-1.0, 1.0}
     hits = store.similarity_search_with_score(query, k=len(corpus))
-    expected = dict(zip(ids, binary_scores(query, corpus, DIMS), strict=True))
+    expected = dict(zip(ids, binary_scores(binary.core, query, corpus, DIMS), strict=True))
     assert {doc.id: pytest.approx(score, abs=1e-6) for doc, score in hits} == expected
     assert [score for _, score in hits] == sorted((score for _, score in hits), reverse=True)
 

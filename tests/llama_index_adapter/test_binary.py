@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from llama_index.embeddings.jinav3 import JinaV3Embedding
 
+from ..conftest import binary_scores
 from .conftest import DIMS
 
 #: Each example embeds through a framework (seconds on a loaded machine): a failure is reported unshrunk.
@@ -38,7 +39,7 @@ def qdrant_store() -> StorageContext:
           phases=SLOW_PHASES)
 @given(corpus=st.lists(texts, min_size=1, max_size=8), query=texts)
 @pytest.mark.parametrize("storage", [simple_store, qdrant_store])
-def test_an_index_ranks_by_hamming_distance(tiny_model, binary_scores, storage, corpus, query):
+def test_an_index_ranks_by_hamming_distance(tiny_model, storage, corpus, query):
     model = JinaV3Embedding(model_name=tiny_model, device="cpu", dimensions=DIMS, encoding_queries="binary",
                             encoding_documents="binary")
     nodes = [TextNode(text=text) for text in corpus]  # uuid ids: Qdrant takes no others
@@ -46,7 +47,7 @@ def test_an_index_ranks_by_hamming_distance(tiny_model, binary_scores, storage, 
     vectors = model.get_text_embedding_batch(corpus)
     assert all(len(v) == DIMS and set(v) <= {-1.0, 1.0} for v in vectors)
     hits = index.as_retriever(similarity_top_k=len(corpus)).retrieve(query)
-    expected = dict(zip([n.id_ for n in nodes], binary_scores(query, corpus, DIMS), strict=True))
+    expected = dict(zip([n.id_ for n in nodes], binary_scores(model.core, query, corpus, DIMS), strict=True))
     assert {hit.node.node_id: pytest.approx(hit.score, abs=1e-6) for hit in hits} == expected
 
 
