@@ -38,6 +38,13 @@ steps = st.one_of(
 CASES = {"examples": 0, "steps": 0}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def count_cases():
+    """How many generated cases ran (shown with -s; the closing note of the issue quotes it)."""
+    yield
+    print(f"\nLlamaIndex sync: {CASES['examples']} edit sequences, {CASES['steps']} pipeline runs checked")
+
+
 def apply(history: list[dict[str, str]], step: tuple, added: int) -> dict[str, str]:
     """The next input set after ``step`` (``history[-1]`` is the current one; ``undo`` goes back one)."""
     current = dict(history[-1])
@@ -125,8 +132,3 @@ def test_every_stored_vector_is_a_late_chunk_of_its_documents_current_text(
             spans = [(n.start_char_idx, n.end_char_idx) for n in fresh]
             truth = tiny_fp32.late_chunk(text, spans=spans, task="retrieval.passage", dimensions=DIMS)
             assert_same_vectors(by_doc[doc_id], [c.embedding for c in truth], f"after {step}, {doc_id}")
-
-
-def test_zz_cases_ran():
-    """How many generated cases the property above ran (printed with -s; the closing note quotes it)."""
-    print(f"\nLlamaIndex sync: {CASES['examples']} edit sequences, {CASES['steps']} pipeline runs checked")
