@@ -25,7 +25,7 @@ WORDS = ["Berlin", "wall", "river", "old", "city", "is", "big", "Kyoto", "temple
 texts = st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=SLOW_PHASES)
 @given(corpus=st.lists(texts, min_size=1, max_size=8, unique=True), query=texts)  # Haystack ids hash the content
 def test_a_retrieval_pipeline_ranks_by_hamming_distance(tiny, corpus, query):

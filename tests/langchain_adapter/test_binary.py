@@ -26,7 +26,7 @@ def binary(request, tiny_model) -> JinaV3Embeddings:
     return JinaV3Embeddings(model=tiny_model, device="cpu", dimensions=DIMS, embedding_type=request.param)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=SLOW_PHASES)
 @given(corpus=st.lists(texts, min_size=1, max_size=8), query=texts)
 def test_the_store_ranks_by_hamming_distance(binary, corpus, query):

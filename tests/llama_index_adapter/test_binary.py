@@ -35,7 +35,7 @@ def qdrant_store() -> StorageContext:
     return StorageContext.from_defaults(vector_store=QdrantVectorStore("binary", client=client))
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=SLOW_PHASES)
 @given(corpus=st.lists(texts, min_size=1, max_size=8), query=texts)
 @pytest.mark.parametrize("storage", [simple_store, qdrant_store])
