@@ -165,3 +165,19 @@ def examples_qdrant():
 
     pytest.importorskip("qdrant_client")
     return SimpleNamespace(run=run_example, points=stored_points, check=assert_late_chunked)
+
+
+def hamming_cosines(query_code: bytes, codes: list[bytes], bits: int) -> list[float]:
+    """The cosine that ±1 vectors with these packed sign bits must have: 1 - 2·Hamming/bits, with Hamming counted on
+    Python ints (independent of the numpy code that encodes)."""
+    query = int.from_bytes(query_code, "big")
+    return [1 - 2 * (int.from_bytes(code, "big") ^ query).bit_count() / bits for code in codes]
+
+
+def binary_scores(embedder: Embedder, query: str, texts: list[str], dims: int) -> list[float]:
+    """The cosine a store must give each text's ``embedding_type="binary"`` vector for ``query``, from the core's
+    packed ``ubinary`` codes (retrieval.query / retrieval.passage, as the adapters). Pass the adapter's own core
+    embedder: the codes then come from the very model instance that made the stored vectors."""
+    code = embedder.embed([query], "retrieval.query", dims, embedding_type="ubinary")[0].tobytes()
+    codes = embedder.embed(texts, "retrieval.passage", dims, embedding_type="ubinary")
+    return hamming_cosines(code, [row.tobytes() for row in codes], dims)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from jinav3 import InvalidInputError
-from jinav3.matryoshka import decode_base64, encode, truncate_normalise
+from jinav3.matryoshka import decode_base64, encode, float_path_encoding, truncate_normalise
+
+from ..conftest import hamming_cosines
 
 
 def test_truncate_then_normalise_order(tiny_embedder):
@@ -56,3 +61,33 @@ def test_embed_with_embedding_types(tiny_embedder):
     np.testing.assert_array_equal(packed, np.packbits(floats > 0, axis=1))
     with pytest.raises(InvalidInputError, match="embedding_type"):
         tiny_embedder.embed(["a"], "text-matching", embedding_type="int4")
+
+
+def test_binary_float_is_the_sign_bits_as_plus_minus_one():
+    v = np.array([[0.5, -1.0, 0.0, 2.0, -0.1, 0.3, 0.2, -0.2, 1.0]], dtype=np.float32)
+    signs = encode(v, "binary_float")
+    assert signs.dtype == np.float32 and signs.shape == v.shape
+    assert signs.tolist() == [[1.0, -1.0, -1.0, 1.0, -1.0, 1.0, 1.0, -1.0, 1.0]]  # 0.0 is bit 0, like packbits
+    np.testing.assert_array_equal(np.packbits(signs > 0, axis=1), encode(v, "ubinary"))
+
+
+def test_a_framework_float_path_never_gets_packed_bytes():
+    assert [float_path_encoding(t) for t in ("float", "binary", "ubinary", "binary_float")] == [
+        "float", "binary_float", "binary_float", "binary_float"]
+    with pytest.raises(InvalidInputError, match="'base64' cannot be a framework's list of floats; use 'float'"):
+        float_path_encoding("base64")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), st.integers(1, 40), st.integers(1, 12))
+def test_cosine_over_binary_float_ranks_like_hamming_over_packed_bits(data, width, n):
+    values = st.floats(-1, 1, width=32, allow_subnormal=False)
+    docs = data.draw(arrays(np.float32, (n, width), elements=values))
+    query = data.draw(arrays(np.float32, (1, width), elements=values))
+    signs_d, signs_q = encode(docs, "binary_float"), encode(query, "binary_float")
+    cosine = (signs_d @ signs_q[0]) / (np.linalg.norm(signs_d, axis=1) * np.linalg.norm(signs_q[0]))
+    expected = np.array(hamming_cosines(encode(query, "ubinary")[0].tobytes(),
+                                        [row.tobytes() for row in encode(docs, "ubinary")], width))
+    np.testing.assert_allclose(cosine, expected, atol=1e-6)
+    # ties included: texts at equal Hamming distance get bit-equal cosines, so both orders agree exactly
+    assert np.argsort(-cosine, kind="stable").tolist() == np.argsort(-expected, kind="stable").tolist()

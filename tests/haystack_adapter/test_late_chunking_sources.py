@@ -215,11 +215,11 @@ def test_a_document_embedder_after_the_splitter_keeps_the_contextual_vectors(tin
 def test_binary_embeddings_and_a_text_embedder_with_late_chunking(tiny):
     embedder = JinaV3DocumentEmbedder(**tiny, embedding_type="binary", progress_bar=False)
     out = embedder.run(documents=[Document(content=BERLIN)])["documents"]
-    expected = embedder.embedder.embed([BERLIN], "retrieval.passage", embedding_type="binary")[0]
-    assert out[0].embedding == expected.tolist() and len(out[0].embedding) == 32 // 8
+    expected = embedder.embedder.embed([BERLIN], "retrieval.passage", embedding_type="binary_float")[0]
+    assert out[0].embedding == expected.tolist() and len(out[0].embedding) == 32  # ±1 floats (see test_binary)
     splitter = JinaV3LateChunkingSplitter(**tiny, embedding_type="ubinary", progress_bar=False)
     chunks = splitter.run(documents=[Document(content=KYOTO)])["documents"]
-    assert all(0 <= v <= 255 for d in chunks for v in d.embedding)
+    assert all(v in (-1.0, 1.0) for d in chunks for v in d.embedding)
     with pytest.raises(InvalidInputError, match="cannot be stored"):
         JinaV3DocumentEmbedder(embedding_type="base64")
     text = JinaV3TextEmbedder(**tiny, late_chunking=True).run(text=BERLIN)["embedding"]

@@ -117,8 +117,8 @@ def test_from_huggingface_tokenizer_and_the_inherited_keywords(embeddings, minil
 
 def test_binary_output_and_the_jina_api_key_alias(tiny_model, tiny_embedder):
     binary = JinaV3Embeddings(model=tiny_model, device="cpu", embedding_type="ubinary")
-    expected = tiny_embedder.embed(["Berlin"], "retrieval.passage", embedding_type="ubinary")[0]
-    assert binary.embed_documents(["Berlin"])[0] == expected.tolist()
+    expected = tiny_embedder.embed(["Berlin"], "retrieval.passage", embedding_type="binary_float")[0]
+    assert binary.embed_documents(["Berlin"])[0] == expected.tolist()  # the bits as ±1 floats (see test_binary)
     chunks, vectors = JinaV3LateChunkingSplitter(binary).create_documents_with_embeddings(["Berlin is big. It is."])
     store = InMemoryVectorStore(binary)
     assert stored(store, store.add_documents(chunks)).tolist() == vectors

@@ -68,11 +68,11 @@ def test_binary_vectors_through_parser_and_index(tiny_model, tiny_embedder, docu
     model = JinaV3Embedding(model_name=tiny_model, device="cpu", embedding_type="ubinary")
     parser = JinaV3LateChunkingNodeParser(embed_model=model, chunker="sentences")
     nodes = parser.get_nodes_from_documents(documents)
-    assert all(len(n.embedding) == 32 // 8 and all(0 <= v <= 255 for v in n.embedding) for n in nodes)
+    assert all(len(n.embedding) == 32 and set(n.embedding) <= {-1.0, 1.0} for n in nodes)  # see test_binary
     spans = [[(n.start_char_idx, n.end_char_idx) for n in nodes if n.ref_doc_id == d.id_] for d in documents]
     expected = tiny_embedder.late_chunk_many([d.text for d in documents], spans=spans, task="retrieval.passage",
-                                             embedding_type="ubinary")
+                                             embedding_type="binary_float")
     assert [n.embedding for n in nodes] == [c.embedding.tolist() for doc in expected for c in doc]
     query = model.get_query_embedding("capital")
     np.testing.assert_array_equal(query, tiny_embedder.embed(["capital"], "retrieval.query",
-                                                             embedding_type="ubinary")[0])
+                                                             embedding_type="binary_float")[0])

@@ -29,7 +29,7 @@ from pydantic import (
 
 from jinav3 import Chunk, Embedder, InvalidInputError, check_texts
 from jinav3.chunking import ChunkerLike
-from jinav3.matryoshka import check_dimensions
+from jinav3.matryoshka import check_dimensions, float_path_encoding
 from jinav3.settings import DEFAULT_MODELS, backend_options, canonical_model
 from jinav3.tasks import validate_task
 from langchain_jinav3.caching import refuse_unsafe_cache
@@ -82,7 +82,8 @@ class JinaV3Embeddings(BaseModel, Embeddings):
     )
     embedding_type: Literal["float", "binary", "ubinary"] = Field(
         default="float",
-        description="'float', or sign bits packed eight per byte as signed ('binary') or unsigned ('ubinary') ints.",
+        description="'float', or 'binary'/'ubinary': the sign bits as ±1.0 floats of the full width (cosine over "
+        "them ranks by Hamming distance; packed bytes in a float store would not).",
     )
     api_key: SecretStr | None = Field(
         default_factory=secret_from_env(["JINA_API_KEY", "JINAAI_API_KEY"], default=None),
@@ -130,12 +131,12 @@ class JinaV3Embeddings(BaseModel, Embeddings):
         """One query vector with ``query_task``, as Python floats."""
         self._check_query(text)
         return self.core.embed([text], self.query_task, self.dimensions, truncate=self.truncate,
-                               embedding_type=self.embedding_type)[0].tolist()
+                               embedding_type=self.core_embedding_type)[0].tolist()
 
     async def aembed_query(self, text: str) -> list[float]:
         self._check_query(text)
         vectors = await self.core.aembed([text], self.query_task, self.dimensions, truncate=self.truncate,
-                                         embedding_type=self.embedding_type)
+                                         embedding_type=self.core_embedding_type)
         return vectors[0].tolist()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -143,13 +144,13 @@ class JinaV3Embeddings(BaseModel, Embeddings):
         late-chunked vector its text carries; every other text is embedded on its own (in one core call)."""
         carried, rest = self._sort_out(texts)
         fresh = self.core.embed(rest, self.document_task, self.dimensions, truncate=self.truncate,
-                                embedding_type=self.embedding_type)
+                                embedding_type=self.core_embedding_type)
         return _merge(carried, fresh.tolist())
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         carried, rest = self._sort_out(texts)
         fresh = await self.core.aembed(rest, self.document_task, self.dimensions, truncate=self.truncate,
-                                       embedding_type=self.embedding_type)
+                                       embedding_type=self.core_embedding_type)
         return _merge(carried, fresh.tolist())
 
     def _check_query(self, text: str) -> None:
@@ -198,6 +199,11 @@ class JinaV3Embeddings(BaseModel, Embeddings):
             )
         return carried, rest
 
+    @property
+    def core_embedding_type(self) -> str:
+        """The core encoding behind ``embedding_type``: LangChain stores take floats, so bits come as ±1.0."""
+        return float_path_encoding(self.embedding_type)
+
     def vector_space(self) -> str:
         """Names the space of the document vectors: model, width, document task and encoding."""
         width = self.dimensions or self.core.dimensions
@@ -211,7 +217,7 @@ class JinaV3Embeddings(BaseModel, Embeddings):
         ``Embedder.late_chunk_many`` (``window``, ``overlap``, ``chunk_size``, ``chunk_overlap``...)."""
         return self.core.late_chunk_many(
             documents, chunker, task=self.document_task, dimensions=self.dimensions,
-            embedding_type=self.embedding_type, **options
+            embedding_type=self.core_embedding_type, **options
         )
 
     async def alate_chunk(
@@ -219,7 +225,7 @@ class JinaV3Embeddings(BaseModel, Embeddings):
     ) -> list[list[Chunk]]:
         return await self.core.alate_chunk_many(
             documents, chunker, task=self.document_task, dimensions=self.dimensions,
-            embedding_type=self.embedding_type, **options
+            embedding_type=self.core_embedding_type, **options
         )
 
 

@@ -15,8 +15,13 @@ from jinav3.errors import InvalidInputError
 #: Sizes the model was trained for; any size from 1 to the full width works, these are the ones that keep quality.
 TRAINED_DIMENSIONS: tuple[int, ...] = (32, 64, 128, 256, 512, 768, 1024)
 
-EmbeddingType = Literal["float", "binary", "ubinary", "base64"]
-EMBEDDING_TYPES: tuple[str, ...] = ("float", "binary", "ubinary", "base64")
+EmbeddingType = Literal["float", "binary", "ubinary", "base64", "binary_float"]
+#: The Jina API's four encodings, plus ``binary_float``: the sign bits of ``binary`` as ±1.0 floats of the full
+#: width, for frameworks whose stores take floats only (cosine or dot product over them ranks as Hamming distance).
+EMBEDDING_TYPES: tuple[str, ...] = ("float", "binary", "ubinary", "base64", "binary_float")
+
+#: Encodings of sign bits: what a user of a framework asks for when they want binary vectors.
+BINARY_TYPES: tuple[str, ...] = ("binary", "ubinary")
 
 
 def check_dimensions(dimensions: object) -> int | None:
@@ -57,6 +62,22 @@ def validate_embedding_type(embedding_type: str) -> str:
     return embedding_type
 
 
+def float_path_encoding(embedding_type: str) -> str:
+    """The core encoding that a framework's float path (a ``list[float]`` per text) gets for ``embedding_type``.
+
+    Packed bytes read as floats would be an 8x shorter vector ranked by cosine over byte values, so ``binary`` and
+    ``ubinary`` become ``binary_float`` (the same bits as ±1 floats); ``base64`` strings are no floats at all.
+    """
+    if embedding_type in BINARY_TYPES:
+        return "binary_float"
+    if embedding_type not in ("float", "binary_float"):
+        raise InvalidInputError(
+            f"embedding_type {embedding_type!r} cannot be a framework's list of floats; use 'float', or 'binary' "
+            "for the sign bits as ±1 floats (store real bit vectors with the core Embedder's packed 'binary' output)"
+        )
+    return embedding_type
+
+
 def truncate_normalise(vectors: np.ndarray, dimensions: int | None = None, normalized: bool = True) -> np.ndarray:
     """Cut ``vectors`` (n, full) to ``dimensions`` columns, then scale each row to unit L2 norm if ``normalized``."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -75,7 +96,8 @@ def encode(vectors: np.ndarray, embedding_type: str = "float") -> np.ndarray | l
     """Encode float vectors like the Jina API's ``embedding_type``.
 
     ``binary``/``ubinary`` pack the sign bits (1 where the value is > 0) eight per byte, as int8 (offset by -128)
-    and uint8 respectively; ``base64`` gives the little-endian float32 bytes of each vector as a string.
+    and uint8 respectively; ``binary_float`` gives the same bits unpacked as +1.0/-1.0 float32, one per dimension;
+    ``base64`` gives the little-endian float32 bytes of each vector as a string.
     """
     validate_embedding_type(embedding_type)
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -84,6 +106,8 @@ def encode(vectors: np.ndarray, embedding_type: str = "float") -> np.ndarray | l
     if embedding_type == "base64":
         little = vectors.astype("<f4", copy=False)
         return [base64.b64encode(row.tobytes()).decode("ascii") for row in little]
+    if embedding_type == "binary_float":
+        return np.where(vectors > 0, np.float32(1.0), np.float32(-1.0))
     bits = np.packbits(vectors > 0, axis=-1)
     if embedding_type == "ubinary":
         return bits

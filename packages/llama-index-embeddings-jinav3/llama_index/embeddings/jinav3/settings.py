@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from jinav3 import Embedder
-from jinav3.matryoshka import check_dimensions
+from jinav3.matryoshka import check_dimensions, float_path_encoding
 from jinav3.settings import DEFAULT_MODELS, backend_options, canonical_model
 
 #: Metadata key the late-chunking parser sets on the nodes it embedded. Its value names the vector space
@@ -62,7 +62,8 @@ class JinaV3CoreSettings(BaseModel):
     )
     embedding_type: Literal["float", "binary", "ubinary"] = Field(
         default="float",
-        description="'float', or sign bits packed eight per byte as signed ('binary') or unsigned ('ubinary') ints.",
+        description="'float', or 'binary'/'ubinary': the sign bits as ±1.0 floats of the full width (cosine over "
+        "them ranks by Hamming distance; packed bytes in a float store would not).",
     )
     api_key: SecretStr | None = Field(
         default=None,
@@ -111,6 +112,11 @@ class JinaV3CoreSettings(BaseModel):
         finally:
             self._embedder = embedder
         return state
+
+    @property
+    def core_embedding_type(self) -> str:
+        """The core encoding behind ``embedding_type``: LlamaIndex stores take floats, so bits come as ±1.0."""
+        return float_path_encoding(self.embedding_type)
 
     def vector_space(self) -> str:
         """Names the space the vectors live in (model, output width and encoding), e.g. ``jina-embeddings-v3@256``."""

@@ -195,7 +195,7 @@ class JinaV3LateChunkingNodeParser(JinaV3CoreSettings, NodeParser):
             "task": self.task,
             "dimensions": self.dimensions,
             "include_special_tokens": self.include_special_tokens,
-            "embedding_type": self.embedding_type,
+            "embedding_type": self.core_embedding_type,
             "window": self.window,
             "overlap": self.overlap,
         }

@@ -16,7 +16,7 @@ from haystack import Document
 from haystack.utils import Secret, deserialize_secrets_inplace
 
 from jinav3 import TASKS, Embedder, InvalidInputError
-from jinav3.matryoshka import check_dimensions, validate_embedding_type
+from jinav3.matryoshka import check_dimensions, float_path_encoding, validate_embedding_type
 from jinav3.settings import backend_options as backend_options_check
 from jinav3.settings import canonical_model
 from jinav3.usage import TokenUsage
@@ -27,8 +27,8 @@ BACKENDS: tuple[str, ...] = ("local", "api")
 #: space (``<model>@<width>``); ``JinaV3DocumentEmbedder`` leaves such Documents alone unless ``overwrite=True``.
 LATE_CHUNKED_KEY = "jinav3_late_chunked"
 
-#: Output encodings a Haystack ``Document.embedding`` (a list of numbers) can hold: floats, or the sign bits packed
-#: eight per byte as signed (``binary``) or unsigned (``ubinary``) integers, as the Jina API returns them.
+#: Output encodings a Haystack ``Document.embedding`` (a list of floats) can hold: floats, or the sign bits as ±1.0
+#: floats of the full width (``binary`` and ``ubinary`` alike: packed bytes read as floats would rank wrongly).
 EMBEDDING_TYPES: tuple[str, ...] = ("float", "binary", "ubinary")
 
 
@@ -137,6 +137,11 @@ class JinaV3Component:
         self.warm_up()
         assert self._embedder is not None
         return self._embedder
+
+    @property
+    def core_embedding_type(self) -> str:
+        """The core encoding behind ``embedding_type``: ``binary``/``ubinary`` give the sign bits as ±1.0 floats."""
+        return float_path_encoding(self.embedding_type)
 
     def vector_space(self) -> str:
         """The space this component's vectors live in (model, width, encoding), e.g. ``jina-embeddings-v3@256``."""

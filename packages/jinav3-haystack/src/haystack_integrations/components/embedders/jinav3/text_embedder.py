@@ -61,8 +61,8 @@ class JinaV3TextEmbedder(JinaV3Component):
             ``.../v1/embeddings`` form is accepted too).
         :param late_chunking: Accepted for one-line migration from jina-haystack. A query is one whole text, i.e.
             one chunk covering its document, and late chunking a single chunk gives the plain vector: no effect.
-        :param embedding_type: ``"float"``, or ``"binary"``/``"ubinary"``: sign bits packed eight per byte as signed
-            or unsigned integers (as the Jina API returns them), for stores with a binary or int8 index.
+        :param embedding_type: ``"float"``, or ``"binary"``/``"ubinary"``: the sign bits as ±1.0 floats of the full
+            width, so a store's cosine or dot product ranks by Hamming distance (packed bytes would not).
         """
         self._init_backend(model, backend, api_key, task, dimensions, backend_options, base_url, embedding_type)
         self.late_chunking = late_chunking
@@ -91,7 +91,7 @@ class JinaV3TextEmbedder(JinaV3Component):
 
     def _options(self) -> dict[str, Any]:
         return {"task": self.task, "dimensions": self.dimensions, "normalized": self.normalized,
-                "truncate": self.truncate, "embedding_type": self.embedding_type}
+                "truncate": self.truncate, "embedding_type": self.core_embedding_type}
 
     @component.output_types(embedding=list[float], meta=dict[str, Any])
     def run(self, text: str) -> dict[str, Any]:

@@ -201,7 +201,7 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
 
     def _late_options(self) -> dict[str, Any]:
         return {"task": self.task, "dimensions": self.dimensions, "normalized": self.normalized,
-                "window": self.window, "overlap": self.overlap, "embedding_type": self.embedding_type}
+                "window": self.window, "overlap": self.overlap, "embedding_type": self.core_embedding_type}
 
     def _embedded(self, part: Any, found: list[list[Any]]) -> list[Document]:
         """The chunks with their vectors, marked late-chunked (``replace`` keeps the plain split's ids)."""
