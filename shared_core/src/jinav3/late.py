@@ -48,10 +48,15 @@ class TokenizedDocument:
 def split_encoding(
     ids: Sequence[int], offsets: Sequence[tuple[int, int]], special: Sequence[int], prefix_chars: int
 ) -> TokenizedDocument:
-    """Split one ``instruction + document`` encoding into head/content/tail by character offsets."""
+    """Split one ``instruction + document`` encoding into head/content/tail by character offsets.
+
+    Ids and character positions are kept as int32 (12 bytes a token: a 20 MB text's millions of tokens stay small)
+    wherever they fit, which is any text under 2**31 characters and any vocabulary under 2**31 entries."""
     ids_arr = np.asarray(ids, dtype=np.int64)
     special_arr = np.asarray(special, dtype=bool)
     offs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    if len(offs) and offs.max() < 2**31 and ids_arr.max() < 2**31:
+        ids_arr, offs = ids_arr.astype(np.int32), offs.astype(np.int32)
     last_char = np.maximum(offs[:, 1] - 1, offs[:, 0])
     is_content = ~special_arr & (last_char >= prefix_chars)
     content_idx = np.flatnonzero(is_content)
