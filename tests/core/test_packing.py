@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from jinav3 import Embedder, InvalidInputError, late
 from jinav3.packing import PACKED_ATTENTION, varlen_attention
-from jinav3.pooling_torch import document_rows, pool_plan
+from jinav3.pooling_torch import TorchPoolingStream
 
 words = st.sampled_from(["Berlin", "wall", "Kyoto", "temple", "río", "東京", "!", "1989", "and", "the", "\n"])
 texts = st.lists(words, min_size=1, max_size=40).map(" ".join)
@@ -87,39 +87,67 @@ def test_unpadded_needs_boundary_aware_attention(tiny_checkpoint):
     assert Embedder.local(str(tiny_checkpoint), device="cpu").backend.unpadded
 
 
-@settings(max_examples=40, deadline=None)
-@given(data=st.data(), n_head=st.integers(1, 4), n_content=st.integers(1, 60), d=st.integers(1, 8))
-def test_device_pooling_equals_host_pooling(data, n_head, n_content, d):
-    n = n_head + n_content + 1
-    vectors = data.draw(arrays(np.float32, (n, d), elements=st.floats(-1e3, 1e3, width=32)))
-    bounds = data.draw(st.lists(st.tuples(st.integers(0, n_content - 1), st.integers(1, n_content)).map(
+def fake_document(n_head: int, n_content: int, n_tail: int) -> late.TokenizedDocument:
+    return late.TokenizedDocument(head=np.arange(n_head), content=np.arange(n_content), tail=np.arange(n_tail),
+                                  content_first_char=np.arange(n_content), content_last_char=np.arange(n_content))
+
+
+@st.composite
+def pooling_cases(draw: st.DrawFn, max_content: int = 60) -> tuple:
+    """Token vectors, a document shape, a pooling plan, and the cuts at which a stream is fed its blocks."""
+    n_head, n_content, n_tail = draw(st.integers(1, 4)), draw(st.integers(1, max_content)), draw(st.integers(0, 2))
+    n = n_head + n_content + n_tail
+    vectors = draw(arrays(np.float32, (n, draw(st.integers(1, 6))), elements=st.floats(-1e3, 1e3, width=32)))
+    bounds = draw(st.lists(st.tuples(st.integers(0, n_content - 1), st.integers(1, n_content)).map(
         lambda t: (min(t[0], t[1] - 1) + n_head, max(t[1], t[0] + 1) + n_head)), min_size=1, max_size=10))
     k = len(bounds)
-    head = np.asarray(data.draw(st.lists(st.booleans(), min_size=k, max_size=k)))
-    tail = np.asarray(data.draw(st.lists(st.booleans(), min_size=k, max_size=k)))
-    ranges = np.asarray(bounds, dtype=np.int64)
-    doc = late.TokenizedDocument(head=np.arange(n_head), content=np.arange(n_content), tail=np.arange(1),
-                                 content_first_char=np.arange(n_content), content_last_char=np.arange(n_content))
-    host = late.pool(vectors, doc, late.PoolingPlan(ranges, head, tail))
-    np.testing.assert_allclose(pool_plan(torch.from_numpy(vectors), n_head, 1, ranges, head, tail).numpy(), host,
-                               rtol=1e-6, atol=1e-4)
+    head = np.asarray(draw(st.lists(st.booleans(), min_size=k, max_size=k)))
+    tail = np.asarray(draw(st.lists(st.booleans(), min_size=k, max_size=k)))
+    cuts = sorted(draw(st.lists(st.integers(0, n), max_size=8)))
+    plan = late.PoolingPlan(np.asarray(bounds, dtype=np.int64), head, tail)
+    return vectors, fake_document(n_head, n_content, n_tail), plan, cuts
+
+
+def streamed(stream: late.PoolingStream, vectors: np.ndarray, cuts: list[int], as_tensor: bool) -> np.ndarray:
+    for a, b in zip([0, *cuts], [*cuts, len(vectors)], strict=True):
+        stream.feed(torch.from_numpy(vectors[a:b]) if as_tensor else vectors[a:b])
+    return stream.result()
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=pooling_cases())
+def test_pooling_stream_equals_whole_document_pooling_bit_for_bit(case):
+    """Fed in any blocks, the stream gives exactly what pooling all token vectors at once gives."""
+    vectors, doc, plan, cuts = case
+    expected = late.pool(vectors, doc, plan)
+    np.testing.assert_array_equal(streamed(late.PoolingStream(doc, plan, vectors.shape[1]), vectors, cuts, False),
+                                  expected)
+    device = TorchPoolingStream(doc, plan, vectors.shape[1], torch.device("cpu"))
+    np.testing.assert_allclose(streamed(device, vectors, cuts, True), expected, rtol=1e-6, atol=1e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=pooling_cases(max_content=30))
+def test_pooling_stream_is_the_mean_of_its_tokens(case):
+    vectors, doc, plan, cuts = case
+    n, n_head, n_tail = len(vectors), len(doc.head), len(doc.tail)
+    got = streamed(TorchPoolingStream(doc, plan, vectors.shape[1], torch.device("cpu")), vectors, cuts, True)
+    for k, (lo, hi) in enumerate(plan.ranges):
+        rows = list(range(lo, hi)) + (list(range(n_head)) if plan.with_head[k] else []) + (
+            list(range(n - n_tail, n)) if plan.with_tail[k] else [])
+        np.testing.assert_allclose(got[k], vectors[rows].astype(np.float64).mean(0), rtol=1e-5, atol=1e-3)
 
 
 @settings(max_examples=30, deadline=None)
-@given(n_content=st.integers(1, 200), size=st.integers(8, 64), data=st.data())
-def test_document_rows_follow_stitch(n_content, size, data):
-    """Row numbers put through late.stitch pick exactly the vectors late.stitch picks."""
-    overlap = data.draw(st.integers(0, size - 1))
-    doc = late.TokenizedDocument(head=np.arange(data.draw(st.integers(1, 5))), content=np.arange(n_content),
-                                 tail=np.arange(1), content_first_char=np.arange(n_content),
-                                 content_last_char=np.arange(n_content))
-    plan = late.plan_windows(n_content, size, overlap)
-    sequences = late.window_sequences(doc, plan)
-    outputs = [np.random.default_rng(k).standard_normal((len(s), 3)) for k, s in enumerate(sequences)]
-    first = data.draw(st.integers(0, 50))
-    rows = document_rows(doc, plan, first)
-    flat = np.concatenate([np.zeros((first, 3)), *outputs])
-    np.testing.assert_array_equal(flat[rows], late.stitch(doc, plan, outputs))
+@given(n_content=st.integers(1, 200), size=st.integers(8, 64), n_head=st.integers(1, 5), n_tail=st.integers(0, 2),
+       data=st.data())
+def test_stitching_takes_every_document_position_once_in_order(n_content, size, n_head, n_tail, data):
+    """Stitched from the positions each window's input holds, the document is every position once, in order."""
+    doc = fake_document(n_head, n_content, n_tail)
+    plan = late.plan_windows(n_content, size, data.draw(st.integers(0, size - 1)))
+    head, tail = np.arange(n_head), np.arange(n_tail) + n_head + n_content
+    positions = [np.concatenate([head, np.arange(w.start, w.end) + n_head, tail]) for w in plan]
+    np.testing.assert_array_equal(late.stitch(doc, plan, positions), np.arange(doc.length))
 
 
 @settings(max_examples=15, deadline=None)
@@ -133,20 +161,3 @@ def test_late_chunking_with_device_pooling_equals_host(tiny_fp32, tiny_unpadded,
         assert [(c.start, c.end) for c in a] == [(c.start, c.end) for c in b]
         np.testing.assert_allclose(np.stack([c.embedding for c in a]), np.stack([c.embedding for c in b]),
                                    rtol=1e-5, atol=1e-5)
-
-
-@settings(max_examples=40, deadline=None)
-@given(data=st.data(), n_head=st.integers(1, 4), n_content=st.integers(1, 30), n_tail=st.integers(0, 2),
-       d=st.integers(1, 5))
-def test_pool_plan_is_the_mean_of_its_tokens(data, n_head, n_content, n_tail, d):
-    n = n_head + n_content + n_tail
-    vectors = data.draw(arrays(np.float32, (n, d), elements=st.floats(-100, 100, width=32)))
-    spans = data.draw(st.lists(st.tuples(st.integers(0, n_content - 1), st.integers(1, n_content)).map(
-        lambda t: (min(t[0], t[1] - 1) + n_head, max(t[1], t[0] + 1) + n_head)), min_size=1, max_size=6))
-    head = data.draw(st.lists(st.booleans(), min_size=len(spans), max_size=len(spans)))
-    tail = data.draw(st.lists(st.booleans(), min_size=len(spans), max_size=len(spans)))
-    got = pool_plan(torch.from_numpy(vectors), n_head, n_tail, np.asarray(spans), np.asarray(head), np.asarray(tail))
-    for k, (lo, hi) in enumerate(spans):
-        rows = list(range(lo, hi)) + (list(range(n_head)) if head[k] else []) + (
-            list(range(n - n_tail, n)) if tail[k] else [])
-        np.testing.assert_allclose(got[k].numpy(), vectors[rows].astype(np.float64).mean(0), rtol=1e-5, atol=1e-3)

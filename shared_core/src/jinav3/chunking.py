@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from jinav3.errors import InvalidInputError
+from jinav3.sentences import BLANK_LINE, sentence_cuts
 
 Span = tuple[int, int]
 
@@ -46,33 +47,23 @@ def _spans_between(text: str, cuts: Sequence[int]) -> list[Span]:
     return spans
 
 
-# A line break in any convention (CRLF, LF, CR); a blank line is two of them with only spaces/tabs between.
-_LINE_BREAK = r"(?:\r\n|\r(?!\n)|\n)"
-_BLANK_LINE = rf"{_LINE_BREAK}[ \t]*{_LINE_BREAK}"
-# Sentence ends: Latin/Cyrillic/Greek/Devanagari/Arabic terminators (with closing quotes or brackets) followed by
-# whitespace or the end of the text — so "?q=", "x != y" and "Yahoo!Finance" never cut; CJK full-width
-# terminators need no whitespace after them; blank lines always end a sentence.
-_SENTENCE_END = re.compile(
-    r"[.!?…।॥؟۔]+[\"'”’»)\]]*(?=\s|$)"
-    r"|[。！？]+[」』”’）)]*"
-    rf"|{_BLANK_LINE}\s*"
-)
-_PARAGRAPH_END = re.compile(rf"{_BLANK_LINE}\s*")
+_PARAGRAPH_END = re.compile(rf"{BLANK_LINE}\s*")
 
 
 @dataclass(frozen=True)
 class SentenceChunker:
-    """Split into sentences (multilingual, CJK punctuation included).
+    """Split into sentences with a real segmenter (:mod:`jinav3.sentences`): "C. albicans", "e.g.", "No. 5", "3.14",
+    initials and ellipses do not end a sentence; CJK terminators and blank lines do.
 
-    ``min_chars`` merges a sentence shorter than that into the next one, so headings and fragments such as
-    "Fig. 3." do not become chunks of their own.
+    ``language`` (ISO 639 code, default ``en``) picks the abbreviation list. ``min_chars`` merges a sentence
+    shorter than that into the next one, so headings and fragments do not become chunks of their own.
     """
 
     min_chars: int = 0
+    language: str = "en"
 
     def spans(self, text: str) -> list[Span]:
-        spans = _spans_between(text, [m.end() for m in _SENTENCE_END.finditer(text)])
-        return _merge_short(spans, self.min_chars)
+        return _merge_short(_spans_between(text, sentence_cuts(text, self.language)), self.min_chars)
 
 
 @dataclass(frozen=True)

@@ -181,12 +181,14 @@ class Embedder:
         normalized: bool = True,
         embedding_type: str = "float",
         truncate: bool = False,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         usage: TokenUsage | None = None,
     ) -> Any:
         """One vector per text: ``(len(texts), dimensions)`` float32 (packed bytes for binary types, a list of
         strings for base64). Truncates to ``dimensions`` first, then L2-normalises unless ``normalized=False``.
-        ``usage`` (a :class:`jinav3.usage.TokenUsage`) receives the tokens the model consumed."""
+        ``show_progress``: ``None`` shows a bar on a terminal once the work lasts a few seconds
+        (:mod:`jinav3.progress`), ``True`` always, ``False`` never. ``usage`` (a :class:`jinav3.usage.TokenUsage`)
+        receives the tokens the model consumed."""
         items = check_texts(texts)
         validate_task(task)
         self._check_output(dimensions, embedding_type)
@@ -297,14 +299,15 @@ class Embedder:
         overlap: int | None = None,
         chunk_size: int = 256,
         chunk_overlap: int = 0,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         usage: TokenUsage | None = None,
     ) -> list[list[Chunk]]:
         """Late-chunk every document on its own: one pass over the whole document (macro windows past the
         context), then each chunk's vector is the mean of its tokens' vectors. ``task`` defaults to the
         document role's task. ``chunker``: ``sentences``/``paragraphs``/``tokens``, a Chunker, or a callable
-        returning spans or chunk texts; ``spans`` (one list per document) overrides it. ``usage`` receives the
-        tokens the model consumed."""
+        returning spans or chunk texts; ``spans`` (one list per document) overrides it. Memory is bounded by the
+        window, not the document. ``show_progress`` as for :meth:`embed`; ``usage`` receives the tokens the model
+        consumed."""
         task, docs, all_spans = self._prepare_many(
             documents, chunker, spans, task, dimensions, embedding_type, chunk_size, chunk_overlap
         )
@@ -406,7 +409,7 @@ class Embedder:
         embedding_type: str = "float",
         window: int | None = None,
         overlap: int | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> list[list[Chunk]]:
         """The chunks of documents from :meth:`prepare_late_chunks` (or :class:`jinav3.DocumentPreparer`)."""
         self._check_output(dimensions, embedding_type)

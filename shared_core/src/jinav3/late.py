@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,10 +48,15 @@ class TokenizedDocument:
 def split_encoding(
     ids: Sequence[int], offsets: Sequence[tuple[int, int]], special: Sequence[int], prefix_chars: int
 ) -> TokenizedDocument:
-    """Split one ``instruction + document`` encoding into head/content/tail by character offsets."""
+    """Split one ``instruction + document`` encoding into head/content/tail by character offsets.
+
+    Ids and character positions are kept as int32 (12 bytes a token: a 20 MB text's millions of tokens stay small)
+    wherever they fit, which is any text under 2**31 characters and any vocabulary under 2**31 entries."""
     ids_arr = np.asarray(ids, dtype=np.int64)
     special_arr = np.asarray(special, dtype=bool)
     offs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    if len(offs) and offs.max() < 2**31 and ids_arr.max() < 2**31:
+        ids_arr, offs = ids_arr.astype(np.int32), offs.astype(np.int32)
     last_char = np.maximum(offs[:, 1] - 1, offs[:, 0])
     is_content = ~special_arr & (last_char >= prefix_chars)
     content_idx = np.flatnonzero(is_content)
@@ -128,6 +134,108 @@ def pool(token_vectors: np.ndarray, doc: TokenizedDocument, plan: PoolingPlan) -
     return (sums / counts[:, None]).astype(np.float32)
 
 
+class PoolingStream:
+    """:func:`pool` fed a block of token vectors at a time, in document order, so a document of any length is pooled
+    holding one block plus the prefix-sum rows of the chunks still open — not every token vector.
+
+    The float64 running sum is carried from block to block, so every prefix row, and hence every chunk vector, is
+    bit-identical to :func:`pool` over the whole document at once. The array arithmetic sits in three small methods
+    so :mod:`jinav3.pooling_torch` can run the same bookkeeping on the model's device.
+    """
+
+    def __init__(self, doc: TokenizedDocument, plan: PoolingPlan, width: int) -> None:
+        self.lo, self.hi = plan.ranges[:, 0], plan.ranges[:, 1]
+        self.with_head, self.with_tail = plan.with_head, plan.with_tail
+        self.n_head, self.tail_start, self.total = len(doc.head), len(doc.head) + len(doc.content), doc.length
+        self.counts = (self.hi - self.lo) + plan.with_head * self.n_head + plan.with_tail * len(doc.tail)
+        self.width = width
+        self.by_lo, self.by_hi = np.argsort(self.lo, kind="stable"), np.argsort(self.hi, kind="stable")
+        self.next_lo = self.next_hi = 0  # how many chunks (in lo / hi order) have had their start / end row seen
+        self.open_chunks = np.zeros(0, dtype=np.int64)  # chunks whose first row has been seen, not their last
+        self.open_pos = np.zeros(0, dtype=np.int64)  # positions of the prefix rows kept for them
+        self.open_rows: Any = self.empty_rows()
+        self.running: Any = None  # prefix row at ``seen`` (None before the first block)
+        self.head_sum: Any = None
+        self.tail_first: Any = None  # prefix row at the tail's start
+        self.waiting: dict[int, Any] = {}  # chunk -> its range sum plus head, waiting for the tail's sum
+        self.seen = 0
+        self.out = np.empty((len(self.lo), width), dtype=np.float32)
+
+    # -- array arithmetic (numpy here; torch in jinav3.pooling_torch) -------------------------------------
+    def empty_rows(self) -> Any:
+        return np.zeros((0, self.width), dtype=np.float64)
+
+    def prefix(self, block: Any) -> Any:
+        """Prefix sums at positions ``seen .. seen + len(block)``, continuing the running sum exactly."""
+        rows = np.empty((len(block) + 1, self.width), dtype=np.float64)
+        if self.running is None:
+            rows[0] = 0.0
+            np.cumsum(block, axis=0, dtype=np.float64, out=rows[1:])
+        else:
+            rows[0] = self.running
+            rows[1:] = block
+            np.cumsum(rows, axis=0, out=rows)
+        return rows
+
+    def concat(self, parts: list[Any]) -> Any:
+        return np.concatenate(parts)
+
+    def column(self, values: np.ndarray) -> Any:
+        """Per-chunk numbers (flags, counts) as a column that broadcasts over vector rows."""
+        return values[:, None]
+
+    def to_host(self, chunk_vectors: Any) -> np.ndarray:
+        return chunk_vectors
+
+    # -- bookkeeping --------------------------------------------------------------------------------------
+    def feed(self, block: Any) -> None:
+        """Take the token vectors of positions ``seen .. seen + len(block)`` (head, content and tail alike)."""
+        if not len(block):
+            return
+        rows = self.prefix(block)
+        first, last = self.seen, self.seen + len(block)
+        self.running = rows[-1]
+        if self.head_sum is None and first <= self.n_head <= last:
+            self.head_sum = rows[self.n_head - first]
+        if self.tail_first is None and first <= self.tail_start <= last:
+            self.tail_first = rows[self.tail_start - first]
+        starting = self.by_lo[self.next_lo : np.searchsorted(self.lo, last, side="right", sorter=self.by_lo)]
+        self.next_lo += len(starting)
+        new_pos = np.unique(self.lo[starting])
+        self.open_pos = np.concatenate([self.open_pos, new_pos])
+        self.open_rows = self.concat([self.open_rows, rows[new_pos - first]])
+        ending = self.by_hi[self.next_hi : np.searchsorted(self.hi, last, side="right", sorter=self.by_hi)]
+        self.next_hi += len(ending)
+        if len(ending):
+            self._close(ending, rows[self.hi[ending] - first] - self.open_rows[np.searchsorted(self.open_pos,
+                                                                                                 self.lo[ending])])
+        self.open_chunks = np.setdiff1d(np.concatenate([self.open_chunks, starting]), ending, assume_unique=True)
+        keep = np.isin(self.open_pos, self.lo[self.open_chunks])
+        self.open_pos, self.open_rows = self.open_pos[keep], self.open_rows[keep]
+        self.seen = last
+
+    def _close(self, chunks: np.ndarray, range_sums: Any) -> None:
+        """Finish chunks whose last token has been seen; those that also pool the tail wait for it."""
+        sums = range_sums + self.column(self.with_head[chunks]) * self.head_sum
+        tail = self.with_tail[chunks]
+        done = np.flatnonzero(~tail)
+        self.out[chunks[done]] = self.to_host(sums[done] / self.column(self.counts[chunks[done]]))
+        for k in np.flatnonzero(tail):
+            self.waiting[int(chunks[k])] = sums[k]
+
+    def result(self) -> np.ndarray:
+        """The chunk vectors, once every position of the document has been fed."""
+        if self.seen != self.total:
+            raise RuntimeError(f"pooling stream fed {self.seen} of {self.total} token vectors")
+        if self.waiting:
+            tail_sum = self.running - self.tail_first
+            chunks = np.fromiter(self.waiting, dtype=np.int64)
+            sums = self.concat([self.waiting[int(c)][None] for c in chunks]) + tail_sum
+            self.out[chunks] = self.to_host(sums / self.column(self.counts[chunks]))
+            self.waiting = {}
+        return self.out
+
+
 @dataclass(frozen=True)
 class Window:
     """A macro window over content tokens ``[start, end)`` that supplies vectors for ``[keep_start, keep_end)``."""
@@ -163,13 +271,20 @@ def window_sequences(doc: TokenizedDocument, windows: Sequence[Window]) -> list[
     return [np.concatenate([doc.head, doc.content[w.start : w.end], doc.tail]) for w in windows]
 
 
+def kept_rows(doc: TokenizedDocument, windows: Sequence[Window], k: int, n_rows: int) -> list[slice]:
+    """The rows of window ``k``'s ``n_rows`` outputs that the document takes, in document order: the head from the
+    first window, the tail from the last, each content token from its owning window."""
+    h, window = len(doc.head), windows[k]
+    a = h + window.keep_start - window.start
+    rows = [slice(0, h)] if k == 0 else []
+    rows.append(slice(a, a + window.keep_end - window.keep_start))
+    if k == len(windows) - 1:
+        rows.append(slice(n_rows - len(doc.tail), n_rows))
+    return rows
+
+
 def stitch(doc: TokenizedDocument, windows: Sequence[Window], outputs: Sequence[np.ndarray]) -> np.ndarray:
-    """Assemble token vectors of the whole document from the windows' outputs (head from the first window,
-    tail from the last, each content token from its owning window)."""
-    h = len(doc.head)
-    parts = [outputs[0][:h]]
-    for window, out in zip(windows, outputs, strict=True):
-        a = h + window.keep_start - window.start
-        parts.append(out[a : a + window.keep_end - window.keep_start])
-    parts.append(outputs[-1][len(outputs[-1]) - len(doc.tail) :])
-    return np.concatenate(parts, axis=0)
+    """Assemble token vectors of the whole document from the windows' outputs (see :func:`kept_rows`)."""
+    return np.concatenate(
+        [out[rows] for k, out in enumerate(outputs) for rows in kept_rows(doc, windows, k, len(out))], axis=0
+    )

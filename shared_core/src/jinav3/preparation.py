@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jinav3 import late
+from jinav3 import late, tokenizing
 from jinav3.chunking import ChunkerLike, Span, resolve_spans
 from jinav3.errors import InvalidInputError
 from jinav3.model_files import load_tokenizer, read_config, resolve_model_dir, task_instructions
@@ -51,8 +51,8 @@ class DocumentPreparer:
 
     def tokenize(self, document: str, task: str | None) -> late.TokenizedDocument:
         prefix = self.instruction(task)
-        enc = self.tokenizer.encode_batch([prefix + document])[0]  # encode_batch releases the GIL
-        return late.split_encoding(enc.ids, enc.offsets, enc.special_tokens_mask, len(prefix))
+        ids, offsets, special = tokenizing.encode(self.tokenizer, prefix + document)  # a piece at a time
+        return late.split_encoding(ids, offsets, special, len(prefix))
 
     def prepare(
         self,

@@ -21,7 +21,7 @@ class Backend(Protocol):
     tasks: tuple[str, ...]  # tasks with adapters; () for plain encoders, which ignore the task
     tokenizer: Any | None  # a ``tokenizers.Tokenizer`` when the backend has one (token chunker, counting)
 
-    def embed(self, texts: Sequence[str], task: str | None, *, truncate: bool, show_progress: bool,
+    def embed(self, texts: Sequence[str], task: str | None, *, truncate: bool, show_progress: bool | None,
               usage: TokenUsage | None = None) -> np.ndarray:
         """One raw vector per text, in input order; the tokens consumed are added to ``usage``."""
         ...
@@ -35,7 +35,7 @@ class Backend(Protocol):
         include_special_tokens: bool,
         window: int | None,
         overlap: int | None,
-        show_progress: bool,
+        show_progress: bool | None,
         usage: TokenUsage | None = None,
     ) -> list[np.ndarray]:
         """For every document, one raw contextual vector per span (documents never share a sequence)."""

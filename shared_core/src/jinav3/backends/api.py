@@ -36,7 +36,6 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import numpy as np
-from tqdm.auto import tqdm
 
 from jinav3.backends.api_late import (
     Request,
@@ -59,6 +58,7 @@ from jinav3.backends.api_retry import (
 from jinav3.backends.api_tokens import TokenCounter, estimate_tokens, load_tokenizer
 from jinav3.chunking import Span
 from jinav3.errors import BackendError, InvalidInputError
+from jinav3.progress import progress_bar
 from jinav3.tasks import TASKS, validate_task
 from jinav3.usage import TokenUsage
 
@@ -465,10 +465,10 @@ class ApiBackend:
         return np.concatenate(parts) if parts else np.zeros((0, self.full_dimensions), np.float32)
 
     def embed(
-        self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool = False,
+        self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool | None = False,
         usage: TokenUsage | None = None,
     ) -> np.ndarray:
-        with tqdm(desc="embedding", unit="request", disable=not show_progress) as bar:
+        with progress_bar(show_progress, desc="embedding", unit="request") as bar:
             return self._run(self._embed(texts, task, truncate, 1, usage, lambda: bar.update(1)))
 
     async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool = False,
@@ -574,13 +574,13 @@ class ApiBackend:
         include_special_tokens: bool = True,
         window: int | None = None,
         overlap: int | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = False,
         usage: TokenUsage | None = None,
     ) -> list[np.ndarray]:
         """One raw contextual vector per span, per document. ``window`` is the token budget of one request
         (default ``max_request_tokens``), ``overlap`` the tokens of chunks neighbouring requests share (default,
         as for the local backend, ``min(512, window // 4)``); requests hand over at the middle of the overlap."""
-        with tqdm(desc="late chunking", unit="request", disable=not show_progress) as bar:
+        with progress_bar(show_progress, desc="late chunking", unit="request") as bar:
             return self._run(self._late(documents, spans, task, include_special_tokens, window, overlap, 1, usage,
                                         lambda: bar.update(1)))
 

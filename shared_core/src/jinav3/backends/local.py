@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from jinav3 import hardware, late, openmp, packing, pooling_torch, quantization
 from jinav3.batching import token_budget_batches
@@ -29,6 +28,7 @@ from jinav3.errors import InputTooLongError, InvalidInputError, NoTaskAdaptersWa
 from jinav3.model_files import DEFAULT_MODEL, is_jina_v3_original, load_tokenizer, read_config, resolve_model_dir
 from jinav3.models import display_name
 from jinav3.preparation import DocumentPreparer, PreparedDocument
+from jinav3.progress import progress_bar
 from jinav3.settings import check_dtype
 from jinav3.tasks import validate_task
 from jinav3.usage import TokenUsage
@@ -185,7 +185,7 @@ class LocalBackend:
 
     # -- forward -----------------------------------------------------------------------------------------
     def _batches(
-        self, sequences: Sequence[np.ndarray], task_ids: Sequence[int], show_progress: bool
+        self, sequences: Sequence[np.ndarray], task_ids: Sequence[int], show_progress: bool | None
     ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
         """Yield (indices, hidden states (B, L, D), attention mask (B, L)) for token-budget batches of one task."""
         self._check_rows(sequences)
@@ -195,7 +195,7 @@ class LocalBackend:
             members = [i for i, t in enumerate(task_ids) if t == task_id]
             for batch in token_budget_batches([lengths[i] for i in members], self.token_budget, self.max_batch):
                 batches.append((task_id, [members[j] for j in batch]))
-        for task_id, batch in tqdm(batches, desc="embedding", unit="batch", disable=not show_progress):
+        for task_id, batch in progress_bar(show_progress, iterable=batches, desc="embedding", unit="batch"):
             if self.unpadded:  # GPU-path hook: no padding in any FLOP (jinav3.packing)
                 with self._lock, torch.inference_mode():
                     hidden, mask = packing.forward_unpadded(
@@ -268,7 +268,7 @@ class LocalBackend:
 
     # -- protocol ----------------------------------------------------------------------------------------
     def embed(
-        self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool = False,
+        self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool | None = False,
         usage: TokenUsage | None = None,
     ) -> np.ndarray:
         task_id = self._task_id(task)
@@ -299,7 +299,7 @@ class LocalBackend:
         include_special_tokens: bool = True,
         window: int | None = None,
         overlap: int | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = False,
         usage: TokenUsage | None = None,
     ) -> list[np.ndarray]:
         prepared = self.prepare(documents, spans, task, include_special_tokens)
@@ -312,66 +312,59 @@ class LocalBackend:
         *,
         window: int | None = None,
         overlap: int | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = False,
         usage: TokenUsage | None = None,
     ) -> list[np.ndarray]:
-        """Raw contextual vectors of prepared documents, processed in groups of about ``_LATE_GROUP_TOKENS``;
-        the tokens of every window fed to the model are added to ``usage``."""
+        """Raw contextual vectors of prepared documents. Windows run in document order, about
+        ``_LATE_GROUP_TOKENS`` tokens at a time, and each window's token vectors are pooled as soon as it finishes,
+        so memory is bounded by that group, not by the longest document. The tokens of every window fed to the
+        model are added to ``usage``."""
         window = self.max_length if window is None else window
         if not 16 <= window <= self.max_length:
             raise InvalidInputError(f"window must be between 16 and max_length={self.max_length}, got {window}")
         if overlap is not None and overlap < 0:
             raise InvalidInputError(f"overlap must be at least 0 tokens, got {overlap}")
-        results: list[np.ndarray] = []
-        group: list[PreparedDocument] = []
-        group_tokens = 0
-        progress = tqdm(total=len(prepared), desc="late chunking", unit="doc", disable=not show_progress)
-        for item in prepared:
-            group.append(item)
-            group_tokens += item.tokens.length
-            if group_tokens >= _LATE_GROUP_TOKENS:
-                results.extend(self._late_group(group, window, overlap, show_progress, usage))
-                progress.update(len(group))
-                group, group_tokens = [], 0
-        if group:
-            results.extend(self._late_group(group, window, overlap, show_progress, usage))
-            progress.update(len(group))
-        progress.close()
+        plans = [self._window_plan(item.tokens, window, overlap) for item in prepared]
+        results: list[np.ndarray] = [np.empty(0)] * len(prepared)
+        streams: dict[int, late.PoolingStream] = {}
+        total = sum(item.tokens.length for item in prepared)
+        with progress_bar(show_progress, total=total, desc="late chunking", unit="tok") as bar:
+            for group in _window_groups(prepared, plans):
+                sequences = [late.window_sequences(prepared[d].tokens, [plans[d][k]])[0] for d, k in group]
+                task_ids = [self._task_id(prepared[d].task) for d, _ in group]
+                if usage is not None:
+                    usage.add(sum(len(s) for s in sequences))
+                pending: dict[int, Any] = {}
+                fed = 0
+                for batch, hidden, _ in self._batches(sequences, task_ids, False):
+                    for row, i in enumerate(batch):
+                        out = hidden[row, : len(sequences[i])]
+                        pending[i] = out if self.device_pooling else out.float().cpu().numpy()
+                    while fed in pending:  # windows are pooled in document order, each as soon as it can be
+                        d, k = group[fed]
+                        out = pending.pop(fed)
+                        if d not in streams:
+                            streams[d] = self._pooling_stream(prepared[d])
+                        stream = streams[d]
+                        for rows in late.kept_rows(prepared[d].tokens, plans[d], k, len(out)):
+                            stream.feed(out[rows])
+                            bar.update(rows.stop - rows.start)
+                        if k == len(plans[d]) - 1:
+                            results[d] = streams.pop(d).result()
+                        fed += 1
         return results
 
-    def _late_group(
-        self, group: Sequence[PreparedDocument], window: int, overlap: int | None, show_progress: bool = False,
-        usage: TokenUsage | None = None,
-    ) -> list[np.ndarray]:
-        """Run every window of every document of the group in shared batches (never a shared sequence)."""
-        plans: list[list[late.Window]] = []
-        sequences: list[np.ndarray] = []
-        task_ids: list[int] = []
-        for item in group:
-            doc = item.tokens
-            content_window = window - len(doc.head) - len(doc.tail)
-            if content_window < 8:
-                raise InvalidInputError(f"window={window} leaves no room for the document after the instruction")
-            ov = min(512, content_window // 4) if overlap is None else overlap
-            plan = late.plan_windows(len(doc.content), content_window, ov)
-            plans.append(plan)
-            sequences.extend(late.window_sequences(doc, plan))
-            task_ids.extend([self._task_id(item.task)] * len(plan))
-        if usage is not None:
-            usage.add(sum(len(s) for s in sequences))
+    def _window_plan(self, doc: late.TokenizedDocument, window: int, overlap: int | None) -> list[late.Window]:
+        content_window = window - len(doc.head) - len(doc.tail)
+        if content_window < 8:
+            raise InvalidInputError(f"window={window} leaves no room for the document after the instruction")
+        ov = min(512, content_window // 4) if overlap is None else overlap
+        return late.plan_windows(len(doc.content), content_window, ov)
+
+    def _pooling_stream(self, item: PreparedDocument) -> late.PoolingStream:
         if self.device_pooling:  # GPU-path hook: token vectors stay on the device (jinav3.pooling_torch)
-            with torch.inference_mode():
-                batches = self._batches(sequences, task_ids, show_progress)
-                tokens = pooling_torch.concat_tokens(batches, [len(s) for s in sequences])
-                return pooling_torch.pool_documents(tokens, group, plans)
-        outputs = self.token_vectors(sequences, task_ids, show_progress)  # a bar per batch: one long document moves
-        pooled: list[np.ndarray] = []
-        at = 0
-        for item, plan in zip(group, plans, strict=True):
-            vectors = late.stitch(item.tokens, plan, outputs[at : at + len(plan)])
-            at += len(plan)
-            pooled.append(late.pool(vectors, item.tokens, item.pooling))
-        return pooled
+            return pooling_torch.TorchPoolingStream(item.tokens, item.pooling, self.full_dimensions, self.device)
+        return late.PoolingStream(item.tokens, item.pooling, self.full_dimensions)
 
     async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool = False,
                      usage: TokenUsage | None = None) -> np.ndarray:
@@ -398,6 +391,25 @@ class LocalBackend:
             overlap=overlap,
             usage=usage,
         )
+
+
+def _window_groups(
+    prepared: Sequence[PreparedDocument], plans: Sequence[Sequence[late.Window]]
+) -> Iterator[list[tuple[int, int]]]:
+    """``(document, window)`` pairs in document order, in groups of about ``_LATE_GROUP_TOKENS`` tokens (at least
+    one window each): one group's windows share batches, and only one group's token vectors exist at a time."""
+    group: list[tuple[int, int]] = []
+    tokens = 0
+    for d, plan in enumerate(plans):
+        extra = len(prepared[d].tokens.head) + len(prepared[d].tokens.tail)
+        for k, w in enumerate(plan):
+            group.append((d, k))
+            tokens += w.end - w.start + extra
+            if tokens >= _LATE_GROUP_TOKENS:
+                yield group
+                group, tokens = [], 0
+    if group:
+        yield group
 
 
 class Abandoned(Exception):

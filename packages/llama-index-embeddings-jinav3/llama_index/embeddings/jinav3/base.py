@@ -92,7 +92,8 @@ class JinaV3Embedding(JinaV3CoreSettings, BaseEmbedding):
     # -- the three LlamaIndex paths, each mapped to its task -------------------------------------------------
     def _vectors(self, texts: list[str], task: str | None) -> list[Embedding]:
         return self.core.embed(texts, task=task, dimensions=self.dimensions, truncate=self.truncate,
-                               embedding_type=self.core_embedding_type).tolist()
+                               embedding_type=self.core_embedding_type,
+                               show_progress=False).tolist()  # LlamaIndex's own show_progress draws the bar
 
     async def _avectors(self, texts: list[str], task: str | None) -> list[Embedding]:
         vectors = await self.core.aembed(texts, task=task, dimensions=self.dimensions, truncate=self.truncate,

@@ -211,11 +211,13 @@ class JinaV3DocumentEmbedder(JinaV3Component):
         texts = [plan.texts[u] for u in part]
         if plan.spans is None:
             found = self.embedder.embed(texts, self.task, self.dimensions, normalized=self.normalized,
-                                        truncate=self.truncate, embedding_type=self.core_embedding_type, usage=usage)
+                                        truncate=self.truncate, embedding_type=self.core_embedding_type, usage=usage,
+                                        show_progress=False)  # Haystack's own bar (progress_bar) counts the parts
             return [[vec] for vec in found]
         chunks = self.embedder.late_chunk_many(texts, spans=[plan.spans[u] for u in part], task=self.task,
                                                dimensions=self.dimensions, normalized=self.normalized,
-                                               embedding_type=self.core_embedding_type, usage=usage)
+                                               embedding_type=self.core_embedding_type, usage=usage,
+                                               show_progress=False)
         return [[chunk.embedding for chunk in unit] for unit in chunks]
 
     async def _aembed_part(self, plan: _Plan, part: Sequence[int], usage: TokenUsage) -> list[list[Any]]:

@@ -225,9 +225,9 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
         output: list[Document] = []
         usage = TokenUsage()
         for part in self._parts(self._plan(documents)):
-            found = self.embedder.late_chunk_many([doc.content for doc, _, _ in part],
-                                                  spans=[spans for _, _, spans in part], **self._late_options(),
-                                                  usage=usage)
+            found = self.embedder.late_chunk_many([doc.content for doc, _, _ in part],  # Haystack's bar counts parts
+                                                  spans=[spans for _, _, spans in part], show_progress=False,
+                                                  **self._late_options(), usage=usage)
             output += self._embedded(part, found)
         return {"documents": output, "meta": self._run_meta(usage)}
 
