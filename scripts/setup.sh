@@ -23,7 +23,7 @@ python -m pip install -q --upgrade "pip>=25.1"
 # torch first: a CPU build is enough for everything here. On this project's machines pip takes torch==2.13.0
 # from local disk; elsewhere set JINAV3_TORCH (e.g. "torch" for the newest build for your platform).
 python -c "import torch" 2>/dev/null || python -m pip install -q "${JINAV3_TORCH:-torch==2.13.0}"
-editables=(-e "shared_core[local,server,ray,int8]")
+editables=(-e "shared_core[local,server,ray,int8,onnx]")
 for pkg in packages/*/; do
   [ -f "$pkg/pyproject.toml" ] && editables+=(-e "$pkg[local,test]")
 done
