@@ -107,14 +107,16 @@ def model_folders(which: str, layers: int) -> tuple[Path, Path]:
 
 def bench(which: str, args: argparse.Namespace, names: list[str]) -> dict:
     from _common import BENCH_DIR, length_mix, print_table
-    from tokenizers import Tokenizer
 
     from jinav3.hardware import cpu_features
+    from jinav3.model_files import load_tokenizer
 
     source, exported = model_folders(which, args.layers)
-    tokenizer = Tokenizer.from_file(str(exported / "tokenizer.json"))
-    doc_range = (1000, args.doc_max) if which == "jina" else (300, 500)  # MiniLM reads at most 512 tokens
+    tokenizer = load_tokenizer(exported)  # truncation off (MiniLM's tokenizer.json cuts at 128 tokens)
+    doc_range = (1000, args.doc_max) if which == "jina" else (200, 250)  # MiniLM was trained on <= 256 tokens
     texts = length_mix(tokenizer, args.n, doc_range=doc_range)
+    if which == "minilm":  # its passages too: cut at 250 tokens
+        texts = [t[: tokenizer.encode(t, add_special_tokens=False).offsets[:250][-1][1]] for t in texts]
     tokens = sum(len(tokenizer.encode(t).ids) for t in texts)
     texts_file = BENCH_DIR / f"engines-{which}-texts.json"
     texts_file.write_text(json.dumps(texts), encoding="utf-8")
