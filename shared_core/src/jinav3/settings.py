@@ -15,7 +15,7 @@ _COMMON = ("query_task", "document_task")
 #: Options each backend accepts (beyond ``model``).
 BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
     "local": ("engine", "device", "dtype", "max_length", "token_budget", "max_batch", "attn_implementation",
-              "merge_lora", "unpadded", "device_pooling", "threads", *_COMMON),
+              "merge_lora", "unpadded", "device_pooling", "threads", "max_padding", *_COMMON),
     "api": ("api_key", "base_url", "timeout", "max_retries", "max_concurrency", "max_batch_inputs",
             "max_batch_tokens", "max_request_tokens", "full_dimensions", "backoff", "max_backoff", *_COMMON),
 }
@@ -24,7 +24,7 @@ BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
 ENGINE_OPTIONS: dict[str, tuple[str, ...]] = {
     "torch": ("max_length", "token_budget", "max_batch", "attn_implementation", "merge_lora", "unpadded",
               "device_pooling"),
-    "onnx": ("max_length", "token_budget", "max_batch", "threads"),
+    "onnx": ("max_length", "token_budget", "max_batch", "threads", "max_padding"),
 }
 
 
