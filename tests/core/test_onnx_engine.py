@@ -122,8 +122,12 @@ def test_whole_graph_int8_stays_close_to_fp32_on_real_minilm(minilm_onnx_dir, mi
     int8 = Embedder.local(str(minilm_onnx_dir), dtype="int8", engine="onnx")
     assert int8.describe()["dtype"] == "int8" and int8.describe()["engine"] == "onnx"
     texts = corpus_lines()
-    cosine = np.sum(minilm_fp32.embed_documents(texts) * int8.embed_documents(texts), axis=1)
+    vectors = int8.embed_documents(texts)
+    cosine = np.sum(minilm_fp32.embed_documents(texts) * vectors, axis=1)
     assert cosine.min() >= 0.99, cosine.min()
+    assert len(list((minilm_onnx_dir / "onnx").glob("model_int8*.onnx"))) == 1  # kept for the next load, which
+    again = Embedder.local(str(minilm_onnx_dir), dtype="int8", engine="onnx")  # reads it instead of quantising
+    assert same_vectors(again.embed_documents(texts), vectors)
 
 
 def test_int8_quantises_the_attention_products(tiny_onnx_dir, tmp_path):

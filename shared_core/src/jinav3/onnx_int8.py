@@ -12,6 +12,7 @@ MatMul) against 0.993 without it; the bound is 0.99. Without VNNI, x86 int8 kern
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,27 @@ def down_projections(model: Any) -> list[str]:
     return [node.name for node in matmuls if node.input[0] in narrowed]
 
 
-def quantize_graph(graph: Path, scratch: Path) -> Path:
+def cached_int8_graph(graph: Path) -> Path | None:
+    """The int8 graph kept beside ``graph`` (``model_int8.onnx``, ``model_int8_7bit.onnx`` without VNNI), written
+    on first use where the folder is writable: quantising takes seconds to minutes, loading it again does not.
+    None when the folder is read-only (the caller quantises into a temporary folder)."""
+    cached = graph.with_name(f"model_int8{'' if cpu_features().vnni else '_7bit'}.onnx")
+    if cached.is_file() and cached.stat().st_mtime >= graph.stat().st_mtime:
+        return cached
+    if not os.access(graph.parent, os.W_OK):
+        return None
+    written = quantize_graph(graph, graph.parent, f"{cached.name}.{os.getpid()}.partial")
+    written.replace(cached)  # atomic: a concurrent reader sees the old state or the whole file
+    return cached
+
+
+def quantize_graph(graph: Path, scratch: Path, name: str = "model_int8.onnx") -> Path:
     """Write the int8 version of ``graph`` into the folder ``scratch``; returns its path."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     excluded = down_projections(onnx.load(str(graph), load_external_data=False))
-    target = scratch / "model_int8.onnx"
+    target = scratch / name
     quantize_dynamic(
         graph,
         target,

@@ -122,6 +122,9 @@ class OnnxBackend(LocalBase):
             return _session(graph, threads)
         from jinav3 import onnx_int8
 
+        cached = onnx_int8.cached_int8_graph(graph)
+        if cached is not None:
+            return _session(cached, threads)
         with tempfile.TemporaryDirectory(prefix="jinav3-int8-") as scratch:
             quantized = onnx_int8.quantize_graph(graph, Path(scratch))
             return _session(quantized, threads)  # the session holds the weights; the files may go
