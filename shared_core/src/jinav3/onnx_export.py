@@ -156,3 +156,4 @@ def save_with_external_data(model: Any, graph_path: Path) -> None:
         stale.unlink(missing_ok=True)
     onnx.save_model(model, str(graph_path), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=DATA_FILE, size_threshold=0)
+    (graph_path.parent / DATA_FILE).chmod(graph_path.stat().st_mode & 0o777)  # onnx writes it owner-only
