@@ -39,8 +39,6 @@ BASE = "torch-fp32"
 
 def worker(name: str, folder: str, texts_file: str, vectors_file: str) -> None:
     """Load, embed the first text (then say so), then embed all texts on every ``run`` line of standard input."""
-    import resource
-
     from jinav3 import Embedder
 
     texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
@@ -55,7 +53,16 @@ def worker(name: str, folder: str, texts_file: str, vectors_file: str) -> None:
         vectors = model.embed(texts, TASK)
         print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
     np.save(vectors_file, vectors)
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+    print(json.dumps({"peak_rss_mb": peak_rss_since_exec_mb()}), flush=True)
+
+
+def peak_rss_since_exec_mb() -> float:
+    """This process's resident high-water mark (``VmHWM``). Not ``ru_maxrss``: Linux keeps that across ``exec``, so
+    a worker would report its parent's peak at fork time (the coordinator's, which loaded torch to export)."""
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 class Worker:
