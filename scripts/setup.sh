@@ -33,7 +33,7 @@ else
   say "step 2/3: installing ${JINAV3_TORCH:-torch==2.13.0} (the largest download, several hundred MB)"
   python -m pip install --progress-bar on "${JINAV3_TORCH:-torch==2.13.0}"
 fi
-editables=(-e "shared_core[local,server,ray,int8]")
+editables=(-e "shared_core[local,server,ray,int8,onnx]")
 adapters=0
 for pkg in packages/*/; do
   [ -f "$pkg/pyproject.toml" ] && editables+=(-e "$pkg[local,test]") && adapters=$((adapters + 1))

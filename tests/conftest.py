@@ -181,3 +181,23 @@ def binary_scores(embedder: Embedder, query: str, texts: list[str], dims: int) -
     code = embedder.embed([query], "retrieval.query", dims, embedding_type="ubinary")[0].tobytes()
     codes = embedder.embed(texts, "retrieval.passage", dims, embedding_type="ubinary")
     return hamming_cosines(code, [row.tobytes() for row in codes], dims)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_dir(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint written by ``jinav3 export-onnx`` (the official onnx/model.onnx layout, five tasks)."""
+    from jinav3.onnx_export import export_onnx
+
+    out = tmp_path_factory.mktemp("tiny-onnx")
+    export_onnx(tiny_checkpoint, out, overwrite=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def minilm_onnx_dir(minilm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real MiniLM exported once per session (a plain encoder: no task_id input)."""
+    from jinav3.onnx_export import export_onnx
+
+    out = tmp_path_factory.mktemp("minilm-onnx")
+    export_onnx(minilm_dir, out, overwrite=True)
+    return out

@@ -37,7 +37,7 @@ from langchain_jinav3.callers import called_from
 from langchain_jinav3.handoff import Vector, carried_vector, lost_late_chunks
 
 #: The settings below that are backend options (handed to the core as they are).
-_OPTION_FIELDS = ("device", "dtype", "max_length", "token_budget", "base_url", "timeout", "max_retries",
+_OPTION_FIELDS = ("engine", "device", "dtype", "max_length", "token_budget", "base_url", "timeout", "max_retries",
                   "full_dimensions")
 
 
@@ -70,6 +70,9 @@ class JinaV3Embeddings(BaseModel, Embeddings):
         default="retrieval.passage", description="Task of embed_documents and late chunking; None = base weights."
     )
     truncate: bool = Field(default=False, description="Cut texts past the context instead of raising an error.")
+    engine: Literal["torch", "onnx"] | None = Field(
+        default=None, description="Local backend: 'torch' (default) or 'onnx' (ONNX Runtime, no torch)."
+    )
     device: str | None = Field(default=None, description="Local backend: torch device; None = auto.")
     dtype: str | None = Field(default=None, description="Local backend: float32/bfloat16/int8; None = by hardware.")
     max_length: int | None = Field(default=None, gt=0, description="Local backend: tokens per sequence.")

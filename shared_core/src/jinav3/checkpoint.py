@@ -9,7 +9,6 @@ Hugging Face encoder (used with mean pooling, no tasks).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from jinav3.errors import ModelLoadError
 from jinav3.lora import LoRAEmbedding, LoRALinear, TaskSelection
 from jinav3.model_files import (  # re-exported: older imports name them here
     DEFAULT_MODEL,
+    encoder_max_positions,
     is_jina_v3_original,
     read_config,
     resolve_model_dir,
@@ -196,14 +196,5 @@ def load_plain_encoder(folder: Path, dtype: torch.dtype, device: torch.device, a
         raise ModelLoadError(f"could not load the encoder in {folder}: {exc}") from exc
     module.to(device).eval().requires_grad_(False)
     cfg = module.config
-    positions = getattr(cfg, "max_position_embeddings", None)
-    if getattr(cfg, "position_embedding_type", "absolute") != "absolute":
-        positions = None
-    elif positions and cfg.model_type in ("roberta", "xlm-roberta", "camembert"):
-        positions -= 2  # RoBERTa-style position ids start after the padding index
-    st_config = folder / "sentence_bert_config.json"  # sentence-transformers models say how long they were trained
-    if st_config.exists():
-        trained = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")
-        if trained and (positions is None or trained < positions):
-            positions = int(trained)
+    positions = encoder_max_positions(folder, cfg.to_dict())
     return LoadedModel(module, None, (), {}, hidden_size=cfg.hidden_size, max_positions=positions)

@@ -95,6 +95,10 @@ def _version() -> str:
         return "unknown (the jinav3 distribution is not installed; running from a source tree)"
 
 
+ENGINE_HELP = ("local model engine: torch (default) or onnx (ONNX Runtime on the folder's onnx/model.onnx, no torch; "
+               "write one with jinav3 export-onnx)")
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model folder or hub id (default: jina-embeddings-v3, else a small "
                         "bundled model when offline)")
@@ -105,6 +109,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="text encoding of the input files and standard input")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
     parser.add_argument("--dtype", help=DTYPE_HELP)
+    parser.add_argument("--engine", choices=["torch", "onnx"], default="torch", help=ENGINE_HELP)
     parser.add_argument("--output", "-o", help="output file (default: standard output)")
 
 
@@ -144,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tokens shared by neighbouring token chunks (less than --chunk-size)")
     _add_model_options(chunk)
 
+    export = sub.add_parser("export-onnx", help="write a checkpoint as onnx/model.onnx for --engine onnx",
+                            description="Write CHECKPOINT (folder or hub id) into the new folder OUT in the layout "
+                            "of the jina-embeddings-v3 repository's ONNX export (onnx/model.onnx with its weights in "
+                            "onnx/model.onnx_data; inputs input_ids, attention_mask and, for models with task "
+                            "adapters, task_id), with the tokenizer and config files, so OUT loads with --engine "
+                            "onnx. Needs torch (the local extra); running OUT does not.")
+    export.add_argument("checkpoint", help="model folder or hub id")
+    export.add_argument("out", help="a new (or empty) folder")
+    export.add_argument("--overwrite", action="store_true", help="write into OUT even if it is not empty")
+
     serve = sub.add_parser("serve", help="serve the Jina Embeddings API contract (POST /v1/embeddings) over HTTP",
                            description="A self-hosted, Jina-compatible embeddings server on the local model, with "
                            "micro-batching across concurrent requests. Needs the server extra (fastapi, uvicorn).")
@@ -151,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "bundled model when offline)")
     serve.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
     serve.add_argument("--dtype", help=DTYPE_HELP)
+    serve.add_argument("--engine", choices=["torch", "onnx"], default="torch", help=ENGINE_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     serve.add_argument("--port", type=_port, default=8080, help="TCP port (0: a free one, printed at start)")
     serve.add_argument("--api-key-file", action="append", default=[], metavar="PATH",
@@ -228,6 +244,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
                     help="api backend: the served model's width (default: 1024, jina-embeddings-v3)")
     ev.add_argument("--device", help="local backend: cpu, cuda, mps (default: best available)")
     ev.add_argument("--dtype", help="local backend: " + DTYPE_HELP)
+    ev.add_argument("--engine", choices=["torch", "onnx"], default="torch", help="local backend: " + ENGINE_HELP)
     ev.add_argument("--window", type=int, help="late chunking macro window in tokens (default: the context)")
     ev.add_argument("--overlap", type=int, help="tokens shared by neighbouring macro windows")
     ev.add_argument("--cache-dir", help="where raw vectors are cached (default: $JINAV3_CACHE/eval, else "
@@ -248,7 +265,8 @@ def _resolve_checked(args: argparse.Namespace) -> str:
     from jinav3.matryoshka import TRAINED_DIMENSIONS, validate_dimensions
     from jinav3.models import check_model_source, display_name, has_task_adapters, model_width, resolve_model
 
-    require_local(f"jinav3 {getattr(args, 'command', None) or 'eval'}")
+    if getattr(args, "engine", "torch") == "torch":
+        require_local(f"jinav3 {getattr(args, 'command', None) or 'eval'}")
     model, notice = resolve_model(args.model)
     check_model_source(model)
     if notice:
@@ -269,7 +287,8 @@ def _embedder(args: argparse.Namespace, model: str | None = None):  # noqa: ANN2
     ``--task`` it cannot honour."""
     from jinav3.embedder import Embedder
 
-    embedder = Embedder.local(model or _resolve_checked(args), device=args.device, dtype=args.dtype)
+    embedder = Embedder.local(model or _resolve_checked(args), device=args.device, dtype=args.dtype,
+                              engine=getattr(args, "engine", "torch"))
     task = getattr(args, "task", None)
     if task not in (None, "none") and not embedder.backend.tasks:
         from jinav3.models import display_name
@@ -373,12 +392,24 @@ def _cmd_chunk(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from jinav3.extras import require_local
+
+    require_local("jinav3 export-onnx")
+    from jinav3.onnx_export import export_onnx
+
+    graph = export_onnx(args.checkpoint, args.out, overwrite=args.overwrite)
+    print(f"jinav3 export-onnx: wrote {graph} (load the folder with engine='onnx' or --engine onnx)", file=sys.stderr)
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     """Every check that needs no weights first (extras, keys, model source, the port), then the model, then the
     server on the sockets bound before the load."""
     from jinav3.extras import missing_modules, require_local
 
-    require_local("jinav3 serve")
+    if args.engine == "torch":
+        require_local("jinav3 serve")
     missing = missing_modules(("fastapi", "uvicorn", "prometheus_client"))
     if missing:
         raise UsageError(f"jinav3 serve needs {' and '.join(missing)}: pip install 'jinav3[server]' (from a clone "
@@ -444,7 +475,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         embedder = Embedder.api(args.model or "jina-embeddings-v3", base_url=args.base_url,
                                 full_dimensions=args.full_dimensions)
     else:
-        embedder = _embedder(argparse.Namespace(model=args.model, device=args.device, dtype=args.dtype))
+        embedder = _embedder(argparse.Namespace(model=args.model, device=args.device, dtype=args.dtype,
+                                               engine=args.engine))
     print(f"jinav3 eval: model ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     cache = VectorCache(None if args.no_cache else (args.cache_dir or default_cache_dir()))
     report = evaluate(embedder, dataset, config, cache=cache, tokenizer=tokenizer)
@@ -460,7 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     standard error and exit status 2, an interrupt exit status 130."""
     args = build_parser().parse_args(argv)
     openmp.prepare(getattr(args, "dtype", None))  # before anything imports torch (see jinav3.openmp)
-    handlers = {"embed": _cmd_embed, "chunk": _cmd_chunk, "serve": _cmd_serve, "eval": _cmd_eval, "index": run_index}
+    handlers = {"embed": _cmd_embed, "chunk": _cmd_chunk, "serve": _cmd_serve, "eval": _cmd_eval, "index": run_index,
+                "export-onnx": _cmd_export_onnx}
     try:
         return handlers[args.command](args)
     except (JinaV3Error, OSError, UnicodeError) as exc:

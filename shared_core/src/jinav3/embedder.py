@@ -25,7 +25,7 @@ from jinav3.matryoshka import (
     validate_embedding_type,
 )
 from jinav3.preparation import PreparedDocument
-from jinav3.settings import DEFAULT_MODELS, backend_options
+from jinav3.settings import DEFAULT_MODELS, backend_options, check_engine_options
 from jinav3.tasks import RoleTasks, validate_task
 from jinav3.usage import TokenUsage
 
@@ -75,8 +75,18 @@ class Embedder:
         document_task: str | None = "retrieval.passage",
         **options: Any,
     ) -> Embedder:
-        """Load a checkpoint (folder or hub id) in this process. ``options`` go to :class:`LocalBackend`
-        (``max_length``, ``token_budget``, ``max_batch``, ``attn_implementation``)."""
+        """Load a checkpoint (folder or hub id) in this process. ``options`` go to the engine's backend:
+        ``engine="torch"`` (default; :class:`~jinav3.backends.local.LocalBackend`: ``max_length``, ``token_budget``,
+        ``max_batch``, ``attn_implementation``, ...) or ``engine="onnx"`` (ONNX Runtime on the folder's
+        ``onnx/model.onnx``, no torch needed; :class:`~jinav3.backends.onnx_engine.OnnxBackend`: ``max_length``,
+        ``token_budget``, ``max_batch``, ``threads``)."""
+        roles = RoleTasks(query=query_task, document=document_task)
+        engine = options.pop("engine", None) or "torch"
+        check_engine_options(engine, options)
+        if engine == "onnx":
+            from jinav3.backends.onnx_engine import OnnxBackend
+
+            return cls(OnnxBackend(model, device=device, dtype=dtype, **options), roles)
         from jinav3 import openmp
         from jinav3.extras import require_local
 
@@ -87,7 +97,6 @@ class Embedder:
         check_model_source(model)  # a wrong path or an unreachable hub fails now, not after importing torch
         from jinav3.backends.local import LocalBackend
 
-        roles = RoleTasks(query=query_task, document=document_task)
         return cls(LocalBackend(model, device=device, dtype=dtype, **options), roles)
 
     @classmethod

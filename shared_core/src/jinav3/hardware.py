@@ -20,10 +20,12 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from jinav3.errors import InvalidInputError, PerformanceWarning
+
+if TYPE_CHECKING:  # torch only where a torch dtype is chosen: the ONNX engine reads CPU flags without it
+    import torch
 
 _NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 _VNNI = ("avx512_vnni", "avx_vnni", "amx_int8")
@@ -103,15 +105,23 @@ def cpu_features() -> CpuFeatures:
     simulated = simulated_class()
     if simulated:
         capability, flags = CPU_CLASSES[simulated]
-        return CpuFeatures(f"simulated {simulated} CPU", capability, flags,
-                           torch.get_num_threads() or os.cpu_count() or 1, simulated)
+        return CpuFeatures(f"simulated {simulated} CPU", capability, flags, _torch_capability()[1], simulated)
     try:
         model, flags = parse_cpuinfo(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
     except OSError:  # not Linux: torch's capability still tells AVX2 from AVX512
         model, flags = "", frozenset()
-    capability = torch.backends.cpu.get_cpu_capability()
-    return CpuFeatures(model or platform.processor() or platform.machine(), capability, flags,
-                       torch.get_num_threads() or os.cpu_count() or 1)
+    capability, threads = _torch_capability()
+    return CpuFeatures(model or platform.processor() or platform.machine(), capability, flags, threads)
+
+
+def _torch_capability() -> tuple[str, int]:
+    """torch's vector capability and thread count; without torch (the ONNX engine's install) ``no torch`` and the
+    CPU count."""
+    try:
+        import torch
+    except ImportError:
+        return "no torch", os.cpu_count() or 1
+    return torch.backends.cpu.get_cpu_capability(), torch.get_num_threads() or os.cpu_count() or 1
 
 
 def reset() -> None:
@@ -122,6 +132,8 @@ def reset() -> None:
 def auto_dtype(device: torch.device, cpu: CpuFeatures | None = None) -> torch.dtype:
     """bf16 on CUDA devices that support it and on CPUs with native bf16; fp32 everywhere else (never fp16 on a
     CPU: its matmuls are ~100x slower than fp32 there)."""
+    import torch
+
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     if device.type == "cpu" and (cpu or cpu_features()).native_bf16:
@@ -131,6 +143,8 @@ def auto_dtype(device: torch.device, cpu: CpuFeatures | None = None) -> torch.dt
 
 def slow_dtype_reason(dtype: torch.dtype, device: torch.device, cpu: CpuFeatures | None = None) -> str | None:
     """Why ``dtype`` would be slow on ``device`` (emulated bf16, fp16 on a CPU), or None when it is fine."""
+    import torch
+
     if device.type != "cpu":
         return None
     cpu = cpu or cpu_features()

@@ -30,8 +30,9 @@ TOKENIZER_PROBE = (
     "القاهرة عاصمة مصر. नई दिल्ली भारत की राजधानी है। Αθήνα. ‘Quotes’ — “dashes” … 0123456789 #@%&*()[]{}<>/\\|~"
 )
 
-def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
-    """A local folder as is; otherwise a hub repo id fetched (or read from cache) by ``huggingface_hub``.
+def resolve_model_dir(model: str | os.PathLike[str], patterns: list[str] | None = None) -> Path:
+    """A local folder as is; otherwise a hub repo id fetched (or read from cache) by ``huggingface_hub``: the
+    files matching ``patterns`` (default: config, tokenizer and safetensors weights).
 
     ``HF_HUB_OFFLINE=1`` and the usual cache variables are honoured by ``snapshot_download`` itself.
     """
@@ -48,7 +49,7 @@ def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
             f"install the local extra ({LOCAL_INSTALL}) or pass a folder"
         ) from None
     try:
-        return Path(snapshot_download(str(model), allow_patterns=_HUB_FILES))
+        return Path(snapshot_download(str(model), allow_patterns=patterns or _HUB_FILES))
     except Exception as exc:  # the hub raises many types (offline, 404, gated, network)
         from jinav3.models import offline_advice
 
@@ -68,6 +69,22 @@ def read_config(folder: Path) -> dict[str, Any]:
 def is_jina_v3_original(config: dict[str, Any]) -> bool:
     """The published jina-embeddings-v3 layout: LoRA task banks and rotary positions."""
     return bool(config.get("lora_adaptations")) and config.get("position_embedding_type") == "rotary"
+
+
+def encoder_max_positions(folder: Path, config: dict[str, Any]) -> int | None:
+    """Usable sequence length of a plain encoder: its learned positions (None for relative or rotary ones), or
+    less where sentence-transformers says it was trained shorter."""
+    positions = config.get("max_position_embeddings")
+    if config.get("position_embedding_type", "absolute") != "absolute":
+        positions = None
+    elif positions and config.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
+        positions -= 2  # RoBERTa-style position ids start after the padding index
+    st_config = folder / "sentence_bert_config.json"  # sentence-transformers models say how long they were trained
+    if st_config.exists():
+        trained = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")
+        if trained and (positions is None or trained < positions):
+            positions = int(trained)
+    return positions
 
 
 def task_instructions(config: dict[str, Any]) -> dict[str, str]:

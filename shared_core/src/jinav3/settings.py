@@ -14,11 +14,28 @@ DEFAULT_MODELS: dict[str, str] = {"local": "jinaai/jina-embeddings-v3", "api": "
 _COMMON = ("query_task", "document_task")
 #: Options each backend accepts (beyond ``model``).
 BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
-    "local": ("device", "dtype", "max_length", "token_budget", "max_batch", "attn_implementation", "merge_lora",
-              "unpadded", "device_pooling", *_COMMON),
+    "local": ("engine", "device", "dtype", "max_length", "token_budget", "max_batch", "attn_implementation",
+              "merge_lora", "unpadded", "device_pooling", "threads", "max_padding", *_COMMON),
     "api": ("api_key", "base_url", "timeout", "max_retries", "max_concurrency", "max_batch_inputs",
             "max_batch_tokens", "max_request_tokens", "full_dimensions", "backoff", "max_backoff", *_COMMON),
 }
+
+#: Engines of the local backend and the options each takes (beyond ``device``/``dtype`` and the role tasks).
+ENGINE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "torch": ("max_length", "token_budget", "max_batch", "attn_implementation", "merge_lora", "unpadded",
+              "device_pooling"),
+    "onnx": ("max_length", "token_budget", "max_batch", "threads", "max_padding"),
+}
+
+
+def check_engine_options(engine: str, options: Mapping[str, Any]) -> None:
+    """An unknown engine, or an option the chosen engine does not take, is an error naming it."""
+    if engine not in ENGINE_OPTIONS:
+        raise InvalidInputError(f"unknown engine {engine!r}; use one of {', '.join(map(repr, ENGINE_OPTIONS))}")
+    wrong = [name for name in options if name not in ENGINE_OPTIONS[engine]]
+    if wrong:
+        raise InvalidInputError(f"{', '.join(wrong)}: not an option of engine={engine!r} (it takes "
+                                f"{', '.join(ENGINE_OPTIONS[engine])})")
 
 
 #: Precision names of the local backend (aliases -> canonical). ``int8`` = int8 weights with dynamic int8

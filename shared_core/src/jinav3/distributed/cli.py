@@ -58,6 +58,8 @@ def add_index_parser(sub: Any) -> None:
     index.add_argument("--batch-size", type=int, default=64, help="documents per batch")
     index.add_argument("--device", help="cpu, cuda (default: cuda when the actor has a GPU)")
     index.add_argument("--dtype", help=DTYPE_HELP)
+    index.add_argument("--engine", choices=["torch", "onnx"], default="torch",
+                       help="torch (default) or onnx (ONNX Runtime on the folder's onnx/model.onnx; CPU actors)")
 
 
 @contextlib.contextmanager
@@ -100,7 +102,7 @@ def run_index(args: argparse.Namespace) -> int:
         chunk_overlap=args.chunk_overlap, late_chunking=not args.no_late_chunking, id_column=args.id_column,
         text_column=args.text_column, carry_columns=tuple(args.carry), device=args.device, dtype=args.dtype,
         actors=args.actors, gpus_per_actor=args.gpus_per_actor, cpus_per_actor=args.cpus_per_actor,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, embedder_options={"engine": args.engine},
     )
     try:
         import ray

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from jinav3.backends.local import LocalBackend
+from jinav3.backends.local_base import LocalBase
 from jinav3.chunking import Span
 from jinav3.errors import InputTooLongError, InvalidInputError
 from jinav3.matryoshka import encode, truncate_normalise
@@ -79,7 +79,7 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] | None = None  # Host header names accepted; None = loopback names ("*": any)
 
 
-def served_model_name(backend: LocalBackend) -> str:
+def served_model_name(backend: LocalBase) -> str:
     """The name a server reports for ``backend``: jina-embeddings-v3 for a checkpoint with its task adapters,
     else the last part of the hub id or folder (the bundled MiniLM reports ``all-MiniLM-L6-v2``)."""
     if backend.tasks:
@@ -161,7 +161,7 @@ def _output(vectors: np.ndarray, types: list[str], as_dict: bool) -> list[Any]:
 class EmbeddingService:
     """What one ``POST /v1/embeddings`` does, independent of the web framework's plumbing."""
 
-    def __init__(self, backend: LocalBackend, config: ServerConfig, batcher: MicroBatcher, model_name: str,
+    def __init__(self, backend: LocalBase, config: ServerConfig, batcher: MicroBatcher, model_name: str,
                  metrics: ServerMetrics) -> None:
         self.backend, self.config, self.batcher, self.model_name = backend, config, batcher, model_name
         self.metrics = metrics
@@ -294,7 +294,7 @@ class EmbeddingService:
         return await self.batcher.late_chunk(document, spans, task, doc.length, prepared), doc.length
 
 
-def _models(backend: LocalBackend, config: ServerConfig, name: str) -> dict[str, Any]:
+def _models(backend: LocalBase, config: ServerConfig, name: str) -> dict[str, Any]:
     """``GET /v1/models``: what this server accepts. ``tasks`` are the task names accepted; ``task_adapters``
     those that change the output (a plain encoder has none and ignores ``task``)."""
     return {"object": "list", "data": [{
@@ -304,10 +304,10 @@ def _models(backend: LocalBackend, config: ServerConfig, name: str) -> dict[str,
     }]}
 
 
-def create_app(backend: LocalBackend | Any, config: ServerConfig | None = None) -> FastAPI:
-    """The ASGI app serving ``backend`` (a :class:`LocalBackend`, or an ``Embedder`` on one)."""
+def create_app(backend: LocalBase | Any, config: ServerConfig | None = None) -> FastAPI:
+    """The ASGI app serving ``backend`` (a local backend of either engine, or an ``Embedder`` on one)."""
     backend = getattr(backend, "backend", backend)
-    if not isinstance(backend, LocalBackend):
+    if not isinstance(backend, LocalBase):
         raise InvalidInputError(f"the server needs a local backend, got {type(backend).__name__}")
     config = config or ServerConfig()
     name = config.model_name or served_model_name(backend)

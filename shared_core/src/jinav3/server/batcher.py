@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from jinav3.backends.local import LocalBackend
+from jinav3.backends.local_base import LocalBase
 from jinav3.chunking import Span
 from jinav3.preparation import PreparedDocument
 
@@ -138,7 +138,7 @@ class MicroBatcher:
     """
 
     def __init__(
-        self, backend: LocalBackend, *, max_batch_tokens: int = 65_536, max_wait: float = 0.002,
+        self, backend: LocalBase, *, max_batch_tokens: int = 65_536, max_wait: float = 0.002,
         max_pending: int = 100_000, max_delay: float = 2.0, max_queue_seconds: float | None = None,
     ) -> None:
         self.backend = backend

@@ -30,8 +30,8 @@ from jinav3.settings import DEFAULT_MODELS, backend_options, canonical_model
 LATE_CHUNKED_KEY = "jinav3_late_chunked"
 
 #: The settings below that are backend options (handed to the core as they are).
-_OPTION_FIELDS = ("device", "dtype", "max_length", "token_budget", "api_key", "base_url", "timeout", "max_retries",
-                  "full_dimensions")
+_OPTION_FIELDS = ("engine", "device", "dtype", "max_length", "token_budget", "api_key", "base_url", "timeout",
+                  "max_retries", "full_dimensions")
 
 
 class JinaV3CoreSettings(BaseModel):
@@ -49,6 +49,9 @@ class JinaV3CoreSettings(BaseModel):
     )
     dimensions: int | None = Field(
         default=None, gt=0, description="Matryoshka output width (32..1024 trained); None = full width."
+    )
+    engine: Literal["torch", "onnx"] | None = Field(
+        default=None, description="Local backend: 'torch' (default) or 'onnx' (ONNX Runtime, no torch)."
     )
     device: str | None = Field(default=None, description="Local backend: torch device; None = auto.")
     dtype: str | None = Field(default=None, description="Local backend: float32/bfloat16/int8; None = by hardware.")

@@ -29,7 +29,8 @@ from llama_index.embeddings.jinav3.settings import LATE_CHUNKED_KEY, JinaV3CoreS
 _DEFAULT_CHUNK_SIZE = 256
 _DEFAULT_CHUNK_OVERLAP = 0
 _BACKEND_FIELDS = (
-    "device", "dtype", "max_length", "token_budget", "api_key", "base_url", "timeout", "max_retries", "full_dimensions"
+    "engine", "device", "dtype", "max_length", "token_budget", "api_key", "base_url", "timeout", "max_retries",
+    "full_dimensions",
 )
 
 
