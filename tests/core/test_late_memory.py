@@ -7,13 +7,13 @@ import tracemalloc
 
 import numpy as np
 
-from jinav3.backends import local
+from jinav3.backends import local_base
 
 SENTENCE = "Berlin is the capital of Germany. It has a famous wall. Kyoto has many temples and gardens. "
 
 
 def test_memory_is_bounded_by_the_group_not_the_document(tiny_fp32, monkeypatch):
-    monkeypatch.setattr(local, "_LATE_GROUP_TOKENS", 512)
+    monkeypatch.setattr(local_base, "_LATE_GROUP_TOKENS", 512)
     prepared = tiny_fp32.prepare_late_chunks([SENTENCE * 150])
     n_tokens, width = prepared[0].tokens.length, tiny_fp32.dimensions
     tracemalloc.start()  # numpy reports its buffers to tracemalloc
@@ -32,7 +32,7 @@ def test_streamed_vectors_equal_whole_document_pooling(tiny_fp32, monkeypatch):
     """Bit for bit: the same document with one group for everything and with groups of a few windows."""
     document = SENTENCE * 40
     whole = tiny_fp32.late_chunk(document, window=64, show_progress=False)
-    monkeypatch.setattr(local, "_LATE_GROUP_TOKENS", 100)
+    monkeypatch.setattr(local_base, "_LATE_GROUP_TOKENS", 100)
     grouped = tiny_fp32.late_chunk(document, window=64, show_progress=False)
     assert [(c.start, c.end) for c in grouped] == [(c.start, c.end) for c in whole]
     np.testing.assert_array_equal(np.stack([c.embedding for c in grouped]), np.stack([c.embedding for c in whole]))
