@@ -106,7 +106,7 @@ class RssSampler:
 
 def machine() -> dict[str, Any]:
     """Where a figure was measured: CPU features decide which precisions are fast, so every result records them."""
-    from jinav3.hardware import cpu_features
+    from jinav3.runtime.hardware import cpu_features
 
     cpu = cpu_features()
     return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -27,8 +27,8 @@ import numpy as np
 
 from jinav3 import Embedder
 from jinav3.backends.api_late import Request, document_order, plan_requests
-from jinav3.chunking import SentenceChunker
-from jinav3.models import fallback_model_dir
+from jinav3.late_chunking.chunking import SentenceChunker
+from jinav3.model.choice import fallback_model_dir
 from jinav3.server import ServerConfig, create_app
 from jinav3.server.run import BackgroundServer
 from jinav3.testing import CORPUS, build_checkpoint

@@ -99,8 +99,8 @@ def model_folders(which: str, layers: int) -> tuple[Path, Path]:
     """(torch checkpoint, its ONNX export), exported once under the bench folder."""
     from _common import BENCH_DIR, full_width_checkpoint
 
-    from jinav3.models import fallback_model_dir
-    from jinav3.onnx_export import export_onnx
+    from jinav3.model.choice import fallback_model_dir
+    from jinav3.model.onnx_export import export_onnx
 
     source = full_width_checkpoint(layers) if which == "jina" else fallback_model_dir()
     if source is None:
@@ -115,8 +115,8 @@ def model_folders(which: str, layers: int) -> tuple[Path, Path]:
 def bench(which: str, args: argparse.Namespace, names: list[str]) -> dict:
     from _common import BENCH_DIR, length_mix, print_table
 
-    from jinav3.hardware import cpu_features
-    from jinav3.model_files import load_tokenizer
+    from jinav3.model.files import load_tokenizer
+    from jinav3.runtime.hardware import cpu_features
 
     source, exported = model_folders(which, args.layers)
     tokenizer = load_tokenizer(exported)  # truncation off (MiniLM's tokenizer.json cuts at 128 tokens)

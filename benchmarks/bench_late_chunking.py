@@ -39,8 +39,8 @@ from _common import (
 )
 
 from jinav3 import Embedder
-from jinav3.hardware import cpu_features
-from jinav3.models import fallback_model_dir
+from jinav3.model.choice import fallback_model_dir
+from jinav3.runtime.hardware import cpu_features
 
 
 def peak_memory_child(layers: int, dtype: str, n_tokens: int) -> None:

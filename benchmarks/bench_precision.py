@@ -3,7 +3,7 @@
 Interleaving makes the ratios robust to a machine whose load drifts during the run: every round times every variant
 once, in turn, and the figure per variant is the median over rounds; each ratio is the median of the per-round
 ratios to ``float32`` (unpadded). The int8 model is loaded first, so OpenMP's idle workers sleep for every variant
-(``jinav3.openmp``), as they do in an int8 deployment.
+(``jinav3.runtime.openmp``), as they do in an int8 deployment.
 
     python benchmarks/bench_precision.py --layers 4 --rounds 5 --json benchmarks/results/precision.json
 
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from jinav3 import openmp
+from jinav3.runtime import openmp
 
 openmp.prepare("int8")  # before torch is imported (by _common): OpenMP's idle workers sleep, as in int8 deployments
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import full_width_checkpoint, length_mix, print_table, write_json  # noqa: E402
 
 from jinav3 import Embedder  # noqa: E402
-from jinav3.hardware import cpu_features  # noqa: E402
+from jinav3.runtime.hardware import cpu_features  # noqa: E402
 
 TASK = "retrieval.passage"
 VARIANTS = {  # name -> Embedder.local options; int8 first (see the module docstring)

@@ -49,11 +49,12 @@ from _common import (
     write_json,
 )
 
-from jinav3 import Embedder, openmp
-from jinav3.batching import token_budget_batches
-from jinav3.hardware import cpu_features
-from jinav3.lora import LoRAEmbedding, LoRALinear
-from jinav3.models import fallback_model_dir
+from jinav3 import Embedder
+from jinav3.model.batching import token_budget_batches
+from jinav3.model.choice import fallback_model_dir
+from jinav3.model.lora import LoRAEmbedding, LoRALinear
+from jinav3.runtime import openmp
+from jinav3.runtime.hardware import cpu_features
 from jinav3.tasks import DEFAULT_INSTRUCTIONS
 
 TASK = "retrieval.passage"
@@ -233,7 +234,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--variant", variant, "--layers", str(args.layers), "--n", str(args.n),
                "--doc-min", str(args.doc_min), "--doc-max", str(args.doc_max), "--device", args.device,
                *(["--threads", str(args.threads)] if args.threads else [])]
-        # as the library would run it: int8 with OpenMP's idle workers asleep (jinav3.openmp)
+        # as the library would run it: int8 with OpenMP's idle workers asleep (jinav3.runtime.openmp)
         env = openmp.environment(OURS.get(variant, {}).get("dtype"), os.environ)
         if args.processes > 1:
             if variant not in OURS:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from jinav3.models import resolve_model
+from jinav3.model.choice import resolve_model
 
 CORPUS = Path(__file__).parent / "corpus"
 #: The collection (Haystack: index) the examples write to in a local Qdrant database (``--qdrant PATH``).

@@ -26,7 +26,7 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from jinav3.models import display_name
+from jinav3.model.choice import display_name
 from langchain_jinav3 import JinaV3Embeddings, JinaV3LateChunkingSplitter
 
 

@@ -21,7 +21,7 @@ from _example import COLLECTION, parse_args, print_hits, qdrant_collection_exist
 from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
 from llama_index.core.node_parser import SentenceSplitter
 
-from jinav3.models import display_name
+from jinav3.model.choice import display_name
 from llama_index.embeddings.jinav3 import JinaV3Embedding
 from llama_index.node_parser.jinav3 import JinaV3LateChunkingNodeParser
 

@@ -17,7 +17,7 @@ import numpy as np
 from _example import parse_args, print_hits
 
 from jinav3 import Chunk, Embedder, SentenceChunker
-from jinav3.models import display_name
+from jinav3.model.choice import display_name
 
 
 def build_index(embedder: Embedder, folder: Path, dimensions: int | None) -> tuple[list[tuple[str, Chunk]], np.ndarray]:

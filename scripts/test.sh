@@ -8,7 +8,7 @@ bash scripts/setup.sh
 . .venv/bin/activate
 ruff check .
 python -m pytest "$@"
-other=$(python -c "from jinav3.hardware import cpu_features; print('avx2' if cpu_features().native_bf16 else 'native-bf16')")
+other=$(python -c "from jinav3.runtime.hardware import cpu_features; print('avx2' if cpu_features().native_bf16 else 'native-bf16')")
 echo "test.sh: the cpu_class tests again, as if this were an $other CPU (--cpu-class $other)"
 status=0
 python -m pytest -m cpu_class --cpu-class "$other" "$@" || status=$?

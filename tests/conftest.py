@@ -11,16 +11,17 @@ from types import ModuleType
 import pytest
 import torch
 
-from jinav3 import Embedder, hardware
+from jinav3 import Embedder
 from jinav3.backends.local import LocalBackend
-from jinav3.models import fallback_model_dir
+from jinav3.model.choice import fallback_model_dir
+from jinav3.runtime import hardware
 from jinav3.testing import build_checkpoint
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--cpu-class", default=None, help="run as if the CPU were of this class (avx2, avx512, "
-                     "avx512-vnni, native-bf16; host = this CPU): sets JINAV3_CPU_CLASS for jinav3.hardware, here "
-                     "and in every subprocess the tests start")
+                     "avx512-vnni, native-bf16; host = this CPU): sets JINAV3_CPU_CLASS for jinav3.runtime.hardware, "
+                     "here and in every subprocess the tests start")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -186,7 +187,7 @@ def binary_scores(embedder: Embedder, query: str, texts: list[str], dims: int) -
 @pytest.fixture(scope="session")
 def tiny_onnx_dir(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny checkpoint written by ``jinav3 export-onnx`` (the official onnx/model.onnx layout, five tasks)."""
-    from jinav3.onnx_export import export_onnx
+    from jinav3.model.onnx_export import export_onnx
 
     out = tmp_path_factory.mktemp("tiny-onnx")
     export_onnx(tiny_checkpoint, out, overwrite=True)
@@ -196,7 +197,7 @@ def tiny_onnx_dir(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="session")
 def minilm_onnx_dir(minilm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real MiniLM exported once per session (a plain encoder: no task_id input)."""
-    from jinav3.onnx_export import export_onnx
+    from jinav3.model.onnx_export import export_onnx
 
     out = tmp_path_factory.mktemp("minilm-onnx")
     export_onnx(minilm_dir, out, overwrite=True)

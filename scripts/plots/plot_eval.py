@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from jinav3.evaluation import bytes_per_vector, format_report
-from jinav3.models import display_name
+from jinav3.model.choice import display_name
 
 
 def _title(report: dict, model: str, what: str) -> str:

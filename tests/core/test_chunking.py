@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from jinav3 import InvalidInputError, ParagraphChunker, SentenceChunker, TokenChunker, spans_from_texts
-from jinav3.chunking import validate_spans
+from jinav3.late_chunking.chunking import validate_spans
 
 
 def texts(doc, spans):

@@ -159,5 +159,5 @@ def test_python_users_get_the_offline_answer_before_torch_too(tmp_path, minilm_d
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)})
     message, torch_loaded = done.stdout.strip().splitlines()
     assert torch_loaded == "False", done.stderr
-    assert "HF_HUB_OFFLINE is set" in message and "Embedder.local(jinav3.models.fallback_model_dir())" in message
+    assert "HF_HUB_OFFLINE is set" in message and "Embedder.local(jinav3.model.choice.fallback_model_dir())" in message
     assert str(minilm_dir) in message

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jinav3 import TASKS
-from jinav3.hardware import auto_dtype, cpu_features
+from jinav3.runtime.hardware import auto_dtype, cpu_features
 from jinav3.testing import same_vectors
 
 pytestmark = pytest.mark.cpu_class

@@ -94,7 +94,7 @@ def test_shared_returns_one_instance_per_setting(tiny_checkpoint):
 
 
 def test_token_budget_batches_bound_padding_and_budget():
-    from jinav3.batching import token_budget_batches
+    from jinav3.model.batching import token_budget_batches
 
     lengths = [16, 500, 480, 300, 16, 4000, 120, 130, 290, 16]
     batches = token_budget_batches(lengths, max_tokens=1024, max_batch=3)
@@ -106,7 +106,7 @@ def test_token_budget_batches_bound_padding_and_budget():
 
 
 def test_backend_options_name_misplaced_and_unknown_settings(tiny_checkpoint):
-    from jinav3.settings import backend_options
+    from jinav3.runtime.settings import backend_options
 
     assert backend_options("local", {"device": "cpu", "dtype": None}) == {"device": "cpu"}
     with pytest.raises(InvalidInputError, match=r"base_url do not apply to backend='local'.*options of backend='api'"):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jinav3 import Embedder, InvalidInputError, PerformanceWarning
-from jinav3.hardware import (
+from jinav3.runtime.hardware import (
     CPU_CLASS_VARIABLE,
     CPU_CLASSES,
     CpuFeatures,
@@ -20,7 +20,7 @@ from jinav3.hardware import (
     simulated_class,
     slow_dtype_reason,
 )
-from jinav3.settings import LOCAL_DTYPES, backend_options, check_dtype
+from jinav3.runtime.settings import LOCAL_DTYPES, backend_options, check_dtype
 
 pytestmark = pytest.mark.cpu_class  # every choice here follows the CPU class
 
@@ -88,7 +88,8 @@ def test_unknown_dtype_is_refused_by_the_settings_check(name):
 @pytest.mark.parametrize("name", sorted(CPU_CLASSES))
 def test_a_simulated_cpu_class_decides_like_that_class(monkeypatch, name):
     """JINAV3_CPU_CLASS makes dtype and int8 weight-range choices as that class would, and says so."""
-    from jinav3 import hardware, quantization
+    from jinav3.model import int8 as quantization
+    from jinav3.runtime import hardware
 
     monkeypatch.setenv(CPU_CLASS_VARIABLE, name.upper())  # any case
     hardware.reset()
@@ -105,7 +106,7 @@ def test_a_simulated_cpu_class_decides_like_that_class(monkeypatch, name):
 
 
 def test_host_or_unset_means_this_cpu_and_a_typo_is_refused(monkeypatch):
-    from jinav3 import hardware
+    from jinav3.runtime import hardware
 
     monkeypatch.setenv(CPU_CLASS_VARIABLE, "host")
     assert simulated_class() is None

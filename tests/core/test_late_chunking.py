@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jinav3 import Embedder, InvalidInputError
-from jinav3.late import content_ranges, plan_windows
+from jinav3.late_chunking.windows import content_ranges, plan_windows
 
 DOC = (
     "Berlin is the capital and largest city of Germany. Its more than 3.85 million inhabitants make it the "

@@ -116,7 +116,7 @@ def test_a_span_does_not_depend_on_order_or_company(tiny_embedder, case, data):
 def test_macro_windows_pool_each_token_from_its_owning_window(tiny_fp32, native_model, case, window, overlap,
                                                               task):
     """Long documents: every token's vector comes from the one window that owns it, run on its own."""
-    from jinav3.late import plan_windows
+    from jinav3.late_chunking.windows import plan_windows
 
     document, spans = case
     backend = tiny_fp32.backend

@@ -134,7 +134,7 @@ def test_int8_quantises_the_attention_products(tiny_onnx_dir, tmp_path):
     """Scores and weighted values (activation x activation MatMuls) become integer MatMuls too."""
     import onnx
 
-    from jinav3.onnx_int8 import down_projections, quantize_graph
+    from jinav3.model.onnx_int8 import down_projections, quantize_graph
 
     original = onnx.load(str(tiny_onnx_dir / "onnx" / "model.onnx"), load_external_data=False)
     constants = {init.name for init in original.graph.initializer}

@@ -10,8 +10,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jinav3 import openmp
-from jinav3.settings import LOCAL_DTYPES
+from jinav3.runtime import openmp
+from jinav3.runtime.settings import LOCAL_DTYPES
 
 spellings = st.sampled_from(sorted(LOCAL_DTYPES)).flatmap(
     lambda name: st.lists(st.booleans(), min_size=len(name), max_size=len(name)).map(

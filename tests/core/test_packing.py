@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from torch.nn import functional as F
 
-from jinav3 import Embedder, InvalidInputError, late
-from jinav3.packing import PACKED_ATTENTION, varlen_attention
-from jinav3.pooling_torch import TorchPoolingStream
+from jinav3 import Embedder, InvalidInputError
+from jinav3.late_chunking import windows as late
+from jinav3.late_chunking.pooling_torch import TorchPoolingStream
+from jinav3.model.packing import PACKED_ATTENTION, varlen_attention
 
 words = st.sampled_from(["Berlin", "wall", "Kyoto", "temple", "río", "東京", "!", "1989", "and", "the", "\n"])
 texts = st.lists(words, min_size=1, max_size=40).map(" ".join)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from jinav3 import progress
+from jinav3.runtime import progress
 
 DOC = "Berlin is big. It has many museums. The river Spree runs through it.\n\nKyoto has temples. " * 3
 

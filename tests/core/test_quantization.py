@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from jinav3 import Embedder, InvalidInputError
-from jinav3.quantization import Int8Linear, TaskInt8Linear, quantize_weight
+from jinav3.model.int8 import Int8Linear, TaskInt8Linear, quantize_weight
 
 CORPUS = Path(__file__).resolve().parents[2] / "examples" / "corpus"
 floats = st.floats(-4, 4, width=32, allow_subnormal=False)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer, models
 
 from jinav3 import Embedder, InvalidInputError, ModelLoadError
-from jinav3.model_files import TOKENIZER_PROBE, check_tokenizer_fits
+from jinav3.model.files import TOKENIZER_PROBE, check_tokenizer_fits
 from jinav3.testing import build_checkpoint, same_vectors, train_tokenizer
 
 TEXTS = ["Berlin is the capital of Germany.", "東京は日本の首都です。", "Москва — столица России."]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from jinav3 import tokenizing
+from jinav3.late_chunking import tokenizing
 from jinav3.testing import CORPUS
 
 WORDS = st.sampled_from(["Berlin", "wall", "C.", "albicans", "3.14", "東京は首都です。", "😀", "e\u0301t\u00e9", "!=",

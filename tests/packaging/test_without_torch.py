@@ -16,7 +16,8 @@ for name in ("torch", "transformers", "safetensors", {extra}):
     sys.modules[name] = None  # "import torch" now raises ModuleNotFoundError, as on the light install
 """
 LIGHT_MODULES = [
-    "jinav3", "jinav3.cli", "jinav3.models", "jinav3.testing", "jinav3.backends.api", "jinav3.chunking",
+    "jinav3", "jinav3.cli", "jinav3.model.choice", "jinav3.testing", "jinav3.backends.api",
+    "jinav3.late_chunking.chunking",
     "jinav3.matryoshka", "jinav3.evaluation", "jinav3.distributed", "langchain_jinav3", "llama_index.embeddings.jinav3",
     "llama_index.node_parser.jinav3", "haystack_integrations.components.embedders.jinav3",
     "haystack_integrations.components.preprocessors.jinav3", "haystack_integrations.components.writers.jinav3",

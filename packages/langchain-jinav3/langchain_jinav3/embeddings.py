@@ -28,9 +28,9 @@ from pydantic import (
 )
 
 from jinav3 import Chunk, Embedder, InvalidInputError, check_texts
-from jinav3.chunking import ChunkerLike
+from jinav3.late_chunking.chunking import ChunkerLike
 from jinav3.matryoshka import check_dimensions, float_path_encoding
-from jinav3.settings import DEFAULT_MODELS, backend_options, canonical_model
+from jinav3.runtime.settings import DEFAULT_MODELS, backend_options, canonical_model
 from jinav3.tasks import validate_task
 from langchain_jinav3.caching import refuse_unsafe_cache
 from langchain_jinav3.callers import called_from

@@ -21,7 +21,7 @@ from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter, TextSplitter
 
 from jinav3 import Chunk, InvalidInputError, check_texts
-from jinav3.chunking import ChunkerLike
+from jinav3.late_chunking.chunking import ChunkerLike
 from langchain_jinav3.embeddings import JinaV3Embeddings
 from langchain_jinav3.handoff import Vector, digest, with_late_chunk
 

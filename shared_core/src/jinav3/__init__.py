@@ -1,6 +1,5 @@
 """jinav3: jina-embeddings-v3 with task adapters, late chunking and Matryoshka dimensions, local or via the API."""
 
-from jinav3.chunking import Chunker, ParagraphChunker, SentenceChunker, Span, TokenChunker, spans_from_texts
 from jinav3.embedder import Chunk, Embedder, check_texts
 from jinav3.errors import (
     BackendError,
@@ -12,8 +11,16 @@ from jinav3.errors import (
     NoTaskAdaptersWarning,
     PerformanceWarning,
 )
+from jinav3.late_chunking.chunking import (
+    Chunker,
+    ParagraphChunker,
+    SentenceChunker,
+    Span,
+    TokenChunker,
+    spans_from_texts,
+)
+from jinav3.late_chunking.preparation import DocumentPreparer, PreparedDocument
 from jinav3.matryoshka import TRAINED_DIMENSIONS, truncate_normalise
-from jinav3.preparation import DocumentPreparer, PreparedDocument
 from jinav3.tasks import TASKS, RoleTasks
 
 __version__ = "0.1.0"

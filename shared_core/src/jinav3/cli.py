@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from jinav3 import openmp
 from jinav3.cli_inputs import (
     STDIN,
     Text,
@@ -31,7 +30,8 @@ from jinav3.cli_inputs import (
 )
 from jinav3.distributed.cli import add_index_parser, run_index
 from jinav3.errors import InputTooLongError, InvalidInputError, JinaV3Error, NoTaskAdaptersWarning
-from jinav3.settings import DTYPE_HELP
+from jinav3.runtime import openmp
+from jinav3.runtime.settings import DTYPE_HELP
 from jinav3.tasks import TASKS
 
 #: Above this many characters in all, ``jinav3 chunk`` shows progress bars (late chunking is a minute per ~100k
@@ -261,9 +261,9 @@ def _warn(args: argparse.Namespace, message: str) -> None:
 def _resolve_checked(args: argparse.Namespace) -> str:
     """The model to load, after every check that needs no weights: the local extra is installed, and
     ``--dimensions`` fits the model's width (read from its config when it is a folder or cached)."""
-    from jinav3.extras import require_local
     from jinav3.matryoshka import TRAINED_DIMENSIONS, validate_dimensions
-    from jinav3.models import check_model_source, display_name, has_task_adapters, model_width, resolve_model
+    from jinav3.model.choice import check_model_source, display_name, has_task_adapters, model_width, resolve_model
+    from jinav3.runtime.extras import require_local
 
     if getattr(args, "engine", "torch") == "torch":
         require_local(f"jinav3 {getattr(args, 'command', None) or 'eval'}")
@@ -291,7 +291,7 @@ def _embedder(args: argparse.Namespace, model: str | None = None):  # noqa: ANN2
                               engine=getattr(args, "engine", "torch"))
     task = getattr(args, "task", None)
     if task not in (None, "none") and not embedder.backend.tasks:
-        from jinav3.models import display_name
+        from jinav3.model.choice import display_name
 
         _warn(args, f"{display_name(embedder.model_name)} has no task adapters, so --task {task} changes nothing "
                     "(use jina-embeddings-v3 for task-specific vectors)")
@@ -393,10 +393,10 @@ def _cmd_chunk(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
-    from jinav3.extras import require_local
+    from jinav3.runtime.extras import require_local
 
     require_local("jinav3 export-onnx")
-    from jinav3.onnx_export import export_onnx
+    from jinav3.model.onnx_export import export_onnx
 
     graph = export_onnx(args.checkpoint, args.out, overwrite=args.overwrite)
     print(f"jinav3 export-onnx: wrote {graph} (load the folder with engine='onnx' or --engine onnx)", file=sys.stderr)
@@ -406,7 +406,7 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     """Every check that needs no weights first (extras, keys, model source, the port), then the model, then the
     server on the sockets bound before the load."""
-    from jinav3.extras import missing_modules, require_local
+    from jinav3.runtime.extras import missing_modules, require_local
 
     if args.engine == "torch":
         require_local("jinav3 serve")
@@ -427,7 +427,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     sockets = bind_sockets(args.host, args.port)
     try:
         embedder = _embedder(args, model)
-        from jinav3.models import display_name
+        from jinav3.model.choice import display_name
         from jinav3.server.app import ServerConfig
 
         config = ServerConfig(
@@ -466,7 +466,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     tokenizer = None
     if args.tokenizer:
         from jinav3.backends.local import load_tokenizer
-        from jinav3.checkpoint import resolve_model_dir
+        from jinav3.model.checkpoint import resolve_model_dir
 
         tokenizer = load_tokenizer(resolve_model_dir(args.tokenizer))
     print(f"jinav3 eval: loaded {args.folder} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
@@ -491,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a user error (bad input, missing file or model, the wrong encoding) is one line on
     standard error and exit status 2, an interrupt exit status 130."""
     args = build_parser().parse_args(argv)
-    openmp.prepare(getattr(args, "dtype", None))  # before anything imports torch (see jinav3.openmp)
+    openmp.prepare(getattr(args, "dtype", None))  # before anything imports torch (see jinav3.runtime.openmp)
     handlers = {"embed": _cmd_embed, "chunk": _cmd_chunk, "serve": _cmd_serve, "eval": _cmd_eval, "index": run_index,
                 "export-onnx": _cmd_export_onnx}
     try:

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from jinav3.backends import Backend
-from jinav3.chunking import ChunkerLike, Span, resolve_spans
 from jinav3.errors import InvalidInputError
+from jinav3.late_chunking.chunking import ChunkerLike, Span, resolve_spans
+from jinav3.late_chunking.preparation import PreparedDocument
 from jinav3.matryoshka import (
     TRAINED_DIMENSIONS,
     encode,
@@ -24,8 +25,7 @@ from jinav3.matryoshka import (
     validate_dimensions,
     validate_embedding_type,
 )
-from jinav3.preparation import PreparedDocument
-from jinav3.settings import DEFAULT_MODELS, backend_options, check_engine_options
+from jinav3.runtime.settings import DEFAULT_MODELS, backend_options, check_engine_options
 from jinav3.tasks import RoleTasks, validate_task
 from jinav3.usage import TokenUsage
 
@@ -87,12 +87,12 @@ class Embedder:
             from jinav3.backends.onnx_engine import OnnxBackend
 
             return cls(OnnxBackend(model, device=device, dtype=dtype, **options), roles)
-        from jinav3 import openmp
-        from jinav3.extras import require_local
+        from jinav3.runtime import openmp
+        from jinav3.runtime.extras import require_local
 
         openmp.prepare(dtype)  # int8: OpenMP's idle workers must sleep; only possible before torch is imported
         require_local()  # without the local extra: a ModelLoadError naming it, not "No module named 'torch'"
-        from jinav3.models import check_model_source
+        from jinav3.model.choice import check_model_source
 
         check_model_source(model)  # a wrong path or an unreachable hub fails now, not after importing torch
         from jinav3.backends.local import LocalBackend
@@ -196,8 +196,8 @@ class Embedder:
         """One vector per text: ``(len(texts), dimensions)`` float32 (packed bytes for binary types, a list of
         strings for base64). Truncates to ``dimensions`` first, then L2-normalises unless ``normalized=False``.
         ``show_progress``: ``None`` shows a bar on a terminal once the work lasts a few seconds
-        (:mod:`jinav3.progress`), ``True`` always, ``False`` never. ``usage`` (a :class:`jinav3.usage.TokenUsage`)
-        receives the tokens the model consumed."""
+        (:mod:`jinav3.runtime.progress`), ``True`` always, ``False`` never. ``usage`` (a
+        :class:`jinav3.usage.TokenUsage`) receives the tokens the model consumed."""
         items = check_texts(texts)
         validate_task(task)
         self._check_output(dimensions, embedding_type)

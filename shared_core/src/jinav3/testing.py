@@ -103,7 +103,7 @@ def random_state_dict(
 ) -> dict[str, torch.Tensor]:
     """Random weights with the original key names and shapes (``roberta.`` prefix, LoRA banks, pooler); fp32 unless
     ``dtype`` says otherwise."""
-    from jinav3.extras import require_local
+    from jinav3.runtime.extras import require_local
 
     require_local("writing checkpoint weights")
     import torch

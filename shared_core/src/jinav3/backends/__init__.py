@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from jinav3.chunking import Span
+from jinav3.late_chunking.chunking import Span
 from jinav3.usage import TokenUsage
 
 

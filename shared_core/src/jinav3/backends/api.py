@@ -56,9 +56,9 @@ from jinav3.backends.api_retry import (
     retry_after_seconds,
 )
 from jinav3.backends.api_tokens import TokenCounter, estimate_tokens, load_tokenizer
-from jinav3.chunking import Span
 from jinav3.errors import BackendError, InvalidInputError
-from jinav3.progress import progress_bar
+from jinav3.late_chunking.chunking import Span
+from jinav3.runtime.progress import progress_bar
 from jinav3.tasks import TASKS, validate_task
 from jinav3.usage import TokenUsage
 

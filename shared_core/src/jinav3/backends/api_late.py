@@ -2,11 +2,11 @@
 
 The API embeds all inputs of one late-chunking request as ONE text (joined with a space), so a document is sent as
 its chunks in document order. A document that does not fit one request (``budget`` tokens, ``max_inputs`` inputs)
-is covered by overlapping requests, the local macro-window rule in chunks (:func:`jinav3.late.plan_windows`):
-neighbouring requests share about ``overlap`` tokens of chunks, and hand over at the middle of that overlap, so a
-chunk's vector comes from the request where it sits farthest from a cut and every chunk keeps about
-``overlap / 2`` tokens of context on both sides where the document has them. The vectors of the shared chunks
-that a request does not keep are discarded.
+is covered by overlapping requests, the local macro-window rule in chunks
+(:func:`jinav3.late_chunking.windows.plan_windows`): neighbouring requests share about ``overlap`` tokens of chunks, and
+hand over at the middle of that overlap, so a chunk's vector comes from the request where it sits farthest from a cut
+and every chunk keeps about ``overlap / 2`` tokens of context on both sides where the document has them. The vectors of
+the shared chunks that a request does not keep are discarded.
 
 When a server counts more tokens than planned and refuses a request, the chunks it was to keep are planned again
 with a smaller budget (same rule, context taken from the neighbours), until each fits or a single chunk alone is
@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from jinav3.chunking import Span
+from jinav3.late_chunking.chunking import Span
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from jinav3 import hardware, late, openmp, packing, pooling_torch, quantization
 from jinav3.backends.local_base import Abandoned, LocalBase
-from jinav3.checkpoint import load_jina_v3, load_plain_encoder
 from jinav3.errors import InvalidInputError, PerformanceWarning
-from jinav3.model_files import DEFAULT_MODEL, is_jina_v3_original, load_tokenizer, read_config, resolve_model_dir
-from jinav3.preparation import PreparedDocument
-from jinav3.settings import check_dtype
+from jinav3.late_chunking import pooling_torch
+from jinav3.late_chunking import windows as late
+from jinav3.late_chunking.preparation import PreparedDocument
+from jinav3.model import int8 as quantization
+from jinav3.model import packing
+from jinav3.model.checkpoint import load_jina_v3, load_plain_encoder
+from jinav3.model.files import DEFAULT_MODEL, is_jina_v3_original, load_tokenizer, read_config, resolve_model_dir
+from jinav3.runtime import hardware, openmp
+from jinav3.runtime.settings import check_dtype
 
 __all__ = ["Abandoned", "LocalBackend", "load_tokenizer", "pick_attention", "pick_device", "pick_dtype"]
 
@@ -43,8 +47,9 @@ def pick_device(device: str | torch.device | None) -> torch.device:
 
 
 def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """None: chosen by hardware (:func:`jinav3.hardware.auto_dtype`: bf16 on CUDA and on CPUs with native bf16, else
-    fp32). An explicit choice is honoured, with a :class:`~jinav3.errors.PerformanceWarning` where it is emulated."""
+    """None: chosen by hardware (:func:`jinav3.runtime.hardware.auto_dtype`: bf16 on CUDA and on CPUs with native bf16,
+    else fp32). An explicit choice is honoured, with a :class:`~jinav3.errors.PerformanceWarning` where it is
+    emulated."""
     if dtype is None:
         return hardware.auto_dtype(device)
     chosen = dtype if isinstance(dtype, torch.dtype) else _DTYPES.get(check_dtype(dtype))
@@ -82,20 +87,21 @@ class LocalBackend(LocalBase):
     ) -> None:
         """``merge_lora`` keeps a copy of the adapted Linear weights (about 1.2 GB in fp32 for jina-v3) so a task's
         LoRA is merged once per task switch; ``False`` saves that memory and adds the low-rank term on every call.
-        ``unpadded`` packs each batch's sequences into one row (:mod:`jinav3.packing`; default: on, unless an
+        ``unpadded`` packs each batch's sequences into one row (:mod:`jinav3.model.packing`; default: on, unless an
         ``attn_implementation`` that cannot read sequence boundaries is named) and ``device_pooling`` pools
-        late-chunking spans on the device (:mod:`jinav3.pooling_torch`; default: on for CUDA only)."""
+        late-chunking spans on the device (:mod:`jinav3.late_chunking.pooling_torch`; default: on for CUDA only)."""
         folder = resolve_model_dir(model)
-        # int8 hook (jinav3.quantization): fp32 model, Linear layers swapped for int8 ones after loading; CPU only.
+        # int8 hook (jinav3.model.int8): fp32 model, Linear layers swapped for int8 ones after loading; CPU only.
         self.int8 = quantization.is_int8(dtype)
         self.device = pick_device("cpu" if self.int8 and device is None else device)
         if self.int8 and self.device.type != "cpu":
             raise InvalidInputError(f"dtype='int8' runs on the CPU only, not on {self.device}; use bfloat16 there")
         self.dtype = pick_dtype("float32" if self.int8 else dtype, self.device)
         merge_lora = merge_lora and not self.int8  # int8 copies are built from merged weights, never merged in place
-        # Unpadded batches (jinav3.packing) by default wherever the attention can read sequence boundaries: no FLOP
-        # on padding, and a row's vector is bit-identical whatever it is batched with (padded attention is not, by
-        # up to 1e-7 in fp32, 1e-3 in bf16 and 1e-2 in int8). Device pooling (jinav3.pooling_torch): CUDA only.
+        # Unpadded batches (jinav3.model.packing) by default wherever the attention can read sequence boundaries: no
+        # FLOP on padding, and a row's vector is bit-identical whatever it is batched with (padded attention is not, by
+        # up to 1e-7 in fp32, 1e-3 in bf16 and 1e-2 in int8). Device pooling (jinav3.late_chunking.pooling_torch): CUDA
+        # only.
         if unpadded is None:
             unpadded = attn_implementation is None or attn_implementation in packing.PACKED_CAPABLE
         self.unpadded = bool(unpadded)
@@ -132,7 +138,7 @@ class LocalBackend(LocalBase):
     ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
         """Yield (indices, hidden states (B, L, D), attention mask (B, L)) for token-budget batches of one task."""
         for task_id, batch in self._progress(self._plan(sequences, task_ids), show_progress):
-            if self.unpadded:  # GPU-path hook: no padding in any FLOP (jinav3.packing)
+            if self.unpadded:  # GPU-path hook: no padding in any FLOP (jinav3.model.packing)
                 with self._lock, torch.inference_mode():
                     hidden, mask = packing.forward_unpadded(
                         self._module, self._selection, [sequences[i] for i in batch], task_id, self.device)
@@ -154,7 +160,7 @@ class LocalBackend(LocalBase):
         return hidden.float().cpu().numpy()
 
     def _kept(self, vectors: torch.Tensor) -> Any:
-        if self.device_pooling:  # GPU-path hook: token vectors stay on the device (jinav3.pooling_torch)
+        if self.device_pooling:  # GPU-path hook: token vectors stay on the device (jinav3.late_chunking.pooling_torch)
             return vectors
         return self._host(vectors)
 

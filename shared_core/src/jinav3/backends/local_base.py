@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from jinav3 import late
-from jinav3.batching import token_budget_batches
-from jinav3.chunking import Span
 from jinav3.errors import InputTooLongError, InvalidInputError, NoTaskAdaptersWarning
-from jinav3.model_files import load_tokenizer
-from jinav3.models import display_name
-from jinav3.preparation import DocumentPreparer, PreparedDocument
-from jinav3.progress import progress_bar
+from jinav3.late_chunking import windows as late
+from jinav3.late_chunking.chunking import Span
+from jinav3.late_chunking.preparation import DocumentPreparer, PreparedDocument
+from jinav3.model.batching import token_budget_batches
+from jinav3.model.choice import display_name
+from jinav3.model.files import load_tokenizer
+from jinav3.runtime.progress import progress_bar
 from jinav3.tasks import validate_task
 from jinav3.usage import TokenUsage
 
@@ -49,7 +49,7 @@ class LocalBase:
     """A model in this process behind an engine's forward pass. Thread-safe: forward passes are serialised."""
 
     engine = ""  # the ``engine=`` word that chose the subclass
-    #: Largest share of padding in a batch (:func:`jinav3.batching.token_budget_batches`).
+    #: Largest share of padding in a batch (:func:`jinav3.model.batching.token_budget_batches`).
     max_padding = 0.1
 
     def _setup(

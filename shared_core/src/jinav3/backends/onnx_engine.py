@@ -2,7 +2,7 @@
 
 Only the forward pass differs from the torch engine (:mod:`jinav3.backends.local_base` holds the rest). The graph
 is the one the jina-embeddings-v3 repository publishes, or one written by ``jinav3 export-onnx``
-(:mod:`jinav3.onnx_export`): ``input_ids``, ``attention_mask`` and — for models with task adapters — a scalar
+(:mod:`jinav3.model.onnx_export`): ``input_ids``, ``attention_mask`` and — for models with task adapters — a scalar
 ``task_id``; first output the token hidden states. The official graph has no "base weights" path, so ``task=None``
 is refused on a model with adapters.
 
@@ -11,7 +11,7 @@ hold sequences of one exact length by default (``max_padding=0``): no FLOP on pa
 row never sees padding whatever it is batched with; the tests check its vector is bit-identical alone and in any
 batch. ``max_padding=0.1`` allows padded batches (docs/performance.md has the measured cost and effect).
 
-``dtype="int8"``: the whole graph quantised by ONNX Runtime (:mod:`jinav3.onnx_int8`), attention included.
+``dtype="int8"``: the whole graph quantised by ONNX Runtime (:mod:`jinav3.model.onnx_int8`), attention included.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 from jinav3.backends.local_base import LocalBase
 from jinav3.errors import InvalidInputError, ModelLoadError
-from jinav3.model_files import (
+from jinav3.model.files import (
     DEFAULT_MODEL,
     encoder_max_positions,
     is_jina_v3_original,
@@ -34,7 +34,7 @@ from jinav3.model_files import (
     resolve_model_dir,
     task_instructions,
 )
-from jinav3.settings import check_dtype
+from jinav3.runtime.settings import check_dtype
 
 #: The graph inside a model folder, and what a hub download fetches (never the safetensors weights).
 GRAPH_FILE = "onnx/model.onnx"
@@ -120,7 +120,7 @@ class OnnxBackend(LocalBase):
     def _load(self, graph: Path, threads: int | None) -> Any:
         if not self.int8:
             return _session(graph, threads)
-        from jinav3 import onnx_int8
+        from jinav3.model import onnx_int8
 
         cached = onnx_int8.cached_int8_graph(graph)
         if cached is not None:

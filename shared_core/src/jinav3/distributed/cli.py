@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from jinav3.cli_inputs import UsageError
-from jinav3.settings import DTYPE_HELP
+from jinav3.runtime.settings import DTYPE_HELP
 from jinav3.tasks import TASKS
 
 
@@ -88,7 +88,7 @@ def run_index(args: argparse.Namespace) -> int:
         raise UsageError("this command is the Ray pipeline: pass --ray (and --address to join a cluster); for a few "
                          "files in this process use 'jinav3 chunk'")
     from jinav3.distributed.options import IndexOptions
-    from jinav3.models import check_model_source, resolve_model
+    from jinav3.model.choice import check_model_source, resolve_model
 
     model, notice = resolve_model(args.model)
     address = args.address or os.environ.get("RAY_ADDRESS") or None

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinav3.chunking import Chunker
 from jinav3.errors import InvalidInputError
+from jinav3.late_chunking.chunking import Chunker
 from jinav3.matryoshka import check_dimensions
 from jinav3.tasks import validate_task
 

@@ -23,13 +23,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jinav3.chunking import Span, chunk_spans, make_chunker
 from jinav3.distributed.options import IndexOptions
 from jinav3.distributed.output import OutputFolder
 from jinav3.embedder import Embedder
 from jinav3.errors import JinaV3Error
+from jinav3.late_chunking.chunking import Span, chunk_spans, make_chunker
+from jinav3.late_chunking.preparation import DocumentPreparer
 from jinav3.matryoshka import validate_dimensions
-from jinav3.preparation import DocumentPreparer
 
 SPANS = pa.list_(pa.int64())
 OUTPUT_COLUMNS = ("source_id", "chunk_index", "start", "end", "text", "embedding", "error", "origin")

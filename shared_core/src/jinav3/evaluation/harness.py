@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from jinav3.chunking import chunk_spans, make_chunker
 from jinav3.embedder import Embedder
 from jinav3.errors import InvalidInputError
 from jinav3.evaluation.beir import BeirDataset
 from jinav3.evaluation.cache import VectorCache, content_hash
 from jinav3.evaluation.metrics import mean_metrics
 from jinav3.evaluation.ranking import rank_documents, rank_documents_hamming
+from jinav3.late_chunking.chunking import chunk_spans, make_chunker
 from jinav3.matryoshka import encode, truncate_normalise
 
 SETTINGS = ("naive", "late", "whole")

@@ -30,10 +30,10 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from jinav3.backends.local_base import LocalBase
-from jinav3.chunking import Span
 from jinav3.errors import InputTooLongError, InvalidInputError
+from jinav3.late_chunking.chunking import Span
 from jinav3.matryoshka import encode, truncate_normalise
-from jinav3.models import fallback_model_dir
+from jinav3.model.choice import fallback_model_dir
 from jinav3.server.batcher import MicroBatcher, Overloaded, ShuttingDown
 from jinav3.server.errors import (
     ApiProblem,

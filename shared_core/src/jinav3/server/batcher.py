@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from jinav3.backends.local_base import LocalBase
-from jinav3.chunking import Span
-from jinav3.preparation import PreparedDocument
+from jinav3.late_chunking.chunking import Span
+from jinav3.late_chunking.preparation import PreparedDocument
 
 
 class Overloaded(Exception):

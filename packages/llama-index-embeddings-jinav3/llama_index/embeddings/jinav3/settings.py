@@ -23,7 +23,7 @@ from pydantic import (
 
 from jinav3 import Embedder
 from jinav3.matryoshka import check_dimensions, float_path_encoding
-from jinav3.settings import DEFAULT_MODELS, backend_options, canonical_model
+from jinav3.runtime.settings import DEFAULT_MODELS, backend_options, canonical_model
 
 #: Metadata key the late-chunking parser sets on the nodes it embedded. Its value names the vector space
 #: (see :meth:`JinaV3CoreSettings.vector_space`); it is excluded from the embed and LLM metadata strings.

@@ -21,7 +21,7 @@ from llama_index.core.schema import BaseNode, Document, MetadataMode
 from pydantic import Field, PrivateAttr, SerializeAsAny, field_validator, model_validator
 
 from jinav3 import Chunk, InvalidInputError
-from jinav3.chunking import ChunkerLike, Span
+from jinav3.late_chunking.chunking import ChunkerLike, Span
 from jinav3.tasks import validate_task
 from llama_index.embeddings.jinav3.base import JinaV3Embedding
 from llama_index.embeddings.jinav3.settings import LATE_CHUNKED_KEY, JinaV3CoreSettings, canonical_model

@@ -17,8 +17,8 @@ from haystack.utils import Secret, deserialize_secrets_inplace
 
 from jinav3 import TASKS, Embedder, InvalidInputError
 from jinav3.matryoshka import check_dimensions, float_path_encoding, validate_embedding_type
-from jinav3.settings import backend_options as backend_options_check
-from jinav3.settings import canonical_model
+from jinav3.runtime.settings import backend_options as backend_options_check
+from jinav3.runtime.settings import canonical_model
 from jinav3.usage import TokenUsage
 
 BACKENDS: tuple[str, ...] = ("local", "api")

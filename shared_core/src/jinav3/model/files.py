@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jinav3.errors import ModelLoadError
-from jinav3.extras import LOCAL_INSTALL
+from jinav3.runtime.extras import LOCAL_INSTALL
 from jinav3.tasks import DEFAULT_INSTRUCTIONS
 
 DEFAULT_MODEL = "jinaai/jina-embeddings-v3"
@@ -51,7 +51,7 @@ def resolve_model_dir(model: str | os.PathLike[str], patterns: list[str] | None 
     try:
         return Path(snapshot_download(str(model), allow_patterns=patterns or _HUB_FILES))
     except Exception as exc:  # the hub raises many types (offline, 404, gated, network)
-        from jinav3.models import offline_advice
+        from jinav3.model.choice import offline_advice
 
         raise ModelLoadError(
             f"could not load {str(model)!r} from the Hugging Face hub or its cache ({type(exc).__name__}: {exc}). "

@@ -26,10 +26,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from jinav3.checkpoint import load_jina_v3, load_plain_encoder
 from jinav3.errors import InvalidInputError
-from jinav3.lora import LoRAEmbedding, LoRALinear
-from jinav3.model_files import is_jina_v3_original, read_config, resolve_model_dir
+from jinav3.model.checkpoint import load_jina_v3, load_plain_encoder
+from jinav3.model.files import is_jina_v3_original, read_config, resolve_model_dir
+from jinav3.model.lora import LoRAEmbedding, LoRALinear
 
 #: Where the graph and its external weights live inside a model folder (the hub repository's names).
 GRAPH_FILE = "onnx/model.onnx"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from jinav3.errors import InvalidInputError
-from jinav3.sentences import BLANK_LINE, sentence_cuts
+from jinav3.late_chunking.sentences import BLANK_LINE, sentence_cuts
 
 Span = tuple[int, int]
 
@@ -52,8 +52,8 @@ _PARAGRAPH_END = re.compile(rf"{BLANK_LINE}\s*")
 
 @dataclass(frozen=True)
 class SentenceChunker:
-    """Split into sentences with a real segmenter (:mod:`jinav3.sentences`): "C. albicans", "e.g.", "No. 5", "3.14",
-    initials and ellipses do not end a sentence; CJK terminators and blank lines do.
+    """Split into sentences with a real segmenter (:mod:`jinav3.late_chunking.sentences`): "C. albicans", "e.g.",
+    "No. 5", "3.14", initials and ellipses do not end a sentence; CJK terminators and blank lines do.
 
     ``language`` (ISO 639 code, default ``en``) picks the abbreviation list. ``min_chars`` merges a sentence
     shorter than that into the next one, so headings and fragments do not become chunks of their own.

@@ -1,7 +1,7 @@
 """int8 on several CPU threads needs OpenMP's idle workers to sleep, not spin. Torch-free: it must act before torch
 is imported.
 
-Why: the int8 Linear layers (:mod:`jinav3.quantization`) run ONNX Runtime over row blocks on a Python thread pool,
+Why: the int8 Linear layers (:mod:`jinav3.model.int8`) run ONNX Runtime over row blocks on a Python thread pool,
 between torch ops that run on torch's OpenMP team. After every torch op, GNU OpenMP (torch's backend on Linux)
 keeps its workers spinning for a while; on a machine with as many threads as cores, a spinning worker shares its
 core with the pool thread running an int8 block, which then takes up to 1.5x as long as the block on the main
@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-from jinav3.settings import LOCAL_DTYPES
+from jinav3.runtime.settings import LOCAL_DTYPES
 
 WAIT_POLICY = "OMP_WAIT_POLICY"
 

@@ -3,7 +3,7 @@
 bf16 pays only where the CPU has bf16 dot-product instructions (AVX512-BF16, AMX-BF16); elsewhere torch emulates
 it and a forward pass is 3-6x *slower* than fp32 (measured on an AVX2-only EPYC). int8 gains most with VNNI
 (AVX512-VNNI, AVX-VNNI, AMX-INT8); without it int8 kernels must avoid saturating 16-bit intermediate sums, which
-is why :mod:`jinav3.quantization` then keeps weights to 7 bits.
+is why :mod:`jinav3.model.int8` then keeps weights to 7 bits.
 
 ``JINAV3_CPU_CLASS`` makes these choices as if the CPU were of another class (``avx2``, ``avx512``, ``avx512-vnni``,
 ``native-bf16``; ``host`` or unset: this CPU), so a test suite or a deployment can check the other class's code

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from jinav3.chunking import Span
 from jinav3.errors import ChunkAlignmentError, InvalidInputError
+from jinav3.late_chunking.chunking import Span
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class PoolingStream:
 
     The float64 running sum is carried from block to block, so every prefix row, and hence every chunk vector, is
     bit-identical to :func:`pool` over the whole document at once. The array arithmetic sits in three small methods
-    so :mod:`jinav3.pooling_torch` can run the same bookkeeping on the model's device.
+    so :mod:`jinav3.late_chunking.pooling_torch` can run the same bookkeeping on the model's device.
     """
 
     def __init__(self, doc: TokenizedDocument, plan: PoolingPlan, width: int) -> None:
@@ -161,7 +161,7 @@ class PoolingStream:
         self.seen = 0
         self.out = np.empty((len(self.lo), width), dtype=np.float32)
 
-    # -- array arithmetic (numpy here; torch in jinav3.pooling_torch) -------------------------------------
+    # -- array arithmetic (numpy here; torch in jinav3.late_chunking.pooling_torch) ------------------------------
     def empty_rows(self) -> Any:
         return np.zeros((0, self.width), dtype=np.float64)
 

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jinav3 import late, tokenizing
-from jinav3.chunking import ChunkerLike, Span, resolve_spans
 from jinav3.errors import InvalidInputError
-from jinav3.model_files import load_tokenizer, read_config, resolve_model_dir, task_instructions
+from jinav3.late_chunking import tokenizing
+from jinav3.late_chunking import windows as late
+from jinav3.late_chunking.chunking import ChunkerLike, Span, resolve_spans
+from jinav3.model.files import load_tokenizer, read_config, resolve_model_dir, task_instructions
 from jinav3.tasks import validate_task
 
 

@@ -39,7 +39,7 @@ def check_engine_options(engine: str, options: Mapping[str, Any]) -> None:
 
 
 #: Precision names of the local backend (aliases -> canonical). ``int8`` = int8 weights with dynamic int8
-#: activations on CPU (:mod:`jinav3.quantization`); the others are torch dtypes.
+#: activations on CPU (:mod:`jinav3.model.int8`); the others are torch dtypes.
 LOCAL_DTYPES: dict[str, str] = {
     "float32": "float32", "fp32": "float32",
     "bfloat16": "bfloat16", "bf16": "bfloat16",

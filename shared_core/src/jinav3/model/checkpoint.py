@@ -3,7 +3,7 @@
 The published jina-embeddings-v3 repository keeps the original training layout: ``roberta.*`` keys, a fused
 ``Wqkv`` projection and, for every Linear and Embedding, ``parametrizations.weight.original`` plus a LoRA bank
 ``parametrizations.weight.0.lora_A/lora_B`` with one slice per task. We split and rename the base weights into the
-native model and wrap the adapted modules with :mod:`jinav3.lora`. Any other folder is loaded as a plain
+native model and wrap the adapted modules with :mod:`jinav3.model.lora`. Any other folder is loaded as a plain
 Hugging Face encoder (used with mean pooling, no tasks).
 """
 
@@ -17,8 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from jinav3.errors import ModelLoadError
-from jinav3.lora import LoRAEmbedding, LoRALinear, TaskSelection
-from jinav3.model_files import (  # re-exported: older imports name them here
+from jinav3.model.files import (  # re-exported: older imports name them here
     DEFAULT_MODEL,
     encoder_max_positions,
     is_jina_v3_original,
@@ -26,6 +25,7 @@ from jinav3.model_files import (  # re-exported: older imports name them here
     resolve_model_dir,
     task_instructions,
 )
+from jinav3.model.lora import LoRAEmbedding, LoRALinear, TaskSelection
 
 __all__ = ["DEFAULT_MODEL", "LoadedModel", "is_jina_v3_original", "load_jina_v3", "load_plain_encoder",
            "read_config", "resolve_model_dir"]

@@ -1,9 +1,9 @@
 """Span pooling on the model's device: late chunking copies only one vector per chunk to the host, never every
 token vector (an 8,192-token document is 32 MB of fp32 token vectors, its 30 chunks 120 kB).
 
-Same arithmetic as :func:`jinav3.late.pool` (float64 prefix sums, a ``[lo, hi)`` range plus head/tail), and the
-same streaming bookkeeping as :class:`jinav3.late.PoolingStream`, of which :class:`TorchPoolingStream` only swaps
-the array operations.
+Same arithmetic as :func:`jinav3.late_chunking.windows.pool` (float64 prefix sums, a ``[lo, hi)`` range plus head/tail),
+and the same streaming bookkeeping as :class:`jinav3.late_chunking.windows.PoolingStream`, of which
+:class:`TorchPoolingStream` only swaps the array operations.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from jinav3 import late
+from jinav3.late_chunking import windows as late
 
 
 class TorchPoolingStream(late.PoolingStream):
-    """:class:`jinav3.late.PoolingStream` on the model's device: token vectors never leave it, only chunk vectors."""
+    """:class:`jinav3.late_chunking.windows.PoolingStream` on the model's device: token vectors never leave it, only
+    chunk vectors."""
 
     def __init__(self, doc: late.TokenizedDocument, plan: late.PoolingPlan, width: int, device: torch.device) -> None:
         self.device = device

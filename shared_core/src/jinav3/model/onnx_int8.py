@@ -2,12 +2,12 @@
 products (scores and weighted values) — by ONNX Runtime's dynamic quantisation: int8 weights per output channel,
 activations quantised on the fly with one scale per call.
 
-Unlike the torch engine's int8 (:mod:`jinav3.quantization`: Linear layers only, attention and glue in fp32), the
+Unlike the torch engine's int8 (:mod:`jinav3.model.int8`: Linear layers only, attention and glue in fp32), the
 attention products are int8 too. One exception, measured: the FFN's down projection (a weight that narrows, fed by
 heavy-tailed GELU activations) stays fp32. ONNX Runtime's dynamic quantisation has one activation scale per call,
 and on all-MiniLM-L6-v2 over ``examples/corpus`` quantising it brought the minimum cosine to fp32 to 0.985 (every
 MatMul) against 0.993 without it; the bound is 0.99. Without VNNI, x86 int8 kernels can saturate int16 sums;
-7-bit weights (``reduce_range``) keep them exact there, as in :mod:`jinav3.quantization`.
+7-bit weights (``reduce_range``) keep them exact there, as in :mod:`jinav3.model.int8`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jinav3.hardware import cpu_features
+from jinav3.runtime.hardware import cpu_features
 
 
 def down_projections(model: Any) -> list[str]:

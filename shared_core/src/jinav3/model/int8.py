@@ -35,9 +35,9 @@ import torch
 from torch import nn
 
 from jinav3.errors import InvalidInputError
-from jinav3.hardware import cpu_features
-from jinav3.lora import LoRALinear, TaskSelection
-from jinav3.settings import check_dtype
+from jinav3.model.lora import LoRALinear, TaskSelection
+from jinav3.runtime.hardware import cpu_features
+from jinav3.runtime.settings import check_dtype
 
 
 def is_int8(dtype: object) -> bool:
@@ -258,7 +258,7 @@ def merged_weight(layer: LoRALinear, task: int) -> tuple[torch.Tensor, torch.Ten
 
 
 class TaskInt8Linear(nn.Module):
-    """Stands in for a :class:`~jinav3.lora.LoRALinear`: one :class:`Int8Linear` per task in use, built on first
+    """Stands in for a :class:`~jinav3.model.lora.LoRALinear`: one :class:`Int8Linear` per task in use, built on first
     use from that task's merged weight and kept (the backend runs one task per batch)."""
 
     def __init__(

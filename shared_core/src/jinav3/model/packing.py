@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from jinav3.errors import InvalidInputError
-from jinav3.lora import TaskSelection
+from jinav3.model.lora import TaskSelection
 
 #: Attention implementation name for packed rows without flash-attn (registered with transformers on import).
 PACKED_ATTENTION = "jinav3_packed_sdpa"

@@ -1,0 +1,1 @@
+"""Late chunking: documents to character spans, spans to token windows, pooling per span."""
