@@ -38,7 +38,7 @@ adapters=0
 for pkg in packages/*/; do
   [ -f "$pkg/pyproject.toml" ] && editables+=(-e "$pkg[local,test]") && adapters=$((adapters + 1))
 done
-say "step 3/3: installing the jinav3 core with its extras (local, server, ray, int8), its $adapters framework" \
+say "step 3/3: installing the jinav3 core with its extras (local, server, ray, int8, onnx), its $adapters framework" \
     "adapters, and the test and lint tools (a few minutes on a fresh machine)"
 python -m pip install --progress-bar on "${editables[@]}" --group test --group lint
 python scripts/setup_state.py > "$STAMP"

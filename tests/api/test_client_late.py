@@ -113,7 +113,7 @@ def test_chunks_at_request_hand_overs_are_no_further_from_local_than_interior_on
     rng = random.Random(3)
     distance: dict[str, list[float]] = {"boundary": [], "interior": []}
     budget, shared = api32.backend._late_limits(True, 256, None)
-    for _ in range(6):
+    for _ in range(20):  # ~200 hand-over chunks: 6 documents gave ratios of 0.94-1.11 by the luck of the draw
         text = " ".join(rng.choice(CORPUS) for _ in range(40))
         spans = [(c.start, c.end) for c in tiny_fp32.late_chunk(text, "sentences")]
         counts = api32.backend._counter.count([text[s:e] for s, e in spans], special_tokens=False)

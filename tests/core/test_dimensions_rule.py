@@ -4,32 +4,46 @@ pydantic while Haystack refused it); the adapters only pass the value to the cor
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from haystack_integrations.components.embedders.jinav3 import JinaV3TextEmbedder
 from jinav3 import InvalidInputError
 from jinav3.matryoshka import check_dimensions, validate_dimensions
-from langchain_jinav3 import JinaV3Embeddings
-from llama_index.embeddings.jinav3 import JinaV3Embedding
+
+
+def adapter(module: str, name: str) -> Any:
+    """An adapter's class, or None where its distribution is not installed (the core part still runs)."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError:
+        return None
+
+
+LLAMA_INDEX = adapter("llama_index.embeddings.jinav3", "JinaV3Embedding")
+LANGCHAIN = adapter("langchain_jinav3", "JinaV3Embeddings")
+HAYSTACK = adapter("haystack_integrations.components.embedders.jinav3", "JinaV3TextEmbedder")
 
 
 def through_llama_index(dimensions: object) -> object:
-    return JinaV3Embedding(model_name="m", dimensions=dimensions).dimensions
+    return LLAMA_INDEX(model_name="m", dimensions=dimensions).dimensions
 
 
 def through_langchain(dimensions: object) -> object:
-    return JinaV3Embeddings(model="m", dimensions=dimensions).dimensions
+    return LANGCHAIN(model="m", dimensions=dimensions).dimensions
 
 
 def through_haystack(dimensions: object) -> object:
-    return JinaV3TextEmbedder("m", dimensions=dimensions).dimensions
+    return HAYSTACK("m", dimensions=dimensions).dimensions
 
 
-ADAPTERS = [through_llama_index, through_langchain, through_haystack]
+ADAPTERS = [through for through, cls in ((through_llama_index, LLAMA_INDEX), (through_langchain, LANGCHAIN),
+                                         (through_haystack, HAYSTACK)) if cls is not None]
 
 
 def expected(dimensions: object) -> int | str | None:

@@ -7,8 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 import pytest
+
+onnxruntime = pytest.importorskip("onnxruntime", reason="the onnx extra (jinav3[onnx]) is not installed")
+pytest.importorskip("onnx", reason="the onnx extra (jinav3[onnx]) is not installed")
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 import weakref
 from collections.abc import AsyncIterable, Callable, Iterable
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
@@ -25,10 +25,12 @@ from langchain_core.indexing import aindex as langchain_aindex
 from langchain_core.indexing import index as langchain_index
 from langchain_core.indexing.api import IndexingResult
 from langchain_core.vectorstores import VectorStore
-from typing_extensions import Unpack
 
 from jinav3 import InvalidInputError
 from langchain_jinav3.handoff import LateChunkText, carried_vector, context_key, with_carried
+
+if TYPE_CHECKING:  # annotations only (postponed): no runtime dependency on typing_extensions for Python 3.10
+    from typing_extensions import Unpack
 
 #: Record keys are UUIDs, which every store accepts as ids (Qdrant takes nothing else).
 _NAMESPACE = uuid.UUID("5b0d5a34-8f7e-4bb8-9a52-6c1b3f1ed2a4")
