@@ -53,11 +53,17 @@ def _hub_problem(repo: str) -> tuple[str, bool] | None:
 
     A quick metadata request (5 s timeout) instead of the download's retries: without a network the download
     fails only after tens of seconds, and before it torch has been imported for nothing."""
-    if _offline():
-        return "HF_HUB_OFFLINE is set", True
     from huggingface_hub import model_info
     from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
+    from huggingface_hub.utils import validate_repo_id
 
+    not_an_id = "it is neither a folder here nor a valid hub id such as jinaai/jina-embeddings-v3"
+    try:
+        validate_repo_id(repo)  # the name first: no network can fix it, so offline or not it is the answer
+    except HFValidationError:
+        return not_an_id, False
+    if _offline():
+        return "HF_HUB_OFFLINE is set", True
     try:
         model_info(repo, timeout=5)
     except GatedRepoError:  # exists; the download says what access it needs
@@ -65,7 +71,7 @@ def _hub_problem(repo: str) -> tuple[str, bool] | None:
     except RepositoryNotFoundError:
         return "the hub has no such model (or it is private)", False
     except HFValidationError:
-        return "it is neither a folder here nor a valid hub id such as jinaai/jina-embeddings-v3", False
+        return not_an_id, False
     except Exception as exc:  # unreachable, blocked, rate limited...
         return f"the hub cannot be reached: {type(exc).__name__}", True
     return None
