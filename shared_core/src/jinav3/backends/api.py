@@ -420,16 +420,15 @@ class ApiBackend:
         learnt = self._input_limit
         return self.max_batch_inputs if learnt is None else min(learnt, self.max_batch_inputs)
 
-    def _learn_input_limit(self, exc: ApiError, sent: int) -> int:
-        """The server's input limit after ``exc`` refused a request of ``sent`` inputs; ``exc`` itself (re-raised)
-        when it was refused for another reason, or when a single input was refused."""
+    def _learn_input_limit(self, exc: ApiError, sent: int) -> None:
+        """Learn the server's input limit (:meth:`_max_inputs` then keeps to it) from ``exc``, which refused a
+        request of ``sent`` inputs; re-raise ``exc`` when it was refused for another reason, or was a single input."""
         limit = count_rejection(exc.status, exc.code, exc.detail, sent)
         if limit is None or sent <= 1:
             raise exc
         with self._lock:
             self._input_limit = min(self._input_limit or limit, limit)
         log.info("request of %d inputs refused as too many; sending at most %d inputs per request", sent, limit)
-        return min(limit, self._max_inputs())
 
     def _batches(self, texts: Sequence[str]) -> list[tuple[int, int]]:
         """Consecutive ``[start, end)`` ranges within the input-count and token limits."""
@@ -455,7 +454,8 @@ class ApiBackend:
             try:
                 vectors = await self._gated(gate, body, b - a, usage)
             except ApiError as exc:
-                step = self._learn_input_limit(exc, b - a)
+                self._learn_input_limit(exc, b - a)
+                step = self._max_inputs()
                 return np.concatenate(await self._in_order([one(x, min(x + step, b)) for x in range(a, b, step)]))
             if progress is not None:
                 progress()
@@ -508,9 +508,8 @@ class ApiBackend:
         except ApiError as exc:
             factor = length_rejection(exc.status, exc.code, exc.detail)
             if factor is None:
-                max_inputs = self._learn_input_limit(exc, end - start)
-                return await self._late_replanned(gate, chunks, counts, task, plan, budget, overlap, max_inputs,
-                                                  usage, progress)
+                self._learn_input_limit(exc, end - start)
+                return await self._late_replanned(gate, chunks, counts, task, plan, budget, overlap, usage, progress)
             sent = sum(counts[start:end])
             if end - start == 1:
                 raise ApiError(
@@ -524,20 +523,19 @@ class ApiBackend:
                 self._late_budget = min(self._late_budget or smaller, smaller)
             log.info("late-chunking request of %d tokens refused as too long; re-planning with %d-token requests",
                      sent, smaller)
-            return await self._late_replanned(gate, chunks, counts, task, plan, smaller, overlap, self._max_inputs(),
-                                              usage, progress)
+            return await self._late_replanned(gate, chunks, counts, task, plan, smaller, overlap, usage, progress)
         if progress is not None:
             progress()
         return vectors[plan.keep_start - start : plan.keep_end - start]
 
     async def _late_replanned(self, gate: asyncio.Semaphore, chunks: Sequence[str], counts: Sequence[int],
-                              task: str | None, plan: Request, budget: int, overlap: int, max_inputs: int,
+                              task: str | None, plan: Request, budget: int, overlap: int,
                               usage: TokenUsage | None, progress: Callable[[], None] | None) -> np.ndarray:
-        """The chunks ``plan`` keeps, planned again within smaller limits (same hand-over rule, context taken from
-        the neighbouring chunks) after the server refused ``plan`` as too large."""
+        """The chunks ``plan`` keeps, planned again within smaller limits (``budget``, the learnt input limit; same
+        hand-over rule, context taken from the neighbouring chunks) after the server refused ``plan`` as too large."""
         parts = await self._in_order([
             self._late_request(gate, chunks, counts, task, sub, budget, overlap, usage, progress)
-            for sub in plan_requests(counts, budget, overlap, max_inputs, plan.keep_start, plan.keep_end)
+            for sub in plan_requests(counts, budget, overlap, self._max_inputs(), plan.keep_start, plan.keep_end)
         ])
         return np.concatenate(parts)
 

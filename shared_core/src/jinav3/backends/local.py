@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -127,7 +126,7 @@ class LocalBackend(LocalBase):
             hidden_size=loaded.hidden_size, max_positions=loaded.max_positions, max_length=max_length,
             token_budget=token_budget or (32_768 if self.device.type == "cuda" else 4_096), max_batch=max_batch,
         )
-        _hook_layers(self._module, self._stop_check)
+        _hook_layers(self._module, self._check_stop)
 
     def dtype_name(self) -> str:
         return "int8" if self.int8 else str(self.dtype).removeprefix("torch.")
@@ -169,17 +168,17 @@ class LocalBackend(LocalBase):
             return pooling_torch.TorchPoolingStream(item.tokens, item.pooling, self.full_dimensions, self.device)
         return super()._pooling_stream(item)
 
-def _hook_layers(module: torch.nn.Module, stop_check: threading.local) -> None:
-    """Before each layer of the module's longest ``ModuleList`` (the encoder's layers), raise :class:`Abandoned`
-    when this thread's stop check says so; nothing is checked outside :meth:`LocalBackend.stoppable`."""
+
+def _hook_layers(module: torch.nn.Module, check_stop: Callable[[], None]) -> None:
+    """Before each layer of the module's longest ``ModuleList`` (the encoder's layers), run the backend's stop
+    check (:meth:`LocalBase._check_stop`: raises :class:`Abandoned` inside :meth:`LocalBase.stoppable` once
+    nobody waits)."""
     lists = [m for m in module.modules() if isinstance(m, torch.nn.ModuleList)]
     if not lists:
         return
 
     def check(_module: torch.nn.Module, _args: Any) -> None:
-        function = getattr(stop_check, "function", None)
-        if function is not None and function():
-            raise Abandoned("every caller of this forward pass has gone")
+        check_stop()
 
     for layer in max(lists, key=len):
         layer.register_forward_pre_hook(check)

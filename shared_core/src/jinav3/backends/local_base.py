@@ -147,9 +147,11 @@ class LocalBase:
     def _check_rows(self, sequences: Sequence[np.ndarray]) -> None:
         """Refuse ids without a row in the embedding table: special tokens a tokenizer may hold beyond the table
         (EmbeddingGemma: one more than its rows), written literally in a text."""
+        if not self._rows:
+            return
         for index, ids in enumerate(sequences):
-            if self._rows and len(ids) and int(np.max(ids)) >= self._rows:
-                token_id = int(np.max(ids))
+            token_id = int(np.max(ids)) if len(ids) else -1
+            if token_id >= self._rows:
                 raise InvalidInputError(
                     f"input {index} contains the token {self.tokenizer.id_to_token(token_id)!r} (id {token_id}), a "
                     f"special token of the tokenizer without a row in the model's embedding table ({self._rows} "
@@ -206,17 +208,6 @@ class LocalBase:
         for batch, hidden, mask in self._batches(sequences, task_ids, show_progress):
             result[batch] = self._mean_pool(hidden, mask)
         return result
-
-    def token_vectors(
-        self, sequences: Sequence[np.ndarray], task_ids: Sequence[int], show_progress: bool = False
-    ) -> list[np.ndarray]:
-        """Per-token output vectors (fp32) of every sequence."""
-        out: list[np.ndarray] = [np.empty(0)] * len(sequences)
-        for batch, hidden, _ in self._batches(sequences, task_ids, show_progress):
-            host = self._host(hidden)
-            for row, i in enumerate(batch):
-                out[i] = host[row, : len(sequences[i])]
-        return out
 
     def _progress(self, batches: list[tuple[int, list[int]]], show_progress: bool | None) -> Any:
         return progress_bar(show_progress, iterable=batches, desc="embedding", unit="batch")
