@@ -209,6 +209,18 @@ class LocalBase:
             result[batch] = self._mean_pool(hidden, mask)
         return result
 
+    def token_vectors(
+        self, sequences: Sequence[np.ndarray], task_ids: Sequence[int], show_progress: bool = False
+    ) -> list[np.ndarray]:
+        """Per-token output vectors (fp32) of every sequence, whole: what late chunking pools, for callers that
+        need the tokens themselves (the tests' reference for the pooled vectors)."""
+        out: list[np.ndarray] = [np.empty(0)] * len(sequences)
+        for batch, hidden, _ in self._batches(sequences, task_ids, show_progress):
+            host = self._host(hidden)
+            for row, i in enumerate(batch):
+                out[i] = host[row, : len(sequences[i])]
+        return out
+
     def _progress(self, batches: list[tuple[int, list[int]]], show_progress: bool | None) -> Any:
         return progress_bar(show_progress, iterable=batches, desc="embedding", unit="batch")
 
