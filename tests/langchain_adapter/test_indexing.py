@@ -195,13 +195,13 @@ def test_langchains_own_index_over_late_chunks_is_refused(fp32, splitter, docume
     manager = InMemoryRecordManager("refused")
     manager.create_schema()
     store = InMemoryVectorStore(fp32)
-    with pytest.raises(InvalidInputError, match=r"langchain_core\.indexing\.index\(\) rebuilt .*langchain_jinav3"):
+    with pytest.raises(InvalidInputError, match=r"langchain_core\.indexing\.index\(\)/aindex\(\) rebuilt .*langchain_jinav3"):
         langchain_index(chunks, manager, store, cleanup="full", key_encoder="sha256")
     with pytest.raises(InvalidInputError, match=r"Use langchain_jinav3\.index\(\) / aindex\(\)"):
         asyncio.run(langchain_aindex(chunks, manager, store, cleanup="full", key_encoder="sha256"))
     assert store.store == {}
     qdrant, read = make_store("qdrant", fp32)
-    with pytest.raises(InvalidInputError, match=r"langchain_core\.indexing\.index\(\) rebuilt"):
+    with pytest.raises(InvalidInputError, match=r"langchain_core\.indexing\.index\(\)/aindex\(\) rebuilt"):
         langchain_index(chunks, manager, qdrant, cleanup="full")
     assert read() == {}
     # The same plain texts outside index() are a plain request: they get plain vectors (with a warning).
@@ -211,18 +211,54 @@ def test_langchains_own_index_over_late_chunks_is_refused(fp32, splitter, docume
                                atol=1e-6)
 
 
-def test_langchains_aindex_through_a_worker_thread_is_only_warned_about(fp32, splitter, documents):
-    """The documented gap: Qdrant's async add runs its sync add in a worker thread, whose stack does not show
-    LangChain's aindex(), so the lost vectors are warned about, not refused (langchain_jinav3.aindex() is exact)."""
-    from qdrant_client.models import Distance, VectorParams
+class ThreadedAsyncStore(InMemoryVectorStore):
+    """A store whose async add runs its sync add with ``asyncio.to_thread``, as many community stores do."""
 
-    client = qdrant_client.QdrantClient(":memory:")
-    client.create_collection("chunks", vectors_config=VectorParams(size=DIMS, distance=Distance.COSINE))
-    manager = InMemoryRecordManager("gap")
+    async def aadd_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
+        return await asyncio.to_thread(self.add_documents, documents, **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["qdrant", "to_thread"])
+def test_langchains_aindex_through_a_worker_thread_is_refused(fp32, splitter, documents, kind):
+    """Qdrant's async add runs its sync add in an executor thread (LangChain's run_in_executor), another store's with
+    asyncio.to_thread: the thread's own stack does not show aindex(), the awaiting task's coroutines do."""
+    chunks = splitter.split_documents(documents)
+    manager = InMemoryRecordManager(f"threaded-{kind}")
     manager.create_schema()
-    store = langchain_qdrant.QdrantVectorStore(client, "chunks", fp32)
+    if kind == "qdrant":
+        store, read = make_store("qdrant", fp32)
+    else:
+        store = ThreadedAsyncStore(fp32)
+        read = lambda: store.store  # noqa: E731
+    with pytest.raises(InvalidInputError, match=r"Use langchain_jinav3\.index\(\) / aindex\(\)"):
+        asyncio.run(langchain_aindex(chunks, manager, store, key_encoder="sha1"))
+    assert read() == {}
+    assert manager.list_keys() == []
+    # The supported way through the same store is exact.
+    result = asyncio.run(aindex(chunks, manager, store, cleanup="full", source_id_key="source"))
+    assert result["num_added"] == len(chunks)
+
+
+def test_a_plain_neighbour_in_a_worker_thread_is_not_refused(fp32, splitter, documents):
+    """Only the task that runs LangChain's aindex() is refused: a neighbouring task adding the same texts as plain
+    texts through the same worker-thread store, at the same time, gets plain vectors (with the warning)."""
+    chunks = splitter.split_documents(documents)
+    manager = InMemoryRecordManager("neighbours")
+    manager.create_schema()
+    store, _ = make_store("qdrant", fp32)
+    text = str(chunks[0].page_content)
+
+    async def both() -> list[Any]:
+        return await asyncio.gather(langchain_aindex(chunks, manager, store, key_encoder="sha1"),
+                                    store.aadd_texts([text], ids=[str(uuid.uuid4())]), return_exceptions=True)
+
     with pytest.warns(UserWarning, match="without their late-chunked vector"):
-        asyncio.run(langchain_aindex(splitter.split_documents(documents), manager, store, key_encoder="sha1"))
+        refused, added = asyncio.run(both())
+    assert isinstance(refused, InvalidInputError), refused
+    assert isinstance(added, list) and len(added) == 1, added
+    stored = store.client.retrieve("chunks", added, with_vectors=True)[0].vector
+    plain = fp32.core.embed([text], "retrieval.passage", DIMS)[0]
+    np.testing.assert_allclose(np.asarray(stored) / np.linalg.norm(stored), plain, atol=1e-6)
 
 
 def test_bad_input_is_named(fp32, documents):
