@@ -195,7 +195,7 @@ def test_langchains_own_index_over_late_chunks_is_refused(fp32, splitter, docume
     manager = InMemoryRecordManager("refused")
     manager.create_schema()
     store = InMemoryVectorStore(fp32)
-    with pytest.raises(InvalidInputError, match=r"langchain_core\.indexing\.index\(\)/aindex\(\) rebuilt .*langchain_jinav3"):
+    with pytest.raises(InvalidInputError, match=r"indexing\.index\(\)/aindex\(\) rebuilt .*langchain_jinav3"):
         langchain_index(chunks, manager, store, cleanup="full", key_encoder="sha256")
     with pytest.raises(InvalidInputError, match=r"Use langchain_jinav3\.index\(\) / aindex\(\)"):
         asyncio.run(langchain_aindex(chunks, manager, store, cleanup="full", key_encoder="sha256"))

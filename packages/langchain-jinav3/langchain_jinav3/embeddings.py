@@ -185,8 +185,8 @@ class JinaV3Embeddings(BaseModel, Embeddings):
         lost = lost_late_chunks(rest)
         if lost and called_from("langchain_core.indexing"):
             raise InvalidInputError(
-                f"langchain_core.indexing.index()/aindex() rebuilt {len(lost)} chunks of JinaV3LateChunkingSplitter as new "
-                f"Documents, which drops their late-chunked vectors (e.g. {lost[0][:40]!r}), so they would be "
+                f"langchain_core.indexing.index()/aindex() rebuilt {len(lost)} chunks of JinaV3LateChunkingSplitter "
+                f"as new Documents, which drops their late-chunked vectors (e.g. {lost[0][:40]!r}), so they would be "
                 "stored with plain ones; and its text keys would keep an edited document's unchanged chunks with "
                 "their old context. Use langchain_jinav3.index() / aindex() instead (same arguments)."
             )
