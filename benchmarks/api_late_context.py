@@ -26,54 +26,59 @@ import tempfile
 import numpy as np
 
 from jinav3 import Embedder
-from jinav3.backends.api_late import Request, document_order, plan_requests
+from jinav3.backends.api_late import Request, _packed, document_order, plan_requests, sent_texts
 from jinav3.late_chunking.chunking import SentenceChunker
 from jinav3.model.choice import fallback_model_dir
 from jinav3.server import ServerConfig, create_app
 from jinav3.server.run import BackgroundServer
 from jinav3.testing import CORPUS, build_checkpoint
+from jinav3.usage import TokenUsage
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
-def before_rule(plans: list[Request]) -> list[Request]:
-    """The same kept ranges led by preceding context only (the rule this measurement replaced)."""
-    return [Request(p.start, p.keep_start, p.keep_end, p.keep_end) for p in plans]
+def classify(plans: list[Request], cosine: np.ndarray, out: dict[str, list[float]], prefix: str) -> None:
+    """Add each chunk's cosine to its group: boundary (kept next to a hand-over), interior, and interior of the
+    requests after the first."""
+    edges = {p.keep_end - 1 for p in plans[:-1]} | {p.keep_start for p in plans[1:]}
+    for i, value in enumerate(cosine):
+        out[prefix + ("boundary" if i in edges else "interior")].append(float(value))
+        if i >= plans[0].keep_end and i not in edges:
+            out[prefix + "interior_later"].append(float(value))
 
 
 def measure(api: Embedder, local: Embedder, documents: list[str], window: int | None, overlap: int | None,
-            task: str | None) -> dict:
-    """Cosines to the local vector of boundary and interior chunks, now and with the earlier rule."""
+            task: str | None) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Cosines to the local vector of boundary and interior chunks, now and with the packed rule; tokens sent."""
     backend = api.backend
     budget, shared = backend._late_limits(True, window, overlap)
-    groups = ("boundary", "interior", "interior_later", "before_boundary", "before_interior")
-    out: dict[str, list[float]] = {name: [] for name in groups}
+    out: dict[str, list[float]] = {f"{rule}{group}": [] for rule in ("", "packed_")
+                                   for group in ("boundary", "interior", "interior_later")}
+    sent = {"now": 0, "packed": 0}
     for text in documents:
         spans, _ = document_order(SentenceChunker().spans(text))
-        chunks = [text[s:e] for s, e in spans]
+        chunks = sent_texts(text, spans)
         counts = backend._counter.count(chunks, special_tokens=False)
-        plans = plan_requests(counts, budget, shared, backend.max_batch_inputs)
-        edges = {p.keep_end - 1 for p in plans[:-1]} | {p.keep_start for p in plans[1:]}
-        later = set(range(plans[0].keep_end, len(chunks))) - edges  # interior chunks after the first request
         reference = np.stack([c.embedding for c in local.late_chunk(text, spans=spans, task=task, normalized=False)])
+        usage = TokenUsage()
         now = np.stack([c.embedding for c in api.late_chunk(text, spans=spans, task=task, window=window,
-                                                            overlap=overlap, normalized=False)])
+                                                            overlap=overlap, normalized=False, usage=usage)])
+        sent["now"] += usage.tokens
+        packed = _packed(counts, budget, shared, backend._max_inputs())
+        usage = TokenUsage()
 
-        async def old(chunks: list[str], counts: list[int], plans: list[Request]) -> np.ndarray:
+        async def replay(plans: list[Request], usage: TokenUsage) -> np.ndarray:
             gate = asyncio.Semaphore(1)
-            parts = [await backend._late_request(gate, chunks, counts, task, p, budget, shared, None)
-                     for p in before_rule(plans)]
-            return np.concatenate(parts)
+            return np.concatenate([await backend._late_request(gate, chunks, counts, task, p, budget, shared, usage,
+                                                               None) for p in plans])
 
-        earlier = backend._run(old(chunks, counts, plans))
-        for name, vectors in (("", now), ("before_", earlier)):
-            for i, value in enumerate(cosines(vectors, reference)):
-                out[name + ("boundary" if i in edges else "interior")].append(float(value))
-                if not name and i in later:
-                    out["interior_later"].append(float(value))
-    return out
+        earlier = backend._run(replay(packed, usage))
+        sent["packed"] += usage.tokens
+        classify(plan_requests(counts, budget, shared, backend._max_inputs()), cosines(now, reference), out, "")
+        classify(packed, cosines(earlier, reference), out, "packed_")
+    return out, sent
 
 
 def main() -> None:
@@ -87,6 +92,9 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=None, help="tokens shared by neighbouring requests")
     parser.add_argument("--docs", type=int, default=20)
     parser.add_argument("--sentences", type=int, default=40, help="sentences per document")
+    parser.add_argument("--max-chunk-tokens", type=int, default=64,
+                        help="skip documents with a longer chunk (the corpus's symbol lines merge sentences into chunks "
+                             "too long for one MiniLM request on their own)")
     args = parser.parse_args()
     if args.model == "tiny":
         folder, name, task = build_checkpoint(tempfile.mkdtemp()), "jina-embeddings-v3", "retrieval.passage"
@@ -95,18 +103,22 @@ def main() -> None:
     local = Embedder.local(str(folder), device="cpu", dtype="float32")
     rng = random.Random(0)
     documents: list[str] = []
-    while len(documents) < args.docs:  # documents within one local window only
+    tokenizer = local.backend.tokenizer
+    while len(documents) < args.docs:  # documents within one local window only, unless --any-length
         text = " ".join(rng.choice(CORPUS) for _ in range(args.sentences))
-        if args.any_length or local.backend.tokenize_document(text, task).length <= local.backend.max_length:
+        chunks = [text[s:e] for s, e in SentenceChunker().spans(text)]
+        longest = max(len(e.ids) for e in tokenizer.encode_batch(chunks, add_special_tokens=False))
+        fits = args.any_length or local.backend.tokenize_document(text, task).length <= local.backend.max_length
+        if fits and longest <= args.max_chunk_tokens:
             documents.append(text)
     with BackgroundServer(create_app(local, ServerConfig())) as server, Embedder.api(
         base_url=server.base_url, model=name, full_dimensions=local.dimensions, tokenizer=folder,
     ) as api:
         api.late_chunk(documents[0], "sentences", task=task, window=args.window)  # learns the server's limit
-        figures = measure(api, local, documents, args.window, args.overlap, task)
+        figures, sent = measure(api, local, documents, args.window, args.overlap, task)
         budget, shared = api.backend._late_limits(True, args.window, args.overlap)
     print(f"{args.model}: requests of {budget} tokens of chunks sharing {shared}, "
-          f"{args.docs} documents of {args.sentences} sentences")
+          f"{args.docs} documents of {args.sentences} sentences; tokens sent {sent}")
     print(f"{'chunks':<18}{'n':>6}{'median':>10}{'min':>10}{'mean':>10}")
     for key, values in figures.items():
         v = np.asarray(values)

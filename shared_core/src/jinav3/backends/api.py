@@ -41,6 +41,7 @@ from jinav3.backends.api_late import (
     Request,
     count_rejection,
     document_order,
+    fitted_budget,
     length_rejection,
     plan_requests,
     sent_texts,
@@ -519,8 +520,10 @@ class ApiBackend:
                     request_id=exc.request_id, attempts=exc.attempts,
                 ) from None
             smaller, overlap = shrunk(budget, overlap, sent, factor)
-            with self._lock:
-                self._late_budget = min(self._late_budget or smaller, smaller)
+            fits = fitted_budget(exc.detail, sent, self._counter.specials()) if self._counter.exact else None
+            with self._lock:  # an exact fit (the server's window) where the counts allow it, else 90 % of a guess
+                self._late_budget = smaller = min(self._late_budget or fits or smaller, fits or smaller)
+            overlap = min(overlap, smaller // 4)
             log.info("late-chunking request of %d tokens refused as too long; re-planning with %d-token requests",
                      sent, smaller)
             return await self._late_replanned(gate, chunks, counts, task, plan, smaller, overlap, usage, progress)
