@@ -26,6 +26,7 @@ import tempfile
 import numpy as np
 
 from jinav3 import Embedder
+from jinav3.backends.api import ApiBackend
 from jinav3.backends.api_late import Request, _packed, document_order, plan_requests, sent_texts
 from jinav3.late_chunking.chunking import SentenceChunker
 from jinav3.model.choice import fallback_model_dir
@@ -49,6 +50,14 @@ def classify(plans: list[Request], cosine: np.ndarray, out: dict[str, list[float
             out[prefix + "interior_later"].append(float(value))
 
 
+async def replay(backend: ApiBackend, chunks: list[str], counts: list[int], task: str | None, plans: list[Request],
+                 budget: int, shared: int, usage: TokenUsage) -> np.ndarray:
+    """The vectors ``plans`` keep, sent one request at a time."""
+    gate = asyncio.Semaphore(1)
+    return np.concatenate([await backend._late_request(gate, chunks, counts, task, p, budget, shared, usage, None)
+                           for p in plans])
+
+
 def measure(api: Embedder, local: Embedder, documents: list[str], window: int | None, overlap: int | None,
             task: str | None) -> tuple[dict[str, list[float]], dict[str, int]]:
     """Cosines to the local vector of boundary and interior chunks, now and with the packed rule; tokens sent."""
@@ -69,12 +78,7 @@ def measure(api: Embedder, local: Embedder, documents: list[str], window: int | 
         packed = _packed(counts, budget, shared, backend._max_inputs())
         usage = TokenUsage()
 
-        async def replay(plans: list[Request], usage: TokenUsage) -> np.ndarray:
-            gate = asyncio.Semaphore(1)
-            return np.concatenate([await backend._late_request(gate, chunks, counts, task, p, budget, shared, usage,
-                                                               None) for p in plans])
-
-        earlier = backend._run(replay(packed, usage))
+        earlier = backend._run(replay(backend, chunks, counts, task, packed, budget, shared, usage))
         sent["packed"] += usage.tokens
         classify(plan_requests(counts, budget, shared, backend._max_inputs()), cosines(now, reference), out, "")
         classify(packed, cosines(earlier, reference), out, "packed_")
@@ -93,8 +97,8 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=20)
     parser.add_argument("--sentences", type=int, default=40, help="sentences per document")
     parser.add_argument("--max-chunk-tokens", type=int, default=64,
-                        help="skip documents with a longer chunk (the corpus's symbol lines merge sentences into chunks "
-                             "too long for one MiniLM request on their own)")
+                        help="skip documents with a longer chunk (the corpus's symbol lines merge sentences into "
+                             "chunks too long for one MiniLM request on their own)")
     args = parser.parse_args()
     if args.model == "tiny":
         folder, name, task = build_checkpoint(tempfile.mkdtemp()), "jina-embeddings-v3", "retrieval.passage"
