@@ -44,10 +44,13 @@ def classify(plans: list[Request], cosine: np.ndarray, out: dict[str, list[float
     """Add each chunk's cosine to its group: boundary (kept next to a hand-over), interior, and interior of the
     requests after the first."""
     edges = {p.keep_end - 1 for p in plans[:-1]} | {p.keep_start for p in plans[1:]}
+    beside = {i + d for i in edges for d in (-1, 1)} - edges
     for i, value in enumerate(cosine):
         out[prefix + ("boundary" if i in edges else "interior")].append(float(value))
         if i >= plans[0].keep_end and i not in edges:
             out[prefix + "interior_later"].append(float(value))
+        if i in beside:
+            out[prefix + "beside_boundary"].append(float(value))
 
 
 async def replay(backend: ApiBackend, chunks: list[str], counts: list[int], task: str | None, plans: list[Request],
@@ -59,12 +62,12 @@ async def replay(backend: ApiBackend, chunks: list[str], counts: list[int], task
 
 
 def measure(api: Embedder, local: Embedder, documents: list[str], window: int | None, overlap: int | None,
-            task: str | None) -> tuple[dict[str, list[float]], dict[str, int]]:
+            task: str | None, packed_limits: tuple[int, int] | None) -> tuple[dict[str, list[float]], dict[str, int]]:
     """Cosines to the local vector of boundary and interior chunks, now and with the packed rule; tokens sent."""
     backend = api.backend
     budget, shared = backend._late_limits(True, window, overlap)
     out: dict[str, list[float]] = {f"{rule}{group}": [] for rule in ("", "packed_")
-                                   for group in ("boundary", "interior", "interior_later")}
+                                   for group in ("boundary", "beside_boundary", "interior", "interior_later")}
     sent = {"now": 0, "packed": 0}
     for text in documents:
         spans, _ = document_order(SentenceChunker().spans(text))
@@ -75,7 +78,7 @@ def measure(api: Embedder, local: Embedder, documents: list[str], window: int | 
         now = np.stack([c.embedding for c in api.late_chunk(text, spans=spans, task=task, window=window,
                                                             overlap=overlap, normalized=False, usage=usage)])
         sent["now"] += usage.tokens
-        packed = _packed(counts, budget, shared, backend._max_inputs())
+        packed = _packed(counts, *(packed_limits or (budget, shared)), backend._max_inputs())
         usage = TokenUsage()
 
         earlier = backend._run(replay(backend, chunks, counts, task, packed, budget, shared, usage))
@@ -99,6 +102,10 @@ def main() -> None:
     parser.add_argument("--max-chunk-tokens", type=int, default=64,
                         help="skip documents with a longer chunk (the corpus's symbol lines merge sentences into "
                              "chunks too long for one MiniLM request on their own)")
+    parser.add_argument("--packed-budget", type=int, default=None,
+                        help="tokens of chunks per request for the packed rule (default: the same as now; 228 with "
+                             "--packed-overlap 57 replays what the client learnt from MiniLM's refusals before)")
+    parser.add_argument("--packed-overlap", type=int, default=None)
     args = parser.parse_args()
     if args.model == "tiny":
         folder, name, task = build_checkpoint(tempfile.mkdtemp()), "jina-embeddings-v3", "retrieval.passage"
@@ -119,7 +126,8 @@ def main() -> None:
         base_url=server.base_url, model=name, full_dimensions=local.dimensions, tokenizer=folder,
     ) as api:
         api.late_chunk(documents[0], "sentences", task=task, window=args.window)  # learns the server's limit
-        figures, sent = measure(api, local, documents, args.window, args.overlap, task)
+        packed = (args.packed_budget, args.packed_overlap) if args.packed_budget else None
+        figures, sent = measure(api, local, documents, args.window, args.overlap, task, packed)
         budget, shared = api.backend._late_limits(True, args.window, args.overlap)
     print(f"{args.model}: requests of {budget} tokens of chunks sharing {shared}, "
           f"{args.docs} documents of {args.sentences} sentences; tokens sent {sent}")

@@ -39,6 +39,7 @@ import numpy as np
 
 from jinav3.backends.api_late import (
     Request,
+    assemble,
     count_rejection,
     document_order,
     fitted_budget,
@@ -529,18 +530,18 @@ class ApiBackend:
             return await self._late_replanned(gate, chunks, counts, task, plan, smaller, overlap, usage, progress)
         if progress is not None:
             progress()
-        return vectors[plan.keep_start - start : plan.keep_end - start]
+        return plan.kept(vectors)
 
     async def _late_replanned(self, gate: asyncio.Semaphore, chunks: Sequence[str], counts: Sequence[int],
                               task: str | None, plan: Request, budget: int, overlap: int,
                               usage: TokenUsage | None, progress: Callable[[], None] | None) -> np.ndarray:
         """The chunks ``plan`` keeps, planned again within smaller limits (``budget``, the learnt input limit; same
         hand-over rule, context taken from the neighbouring chunks) after the server refused ``plan`` as too large."""
+        subs = plan_requests(counts, budget, overlap, self._max_inputs(), plan.keep_start, plan.keep_end)
         parts = await self._in_order([
-            self._late_request(gate, chunks, counts, task, sub, budget, overlap, usage, progress)
-            for sub in plan_requests(counts, budget, overlap, self._max_inputs(), plan.keep_start, plan.keep_end)
+            self._late_request(gate, chunks, counts, task, sub, budget, overlap, usage, progress) for sub in subs
         ])
-        return np.concatenate(parts)
+        return plan.weigh(assemble(subs, parts, plan.keep_start, plan.keep_end))
 
     async def _late(self, documents: Sequence[str], spans: Sequence[Sequence[Span]], task: str | None,
                     include_special_tokens: bool, window: int | None, overlap: int | None, concurrency: int,
@@ -555,13 +556,13 @@ class ApiBackend:
             ordered, where = document_order([(int(s), int(e)) for s, e in doc_spans])
             chunks = sent_texts(text, ordered)
             counts = self._counter.count(chunks, special_tokens=False)
+            plans = plan_requests(counts, budget, shared, self._max_inputs())
             parts = await self._in_order([
-                self._late_request(gate, chunks, counts, task, plan, budget, shared, usage, progress)
-                for plan in plan_requests(counts, budget, shared, self._max_inputs())
+                self._late_request(gate, chunks, counts, task, plan, budget, shared, usage, progress) for plan in plans
             ])
             if not parts:
                 return np.zeros((0, self.full_dimensions), np.float32)
-            return np.concatenate(parts)[where]
+            return assemble(plans, parts, 0, len(chunks))[where]
 
         pairs = zip(documents, spans, strict=True)
         return await self._in_order([document(text, doc_spans) for text, doc_spans in pairs])

@@ -30,12 +30,38 @@ from jinav3.late_chunking.windows import plan_windows
 
 @dataclass(frozen=True)
 class Request:
-    """Chunks ``[start, end)`` are sent; the vectors of ``[keep_start, keep_end)`` are kept."""
+    """Chunks ``[start, end)`` are sent; the vectors of ``[keep_start, keep_end)`` are kept, the first and last of
+    them scaled by ``first_weight`` and ``last_weight``: a chunk cut by a hand-over is kept by both requests, each
+    weighted by its share of the chunk's tokens, as the local backend takes each token from its own window."""
 
     start: int
     keep_start: int
     keep_end: int
     end: int
+    first_weight: float = 1.0
+    last_weight: float = 1.0
+
+    def kept(self, vectors: np.ndarray) -> np.ndarray:
+        """The kept rows of this request's ``vectors`` (one per chunk sent), weighted."""
+        return self.weigh(vectors[self.keep_start - self.start : self.keep_end - self.start])
+
+    def weigh(self, rows: np.ndarray) -> np.ndarray:
+        """The rows of the kept chunks, the first and last scaled by their weights."""
+        if self.first_weight == 1.0 and self.last_weight == 1.0:
+            return rows
+        rows = rows.copy()
+        rows[0] *= self.first_weight
+        rows[-1] *= self.last_weight
+        return rows
+
+
+def assemble(plans: Sequence[Request], parts: Sequence[np.ndarray], lo: int, hi: int) -> np.ndarray:
+    """The vectors of chunks ``[lo, hi)`` from the kept rows of ``plans``: a chunk kept by two requests is the sum
+    of its two weighted rows."""
+    out = np.zeros((hi - lo, parts[0].shape[1]), dtype=np.float32)
+    for plan, part in zip(plans, parts, strict=True):
+        out[plan.keep_start - lo : plan.keep_end - lo] += part
+    return out
 
 
 _TOO_LONG = re.compile(r"too many tokens|too long|more than|exceed|larger than|maximum|limit", re.IGNORECASE)
@@ -115,31 +141,45 @@ def _hand_over(counts: Sequence[int], lo: int, hi: int) -> int:
 
 
 def _aligned(counts: Sequence[int], budget: int, overlap: int, max_inputs: int) -> list[Request] | None:
-    """The local macro windows of ``budget`` tokens sharing ``overlap`` over the chunks' tokens, each start, end and
-    hand-over rounded to the nearest chunk boundary; None where a rounded window cannot hold its kept chunks within
-    the limits."""
+    """The local macro windows of ``budget`` tokens sharing ``overlap`` over the chunks' tokens, each start and end
+    rounded to the nearest chunk boundary. A chunk the local hand-over cuts is kept by both requests, weighted by
+    its tokens on either side, when both carry it and it is not the first the earlier one keeps; else the hand-over
+    is rounded too. None where a rounded window cannot hold its kept chunks within the limits."""
     bounds = np.concatenate([[0], np.cumsum(counts)])
 
     def nearest(token: int) -> int:
         after = int(np.searchsorted(bounds, token))
         return after if after == 0 or bounds[after] - token < token - bounds[after - 1] else after - 1
 
-    plans: list[Request] = []
-    keep_start = 0
+    spans: list[tuple[int, int]] = []
     for window in plan_windows(int(bounds[-1]), budget, overlap):
-        start, keep_end = min(nearest(window.start), keep_start), nearest(window.keep_end)
-        if keep_end <= keep_start:
-            continue
-        end = max(nearest(window.end), keep_end)
-        while end > keep_end and (bounds[end] - bounds[start] > budget or end - start > max_inputs):
-            end -= 1
-        while start < keep_start and (bounds[end] - bounds[start] > budget or end - start > max_inputs):
-            start += 1
-        if bounds[end] - bounds[start] > budget or end - start > max_inputs:
+        start, end = nearest(window.start), nearest(window.end)
+        while end - start > max_inputs or (bounds[end] - bounds[start] > budget and end - start > 1):
+            if window.start - bounds[start] > bounds[end] - window.end:  # drop the chunk reaching out furthest
+                start += 1
+            else:
+                end -= 1
+        if bounds[end] - bounds[start] > budget or start >= end:
             return None
-        plans.append(Request(start, keep_start, keep_end, end))
-        keep_start = keep_end
-    return plans
+        spans.append((start, end))
+    cuts = [w.keep_end for w in plan_windows(int(bounds[-1]), budget, overlap)]
+    plans: list[Request] = []
+    keep_start, first_weight = 0, 1.0
+    for k, ((start, end), cut) in enumerate(zip(spans, cuts, strict=True)):
+        chunk = int(np.searchsorted(bounds, cut, side="right")) - 1  # the chunk holding the cut's first token
+        cut_inside = chunk < len(counts) and bounds[chunk] < cut
+        if cut_inside and k + 1 < len(spans) and keep_start < chunk < end and spans[k + 1][0] <= chunk:
+            share = float((cut - bounds[chunk]) / counts[chunk])
+            keep_end, last_weight, following = chunk + 1, share, 1.0 - share
+        else:
+            keep_end, last_weight, following = nearest(cut), 1.0, 1.0
+            if keep_end <= keep_start:
+                continue  # nothing new to keep here: the neighbours keep it
+        if not start <= keep_start < keep_end <= end:
+            return None
+        plans.append(Request(start, keep_start, keep_end, end, first_weight, last_weight))
+        keep_start, first_weight = (keep_end - 1, following) if last_weight != 1.0 else (keep_end, 1.0)
+    return plans if keep_start == len(counts) else None
 
 
 def _packed(counts: Sequence[int], budget: int, overlap: int, max_inputs: int) -> list[Request]:
@@ -159,7 +199,8 @@ def plan_requests(counts: Sequence[int], budget: int, overlap: int, max_inputs: 
         return []
     max_inputs = max(1, max_inputs)
     plans = _aligned(counts, budget, overlap, max_inputs) or _packed(counts, budget, overlap, max_inputs)
-    return [Request(p.start, max(p.keep_start, lo), min(p.keep_end, hi), p.end)
+    return [Request(p.start, max(p.keep_start, lo), min(p.keep_end, hi), p.end,
+                    p.first_weight if p.keep_start >= lo else 1.0, p.last_weight if p.keep_end <= hi else 1.0)
             for p in plans if p.keep_start < hi and p.keep_end > lo]
 
 
