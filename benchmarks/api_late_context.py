@@ -2,18 +2,20 @@
 land from the local vector, against interior chunks (docs/api.md, "Late chunking").
 
 The server is the real ``jinav3 serve`` app (in-process, on 127.0.0.1) on the same checkpoint as the local backend,
-both fp32. Every document fits one local window (the local vector sees the whole document) and spans several API
-requests of ``--window`` tokens, so the figures isolate what the request cuts cost. ``--model tiny`` is the random
-tiny jina-v3 checkpoint of the tests; ``--model minilm`` the offline all-MiniLM-L6-v2 (256 tokens). Chunks are
-sentences; "boundary" chunks are the two kept on either side of every hand-over between requests, "interior" all
-others ("interior_later": those after the first request, whose positions no longer match the local ones, which
-matters for a model with absolute positions such as MiniLM). "before" replays the earlier rule on the same chunks:
-requests led by preceding context only, so the last kept chunk of a request sees nothing after it.
+both fp32. By default every document fits one local window (the local vector sees the whole document) and spans
+several API requests of ``--window`` tokens, so the figures isolate what the request cuts cost; ``--any-length``
+takes longer documents, which the local backend cuts into macro windows too (with the default window the client
+then learns the server's window from its refusal). ``--model tiny`` is the random tiny jina-v3 checkpoint of the
+tests; ``--model minilm`` the offline all-MiniLM-L6-v2 (256 tokens). Chunks are sentences; "boundary" chunks are
+those kept next to (or, cut by it, across) a hand-over, "beside_boundary" their neighbours, "interior" all others
+("interior_later": those after the first request, whose positions are rounded to a chunk boundary, which matters
+for a model with absolute positions such as MiniLM). "packed" replays the greedy packing rule on the same chunks.
+"tokens sent" is what the server counted.
 
     python benchmarks/api_late_context.py --model tiny --window 256 --sentences 40
     python benchmarks/api_late_context.py --model minilm --window 192 --sentences 11     # also --window 128
-    python benchmarks/api_late_context.py --model minilm --sentences 40 --any-length    # the server's own limit
-    python benchmarks/api_late_context.py --model minilm --sentences 40 --any-length --window 260 --overlap 110
+    python benchmarks/api_late_context.py --model minilm --sentences 40 --any-length --packed-budget 228 \
+        --packed-overlap 57    # default settings; packed as the client planned before (learnt 228 sharing 57)
 """
 
 from __future__ import annotations

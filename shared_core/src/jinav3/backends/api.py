@@ -12,9 +12,9 @@ encoding, identically for every backend.
 - Late chunking: the API treats all inputs of one request as consecutive chunks of ONE text (joined with a
   space). A request therefore carries the chunks of one document only, in document order whatever order the
   spans were listed in, with the document's separators where the join can carry them; a longer document (or
-  one of more than ``max_batch_inputs`` chunks) is covered by overlapping requests that hand over at the middle
-  of their overlap, the local macro-window rule in chunks; a request the server refuses as too long is planned
-  again smaller (:mod:`jinav3.backends.api_late`). No chunk is ever dropped.
+  one of more than ``max_batch_inputs`` chunks) is covered by overlapping requests placed at the local backend's
+  macro windows, rounded to chunk boundaries; a request the server refuses as too long teaches the client the
+  server's window and is planned again (:mod:`jinav3.backends.api_late`). No chunk is ever dropped.
 - Time limits: ``timeout`` bounds each network operation (connect, every read or write); ``request_timeout``
   bounds one attempt from connecting to the last byte; ``retry_budget`` bounds the retries of one request, long
   enough by default to ride out a server restart (:mod:`jinav3.backends.api_retry`). A call returns one vector
@@ -501,8 +501,8 @@ class ApiBackend:
     async def _late_request(self, gate: asyncio.Semaphore, chunks: Sequence[str], counts: Sequence[int],
                             task: str | None, plan: Request, budget: int, overlap: int,
                             usage: TokenUsage | None, progress: Callable[[], None] | None) -> np.ndarray:
-        """Vectors of the chunks ``plan`` keeps; on a "too many tokens" refusal, those chunks are planned again
-        with a smaller budget (same hand-over rule) and sent as smaller requests."""
+        """Vectors of the chunks ``plan`` keeps (weighted); on a "too many tokens" refusal the server's window is
+        learnt (exactly where the counts allow) and those chunks are planned again within it."""
         start, end = plan.start, plan.end
         body = self._body(chunks[start:end], task, truncate=False, late_chunking=True)
         try:
@@ -535,8 +535,8 @@ class ApiBackend:
     async def _late_replanned(self, gate: asyncio.Semaphore, chunks: Sequence[str], counts: Sequence[int],
                               task: str | None, plan: Request, budget: int, overlap: int,
                               usage: TokenUsage | None, progress: Callable[[], None] | None) -> np.ndarray:
-        """The chunks ``plan`` keeps, planned again within smaller limits (``budget``, the learnt input limit; same
-        hand-over rule, context taken from the neighbouring chunks) after the server refused ``plan`` as too large."""
+        """The chunks ``plan`` keeps (weighted as it weighs them), planned again within smaller limits (``budget``,
+        the learnt input limit: the whole document's plan kept to those chunks) after the server refused ``plan``."""
         subs = plan_requests(counts, budget, overlap, self._max_inputs(), plan.keep_start, plan.keep_end)
         parts = await self._in_order([
             self._late_request(gate, chunks, counts, task, sub, budget, overlap, usage, progress) for sub in subs
@@ -580,8 +580,9 @@ class ApiBackend:
         usage: TokenUsage | None = None,
     ) -> list[np.ndarray]:
         """One raw contextual vector per span, per document. ``window`` is the token budget of one request
-        (default ``max_request_tokens``), ``overlap`` the tokens of chunks neighbouring requests share (default,
-        as for the local backend, ``min(512, window // 4)``); requests hand over at the middle of the overlap."""
+        (default ``max_request_tokens``, or the server's own window once it has refused a longer request),
+        ``overlap`` the tokens of chunks neighbouring requests share (default, as for the local backend,
+        ``min(512, window // 4)``); requests sit where the local macro windows do and hand over where they do."""
         with progress_bar(show_progress, desc="late chunking", unit="request") as bar:
             return self._run(self._late(documents, spans, task, include_special_tokens, window, overlap, 1, usage,
                                         lambda: bar.update(1)))
