@@ -145,7 +145,7 @@ def test_late_chunking_replans_what_the_server_refuses_and_loses_no_chunk(
     result = emb.late_chunk(document, spans=spans, window=window, normalized=False)
     assert [(c.start, c.end) for c in result] == spans
     # a chunk cut by a hand-over is the weighted sum of its two answers (here equal): equal up to float32 rounding
-    np.testing.assert_allclose(np.stack([c.embedding for c in result]), fault_server.vectors(chunks), rtol=0,
+    np.testing.assert_allclose(np.stack([c.embedding for c in result]), fault_server.vectors(chunks), rtol=1e-6,
                                atol=1e-6)
     for body in fault_server.bodies:  # every request: consecutive chunks of the document
         first = chunks.index(body["input"][0])

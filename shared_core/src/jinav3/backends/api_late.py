@@ -151,8 +151,9 @@ def _aligned(counts: Sequence[int], budget: int, overlap: int, max_inputs: int) 
         after = int(np.searchsorted(bounds, token))
         return after if after == 0 or bounds[after] - token < token - bounds[after - 1] else after - 1
 
+    windows = plan_windows(int(bounds[-1]), budget, overlap)
     spans: list[tuple[int, int]] = []
-    for window in plan_windows(int(bounds[-1]), budget, overlap):
+    for window in windows:
         start, end = nearest(window.start), nearest(window.end)
         while end - start > max_inputs or (bounds[end] - bounds[start] > budget and end - start > 1):
             if window.start - bounds[start] > bounds[end] - window.end:  # drop the chunk reaching out furthest
@@ -162,7 +163,7 @@ def _aligned(counts: Sequence[int], budget: int, overlap: int, max_inputs: int) 
         if bounds[end] - bounds[start] > budget or start >= end:
             return None
         spans.append((start, end))
-    cuts = [w.keep_end for w in plan_windows(int(bounds[-1]), budget, overlap)]
+    cuts = [w.keep_end for w in windows]
     plans: list[Request] = []
     keep_start, first_weight = 0, 1.0
     for k, ((start, end), cut) in enumerate(zip(spans, cuts, strict=True)):
