@@ -2,18 +2,20 @@
 land from the local vector, against interior chunks (docs/api.md, "Late chunking").
 
 The server is the real ``jinav3 serve`` app (in-process, on 127.0.0.1) on the same checkpoint as the local backend,
-both fp32. Every document fits one local window (the local vector sees the whole document) and spans several API
-requests of ``--window`` tokens, so the figures isolate what the request cuts cost. ``--model tiny`` is the random
-tiny jina-v3 checkpoint of the tests; ``--model minilm`` the offline all-MiniLM-L6-v2 (256 tokens). Chunks are
-sentences; "boundary" chunks are the two kept on either side of every hand-over between requests, "interior" all
-others ("interior_later": those after the first request, whose positions no longer match the local ones, which
-matters for a model with absolute positions such as MiniLM). "before" replays the earlier rule on the same chunks:
-requests led by preceding context only, so the last kept chunk of a request sees nothing after it.
+both fp32. By default every document fits one local window (the local vector sees the whole document) and spans
+several API requests of ``--window`` tokens, so the figures isolate what the request cuts cost; ``--any-length``
+takes longer documents, which the local backend cuts into macro windows too (with the default window the client
+then learns the server's window from its refusal). ``--model tiny`` is the random tiny jina-v3 checkpoint of the
+tests; ``--model minilm`` the offline all-MiniLM-L6-v2 (256 tokens). Chunks are sentences; "boundary" chunks are
+those kept next to (or, cut by it, across) a hand-over, "beside_boundary" their neighbours, "interior" all others
+("interior_later": those after the first request, whose positions are rounded to a chunk boundary, which matters
+for a model with absolute positions such as MiniLM). "packed" replays the greedy packing rule on the same chunks.
+"tokens sent" is what the server counted.
 
     python benchmarks/api_late_context.py --model tiny --window 256 --sentences 40
     python benchmarks/api_late_context.py --model minilm --window 192 --sentences 11     # also --window 128
-    python benchmarks/api_late_context.py --model minilm --sentences 40 --any-length    # the server's own limit
-    python benchmarks/api_late_context.py --model minilm --sentences 40 --any-length --window 260 --overlap 110
+    python benchmarks/api_late_context.py --model minilm --sentences 40 --any-length --packed-budget 228 \
+        --packed-overlap 57    # default settings; packed as the client planned before (learnt 228 sharing 57)
 """
 
 from __future__ import annotations
@@ -26,54 +28,66 @@ import tempfile
 import numpy as np
 
 from jinav3 import Embedder
-from jinav3.backends.api_late import Request, document_order, plan_requests
+from jinav3.backends.api import ApiBackend
+from jinav3.backends.api_late import Request, _packed, document_order, plan_requests, sent_texts
 from jinav3.late_chunking.chunking import SentenceChunker
 from jinav3.model.choice import fallback_model_dir
 from jinav3.server import ServerConfig, create_app
 from jinav3.server.run import BackgroundServer
 from jinav3.testing import CORPUS, build_checkpoint
+from jinav3.usage import TokenUsage
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
-def before_rule(plans: list[Request]) -> list[Request]:
-    """The same kept ranges led by preceding context only (the rule this measurement replaced)."""
-    return [Request(p.start, p.keep_start, p.keep_end, p.keep_end) for p in plans]
+def classify(plans: list[Request], cosine: np.ndarray, out: dict[str, list[float]], prefix: str) -> None:
+    """Add each chunk's cosine to its group: boundary (kept next to a hand-over), interior, and interior of the
+    requests after the first."""
+    edges = {p.keep_end - 1 for p in plans[:-1]} | {p.keep_start for p in plans[1:]}
+    beside = {i + d for i in edges for d in (-1, 1)} - edges
+    for i, value in enumerate(cosine):
+        out[prefix + ("boundary" if i in edges else "interior")].append(float(value))
+        if i >= plans[0].keep_end and i not in edges:
+            out[prefix + "interior_later"].append(float(value))
+        if i in beside:
+            out[prefix + "beside_boundary"].append(float(value))
+
+
+async def replay(backend: ApiBackend, chunks: list[str], counts: list[int], task: str | None, plans: list[Request],
+                 budget: int, shared: int, usage: TokenUsage) -> np.ndarray:
+    """The vectors ``plans`` keep, sent one request at a time."""
+    gate = asyncio.Semaphore(1)
+    return np.concatenate([await backend._late_request(gate, chunks, counts, task, p, budget, shared, usage, None)
+                           for p in plans])
 
 
 def measure(api: Embedder, local: Embedder, documents: list[str], window: int | None, overlap: int | None,
-            task: str | None) -> dict:
-    """Cosines to the local vector of boundary and interior chunks, now and with the earlier rule."""
+            task: str | None, packed_limits: tuple[int, int] | None) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Cosines to the local vector of boundary and interior chunks, now and with the packed rule; tokens sent."""
     backend = api.backend
     budget, shared = backend._late_limits(True, window, overlap)
-    groups = ("boundary", "interior", "interior_later", "before_boundary", "before_interior")
-    out: dict[str, list[float]] = {name: [] for name in groups}
+    out: dict[str, list[float]] = {f"{rule}{group}": [] for rule in ("", "packed_")
+                                   for group in ("boundary", "beside_boundary", "interior", "interior_later")}
+    sent = {"now": 0, "packed": 0}
     for text in documents:
         spans, _ = document_order(SentenceChunker().spans(text))
-        chunks = [text[s:e] for s, e in spans]
+        chunks = sent_texts(text, spans)
         counts = backend._counter.count(chunks, special_tokens=False)
-        plans = plan_requests(counts, budget, shared, backend.max_batch_inputs)
-        edges = {p.keep_end - 1 for p in plans[:-1]} | {p.keep_start for p in plans[1:]}
-        later = set(range(plans[0].keep_end, len(chunks))) - edges  # interior chunks after the first request
         reference = np.stack([c.embedding for c in local.late_chunk(text, spans=spans, task=task, normalized=False)])
+        usage = TokenUsage()
         now = np.stack([c.embedding for c in api.late_chunk(text, spans=spans, task=task, window=window,
-                                                            overlap=overlap, normalized=False)])
+                                                            overlap=overlap, normalized=False, usage=usage)])
+        sent["now"] += usage.tokens
+        packed = _packed(counts, *(packed_limits or (budget, shared)), backend._max_inputs())
+        usage = TokenUsage()
 
-        async def old(chunks: list[str], counts: list[int], plans: list[Request]) -> np.ndarray:
-            gate = asyncio.Semaphore(1)
-            parts = [await backend._late_request(gate, chunks, counts, task, p, budget, shared, None)
-                     for p in before_rule(plans)]
-            return np.concatenate(parts)
-
-        earlier = backend._run(old(chunks, counts, plans))
-        for name, vectors in (("", now), ("before_", earlier)):
-            for i, value in enumerate(cosines(vectors, reference)):
-                out[name + ("boundary" if i in edges else "interior")].append(float(value))
-                if not name and i in later:
-                    out["interior_later"].append(float(value))
-    return out
+        earlier = backend._run(replay(backend, chunks, counts, task, packed, budget, shared, usage))
+        sent["packed"] += usage.tokens
+        classify(plan_requests(counts, budget, shared, backend._max_inputs()), cosines(now, reference), out, "")
+        classify(packed, cosines(earlier, reference), out, "packed_")
+    return out, sent
 
 
 def main() -> None:
@@ -87,6 +101,13 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=None, help="tokens shared by neighbouring requests")
     parser.add_argument("--docs", type=int, default=20)
     parser.add_argument("--sentences", type=int, default=40, help="sentences per document")
+    parser.add_argument("--max-chunk-tokens", type=int, default=64,
+                        help="skip documents with a longer chunk (the corpus's symbol lines merge sentences into "
+                             "chunks too long for one MiniLM request on their own)")
+    parser.add_argument("--packed-budget", type=int, default=None,
+                        help="tokens of chunks per request for the packed rule (default: the same as now; 228 with "
+                             "--packed-overlap 57 replays what the client learnt from MiniLM's refusals before)")
+    parser.add_argument("--packed-overlap", type=int, default=None)
     args = parser.parse_args()
     if args.model == "tiny":
         folder, name, task = build_checkpoint(tempfile.mkdtemp()), "jina-embeddings-v3", "retrieval.passage"
@@ -95,18 +116,23 @@ def main() -> None:
     local = Embedder.local(str(folder), device="cpu", dtype="float32")
     rng = random.Random(0)
     documents: list[str] = []
-    while len(documents) < args.docs:  # documents within one local window only
+    tokenizer = local.backend.tokenizer
+    while len(documents) < args.docs:  # documents within one local window only, unless --any-length
         text = " ".join(rng.choice(CORPUS) for _ in range(args.sentences))
-        if args.any_length or local.backend.tokenize_document(text, task).length <= local.backend.max_length:
+        chunks = [text[s:e] for s, e in SentenceChunker().spans(text)]
+        longest = max(len(e.ids) for e in tokenizer.encode_batch(chunks, add_special_tokens=False))
+        fits = args.any_length or local.backend.tokenize_document(text, task).length <= local.backend.max_length
+        if fits and longest <= args.max_chunk_tokens:
             documents.append(text)
     with BackgroundServer(create_app(local, ServerConfig())) as server, Embedder.api(
         base_url=server.base_url, model=name, full_dimensions=local.dimensions, tokenizer=folder,
     ) as api:
         api.late_chunk(documents[0], "sentences", task=task, window=args.window)  # learns the server's limit
-        figures = measure(api, local, documents, args.window, args.overlap, task)
+        packed = (args.packed_budget, args.packed_overlap) if args.packed_budget else None
+        figures, sent = measure(api, local, documents, args.window, args.overlap, task, packed)
         budget, shared = api.backend._late_limits(True, args.window, args.overlap)
     print(f"{args.model}: requests of {budget} tokens of chunks sharing {shared}, "
-          f"{args.docs} documents of {args.sentences} sentences")
+          f"{args.docs} documents of {args.sentences} sentences; tokens sent {sent}")
     print(f"{'chunks':<18}{'n':>6}{'median':>10}{'min':>10}{'mean':>10}")
     for key, values in figures.items():
         v = np.asarray(values)

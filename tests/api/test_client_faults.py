@@ -155,7 +155,9 @@ async def test_long_document_is_spread_over_requests_with_preceding_context(
     chunks = [document[s:e] for s, e in spans]
     for doc_chunks, result in zip([chunks, [other[s:e] for s, e in other_spans]], results, strict=True):
         assert [c.text for c in result] == doc_chunks
-        np.testing.assert_array_equal(np.stack([c.embedding for c in result]), fault_server.vectors(doc_chunks))
+        # a chunk cut by a hand-over is the weighted sum of its two (here equal) answers: equal up to rounding
+        np.testing.assert_allclose(np.stack([c.embedding for c in result]), fault_server.vectors(doc_chunks),
+                                   rtol=1e-6, atol=1e-6)
     bodies = fault_server.bodies[1:]
     assert all(b["late_chunking"] is True for b in bodies)
     long_requests = [b["input"] for b in bodies if b["input"][-1] in chunks]

@@ -3,6 +3,7 @@ servers: the fault server (misbehaving on purpose) and ``jinav3 serve`` on the o
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from typing import Any
@@ -16,6 +17,7 @@ from jinav3 import Embedder, InvalidInputError
 from jinav3.backends.api import ApiError
 from jinav3.backends.api_late import count_rejection, plan_requests
 from jinav3.backends.api_retry import RetryPolicy, RetryState, Transient
+from jinav3.late_chunking.windows import plan_windows
 from jinav3.server import ServerConfig, create_app
 from jinav3.server.run import BackgroundServer
 
@@ -142,7 +144,9 @@ def test_late_chunking_replans_what_the_server_refuses_and_loses_no_chunk(
     emb = fake_api(fault_server)
     result = emb.late_chunk(document, spans=spans, window=window, normalized=False)
     assert [(c.start, c.end) for c in result] == spans
-    np.testing.assert_array_equal(np.stack([c.embedding for c in result]), fault_server.vectors(chunks))
+    # a chunk cut by a hand-over is the weighted sum of its two answers (here equal): equal up to float32 rounding
+    np.testing.assert_allclose(np.stack([c.embedding for c in result]), fault_server.vectors(chunks), rtol=1e-6,
+                               atol=1e-6)
     for body in fault_server.bodies:  # every request: consecutive chunks of the document
         first = chunks.index(body["input"][0])
         assert body["input"] == chunks[first : first + len(body["input"])]
@@ -163,26 +167,52 @@ def test_a_chunk_too_long_on_its_own_is_a_clear_error(fault_server: Any) -> None
 def test_plan_keeps_every_chunk_once_within_the_limits(
     counts: list[int], budget: int, overlap_share: float, max_inputs: int, data: st.DataObject
 ) -> None:
-    """Whole documents and re-planned sub-ranges: every chunk kept once, in order, by a request within the
-    limits (a chunk over the budget alone); never three requests on one chunk."""
+    """Whole documents and re-planned sub-ranges: in order, every chunk kept whole by one request, or (cut by a
+    hand-over) by two neighbouring ones whose weights add up to one; every request within the limits (a chunk over
+    the budget alone)."""
     lo = data.draw(st.integers(0, len(counts) - 1))
     hi = data.draw(st.integers(lo + 1, len(counts)))
     plans = plan_requests(counts, budget, int(budget * overlap_share), max_inputs, lo, hi)
-    assert [i for p in plans for i in range(p.keep_start, p.keep_end)] == list(range(lo, hi))
+    weight = np.zeros(len(counts))
     for p in plans:
         assert p.start <= p.keep_start < p.keep_end <= p.end and p.end - p.start <= max_inputs
         assert sum(counts[p.start : p.end]) <= budget or p.end - p.start == 1
-    for k in range(len(plans) - 2):
-        assert plans[k + 2].start >= plans[k].end
+        weight[p.keep_start : p.keep_end] += 1
+        weight[p.keep_start] += p.first_weight - 1
+        weight[p.keep_end - 1] += p.last_weight - 1
+        assert 0 < p.first_weight <= 1 and 0 < p.last_weight <= 1
+    np.testing.assert_allclose(weight[lo:hi], 1.0, atol=1e-9)
+    assert not weight[:lo].any() and not weight[hi:].any()
+    for a, b in itertools.pairwise(plans):
+        assert b.keep_start == a.keep_end - (a.last_weight < 1)
 
 
 def test_plan_hands_over_at_the_middle_of_the_overlap() -> None:
-    """Ten-token chunks, 50-token requests sharing 20 tokens: two shared chunks, the cut between them, so every
-    chunk at a hand-over keeps a chunk of context on both sides."""
+    """Ten-token chunks, 50-token requests sharing 20 tokens: the local windows' cuts fall on chunk boundaries,
+    two shared chunks, the cut between them, so every chunk at a hand-over keeps a chunk of context on both sides."""
     plans = plan_requests([10] * 20, budget=50, overlap=20)
     assert [(p.start, p.keep_start, p.keep_end, p.end) for p in plans][:2] == [(0, 0, 4, 5), (3, 4, 7, 8)]
     for p in plans:
         assert p.keep_start - p.start >= (1 if p.start else 0) and p.end - p.keep_end >= (1 if p.end < 20 else 0)
+
+
+def test_requests_sit_where_the_local_windows_do_and_share_a_chunk_the_hand_over_cuts() -> None:
+    """MiniLM's window (254 tokens of content sharing 63) over 20- and 25-token chunks: each request starts at the
+    chunk boundary nearest the local window's start, and a chunk the local hand-over cuts is kept by both
+    neighbouring requests, weighted by its tokens on either side of the cut."""
+    counts = [20] * 10 + [25] * 30
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    windows = plan_windows(int(bounds[-1]), 254, 63)
+    plans = plan_requests(counts, 254, 63)
+    assert len(plans) == len(windows)
+    for plan, window in zip(plans, windows, strict=True):
+        assert abs(bounds[plan.start] - window.start) <= max(counts) / 2
+        assert sum(counts[plan.start : plan.end]) <= 254
+    first, second = plans[0], plans[1]
+    cut = windows[0].keep_end  # token 222, inside chunk 10 (tokens 200-225)
+    assert (first.keep_end, second.keep_start) == (11, 10)
+    share = (cut - 200) / 25
+    assert first.last_weight == pytest.approx(share) and second.first_weight == pytest.approx(1 - share)
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ encoding, identically for every backend.
 - Late chunking: the API treats all inputs of one request as consecutive chunks of ONE text (joined with a
   space). A request therefore carries the chunks of one document only, in document order whatever order the
   spans were listed in, with the document's separators where the join can carry them; a longer document (or
-  one of more than ``max_batch_inputs`` chunks) is covered by overlapping requests that hand over at the middle
-  of their overlap, the local macro-window rule in chunks; a request the server refuses as too long is planned
-  again smaller (:mod:`jinav3.backends.api_late`). No chunk is ever dropped.
+  one of more than ``max_batch_inputs`` chunks) is covered by overlapping requests placed at the local backend's
+  macro windows, rounded to chunk boundaries; a request the server refuses as too long teaches the client the
+  server's window and is planned again (:mod:`jinav3.backends.api_late`). No chunk is ever dropped.
 - Time limits: ``timeout`` bounds each network operation (connect, every read or write); ``request_timeout``
   bounds one attempt from connecting to the last byte; ``retry_budget`` bounds the retries of one request, long
   enough by default to ride out a server restart (:mod:`jinav3.backends.api_retry`). A call returns one vector
@@ -39,8 +39,10 @@ import numpy as np
 
 from jinav3.backends.api_late import (
     Request,
+    assemble,
     count_rejection,
     document_order,
+    fitted_budget,
     length_rejection,
     plan_requests,
     sent_texts,
@@ -499,8 +501,8 @@ class ApiBackend:
     async def _late_request(self, gate: asyncio.Semaphore, chunks: Sequence[str], counts: Sequence[int],
                             task: str | None, plan: Request, budget: int, overlap: int,
                             usage: TokenUsage | None, progress: Callable[[], None] | None) -> np.ndarray:
-        """Vectors of the chunks ``plan`` keeps; on a "too many tokens" refusal, those chunks are planned again
-        with a smaller budget (same hand-over rule) and sent as smaller requests."""
+        """Vectors of the chunks ``plan`` keeps (weighted); on a "too many tokens" refusal the server's window is
+        learnt (exactly where the counts allow) and those chunks are planned again within it."""
         start, end = plan.start, plan.end
         body = self._body(chunks[start:end], task, truncate=False, late_chunking=True)
         try:
@@ -519,25 +521,27 @@ class ApiBackend:
                     request_id=exc.request_id, attempts=exc.attempts,
                 ) from None
             smaller, overlap = shrunk(budget, overlap, sent, factor)
-            with self._lock:
-                self._late_budget = min(self._late_budget or smaller, smaller)
+            fits = fitted_budget(exc.detail, sent, self._counter.specials()) if self._counter.exact else None
+            with self._lock:  # an exact fit (the server's window) where the counts allow it, else 90 % of a guess
+                self._late_budget = smaller = min(self._late_budget or fits or smaller, fits or smaller)
+            overlap = min(overlap, smaller // 4)
             log.info("late-chunking request of %d tokens refused as too long; re-planning with %d-token requests",
                      sent, smaller)
             return await self._late_replanned(gate, chunks, counts, task, plan, smaller, overlap, usage, progress)
         if progress is not None:
             progress()
-        return vectors[plan.keep_start - start : plan.keep_end - start]
+        return plan.kept(vectors)
 
     async def _late_replanned(self, gate: asyncio.Semaphore, chunks: Sequence[str], counts: Sequence[int],
                               task: str | None, plan: Request, budget: int, overlap: int,
                               usage: TokenUsage | None, progress: Callable[[], None] | None) -> np.ndarray:
-        """The chunks ``plan`` keeps, planned again within smaller limits (``budget``, the learnt input limit; same
-        hand-over rule, context taken from the neighbouring chunks) after the server refused ``plan`` as too large."""
+        """The chunks ``plan`` keeps (weighted as it weighs them), planned again within smaller limits (``budget``,
+        the learnt input limit: the whole document's plan kept to those chunks) after the server refused ``plan``."""
+        subs = plan_requests(counts, budget, overlap, self._max_inputs(), plan.keep_start, plan.keep_end)
         parts = await self._in_order([
-            self._late_request(gate, chunks, counts, task, sub, budget, overlap, usage, progress)
-            for sub in plan_requests(counts, budget, overlap, self._max_inputs(), plan.keep_start, plan.keep_end)
+            self._late_request(gate, chunks, counts, task, sub, budget, overlap, usage, progress) for sub in subs
         ])
-        return np.concatenate(parts)
+        return plan.weigh(assemble(subs, parts, plan.keep_start, plan.keep_end))
 
     async def _late(self, documents: Sequence[str], spans: Sequence[Sequence[Span]], task: str | None,
                     include_special_tokens: bool, window: int | None, overlap: int | None, concurrency: int,
@@ -552,13 +556,13 @@ class ApiBackend:
             ordered, where = document_order([(int(s), int(e)) for s, e in doc_spans])
             chunks = sent_texts(text, ordered)
             counts = self._counter.count(chunks, special_tokens=False)
+            plans = plan_requests(counts, budget, shared, self._max_inputs())
             parts = await self._in_order([
-                self._late_request(gate, chunks, counts, task, plan, budget, shared, usage, progress)
-                for plan in plan_requests(counts, budget, shared, self._max_inputs())
+                self._late_request(gate, chunks, counts, task, plan, budget, shared, usage, progress) for plan in plans
             ])
             if not parts:
                 return np.zeros((0, self.full_dimensions), np.float32)
-            return np.concatenate(parts)[where]
+            return assemble(plans, parts, 0, len(chunks))[where]
 
         pairs = zip(documents, spans, strict=True)
         return await self._in_order([document(text, doc_spans) for text, doc_spans in pairs])
@@ -576,8 +580,9 @@ class ApiBackend:
         usage: TokenUsage | None = None,
     ) -> list[np.ndarray]:
         """One raw contextual vector per span, per document. ``window`` is the token budget of one request
-        (default ``max_request_tokens``), ``overlap`` the tokens of chunks neighbouring requests share (default,
-        as for the local backend, ``min(512, window // 4)``); requests hand over at the middle of the overlap."""
+        (default ``max_request_tokens``, or the server's own window once it has refused a longer request),
+        ``overlap`` the tokens of chunks neighbouring requests share (default, as for the local backend,
+        ``min(512, window // 4)``); requests sit where the local macro windows do and hand over where they do."""
         with progress_bar(show_progress, desc="late chunking", unit="request") as bar:
             return self._run(self._late(documents, spans, task, include_special_tokens, window, overlap, 1, usage,
                                         lambda: bar.update(1)))

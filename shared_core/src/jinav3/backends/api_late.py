@@ -1,16 +1,19 @@
 """Planning late-chunking requests for the API, and recognising a server's "too many tokens" answer.
 
 The API embeds all inputs of one late-chunking request as ONE text (joined with a space), so a document is sent as
-its chunks in document order. A document that does not fit one request (``budget`` tokens, ``max_inputs`` inputs)
-is covered by overlapping requests, the local macro-window rule in chunks
-(:func:`jinav3.late_chunking.windows.plan_windows`): neighbouring requests share about ``overlap`` tokens of chunks, and
-hand over at the middle of that overlap, so a chunk's vector comes from the request where it sits farthest from a cut
-and every chunk keeps about ``overlap / 2`` tokens of context on both sides where the document has them. The vectors of
-the shared chunks that a request does not keep are discarded.
+its chunks in document order. A document that does not fit one request (``budget`` tokens of chunks, ``max_inputs``
+inputs) is covered by overlapping requests placed where the local backend puts its macro windows
+(:func:`jinav3.late_chunking.windows.plan_windows` over the chunks' tokens, with ``budget`` as the window and the
+same overlap), each window's start, end and hand-over rounded to the nearest chunk boundary. Once a server's limit
+is known, ``budget`` is its window less its special tokens, so every chunk is embedded at the positions and with the
+context the local backend gives it: for a model with absolute positions (BERT-style) that matters more than
+context. Where rounded windows cannot hold their chunks (more than ``max_inputs`` chunks, a chunk longer than the
+overlap allows), requests are packed greedily instead, sharing about ``overlap`` tokens and handing over at the
+middle of them. The vectors of the shared chunks that a request does not keep are discarded.
 
 When a server counts more tokens than planned and refuses a request, the chunks it was to keep are planned again
-with a smaller budget (same rule, context taken from the neighbours), until each fits or a single chunk alone is
-refused.
+with a smaller budget (the whole document's plan at that budget, kept to those chunks), until each fits or a
+single chunk alone is refused.
 """
 
 from __future__ import annotations
@@ -19,21 +22,50 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from jinav3.late_chunking.chunking import Span
+from jinav3.late_chunking.windows import plan_windows
 
 
 @dataclass(frozen=True)
 class Request:
-    """Chunks ``[start, end)`` are sent; the vectors of ``[keep_start, keep_end)`` are kept."""
+    """Chunks ``[start, end)`` are sent; the vectors of ``[keep_start, keep_end)`` are kept, the first and last of
+    them scaled by ``first_weight`` and ``last_weight``: a chunk cut by a hand-over is kept by both requests, each
+    weighted by its share of the chunk's tokens, as the local backend takes each token from its own window."""
 
     start: int
     keep_start: int
     keep_end: int
     end: int
+    first_weight: float = 1.0
+    last_weight: float = 1.0
+
+    def kept(self, vectors: np.ndarray) -> np.ndarray:
+        """The kept rows of this request's ``vectors`` (one per chunk sent), weighted."""
+        return self.weigh(vectors[self.keep_start - self.start : self.keep_end - self.start])
+
+    def weigh(self, rows: np.ndarray) -> np.ndarray:
+        """The rows of the kept chunks, the first and last scaled by their weights."""
+        if self.first_weight == 1.0 and self.last_weight == 1.0:
+            return rows
+        rows = rows.copy()
+        rows[0] *= self.first_weight
+        rows[-1] *= self.last_weight
+        return rows
+
+
+def assemble(plans: Sequence[Request], parts: Sequence[np.ndarray], lo: int, hi: int) -> np.ndarray:
+    """The vectors of chunks ``[lo, hi)`` from the kept rows of ``plans``: a chunk kept by two requests is the sum
+    of its two weighted rows."""
+    out = np.zeros((hi - lo, parts[0].shape[1]), dtype=np.float32)
+    for plan, part in zip(plans, parts, strict=True):
+        out[plan.keep_start - lo : plan.keep_end - lo] += part
+    return out
 
 
 _TOO_LONG = re.compile(r"too many tokens|too long|more than|exceed|larger than|maximum|limit", re.IGNORECASE)
-_COUNTED = re.compile(r"(\d+)\s+tokens", re.IGNORECASE)
+_COUNTED = re.compile(r"(at least\s+)?(\d+)\s+tokens", re.IGNORECASE)
 _LIMIT = re.compile(r"(?:limit of|model's(?: limit of)?|max_length=|maximum(?: of)?|more than|exceeds?)\s*(\d+)",
                     re.IGNORECASE)
 _TOO_MANY_ITEMS = re.compile(r'"?input"? length \d+ is larger than|too many (?:inputs|items)', re.IGNORECASE)
@@ -108,31 +140,69 @@ def _hand_over(counts: Sequence[int], lo: int, hi: int) -> int:
     return best
 
 
+def _aligned(counts: Sequence[int], budget: int, overlap: int, max_inputs: int) -> list[Request] | None:
+    """The local macro windows of ``budget`` tokens sharing ``overlap`` over the chunks' tokens, each start and end
+    rounded to the nearest chunk boundary. A chunk the local hand-over cuts is kept by both requests, weighted by
+    its tokens on either side, when both carry it and it is not the first the earlier one keeps; else the hand-over
+    is rounded too. None where a rounded window cannot hold its kept chunks within the limits."""
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+
+    def nearest(token: int) -> int:
+        after = int(np.searchsorted(bounds, token))
+        return after if after == 0 or bounds[after] - token < token - bounds[after - 1] else after - 1
+
+    windows = plan_windows(int(bounds[-1]), budget, overlap)
+    spans: list[tuple[int, int]] = []
+    for window in windows:
+        start, end = nearest(window.start), nearest(window.end)
+        while end - start > max_inputs or (bounds[end] - bounds[start] > budget and end - start > 1):
+            if window.start - bounds[start] > bounds[end] - window.end:  # drop the chunk reaching out furthest
+                start += 1
+            else:
+                end -= 1
+        if bounds[end] - bounds[start] > budget or start >= end:
+            return None
+        spans.append((start, end))
+    cuts = [w.keep_end for w in windows]
+    plans: list[Request] = []
+    keep_start, first_weight = 0, 1.0
+    for k, ((start, end), cut) in enumerate(zip(spans, cuts, strict=True)):
+        chunk = int(np.searchsorted(bounds, cut, side="right")) - 1  # the chunk holding the cut's first token
+        cut_inside = chunk < len(counts) and bounds[chunk] < cut
+        if cut_inside and k + 1 < len(spans) and keep_start < chunk < end and spans[k + 1][0] <= chunk:
+            share = float((cut - bounds[chunk]) / counts[chunk])
+            keep_end, last_weight, following = chunk + 1, share, 1.0 - share
+        else:
+            keep_end, last_weight, following = nearest(cut), 1.0, 1.0
+            if keep_end <= keep_start:
+                continue  # nothing new to keep here: the neighbours keep it
+        if not start <= keep_start < keep_end <= end:
+            return None
+        plans.append(Request(start, keep_start, keep_end, end, first_weight, last_weight))
+        keep_start, first_weight = (keep_end - 1, following) if last_weight != 1.0 else (keep_end, 1.0)
+    return plans if keep_start == len(counts) else None
+
+
+def _packed(counts: Sequence[int], budget: int, overlap: int, max_inputs: int) -> list[Request]:
+    """Greedily packed requests sharing about ``overlap`` tokens, handing over at the middle of the shared chunks."""
+    windows = _windows(counts, budget, overlap, max_inputs, 0, len(counts))
+    cuts = [0, *(_hand_over(counts, windows[k + 1][0], windows[k][1]) for k in range(len(windows) - 1)), len(counts)]
+    return [Request(s, cuts[k], cuts[k + 1], e) for k, (s, e) in enumerate(windows) if cuts[k] < cuts[k + 1]]
+
+
 def plan_requests(counts: Sequence[int], budget: int, overlap: int, max_inputs: int = 2048, lo: int = 0,
                   hi: int | None = None) -> list[Request]:
-    """Requests keeping every chunk of ``[lo, hi)`` exactly once, in order (see the module docstring). With
-    ``lo > 0`` or ``hi < len(counts)`` (a refused request planned again) the outer requests also take about
-    ``overlap / 2`` tokens of the chunks outside, so the kept chunks keep their context on both sides."""
-    n = len(counts)
-    hi = n if hi is None else hi
+    """Requests keeping every chunk of ``[lo, hi)`` exactly once, in order (see the module docstring): the whole
+    document's plan, kept to ``[lo, hi)`` when a refused request's chunks are planned again, so they keep the
+    positions and context the whole plan gives them."""
+    hi = len(counts) if hi is None else hi
     if lo >= hi:
         return []
-    a, b = lo, hi
-    half = overlap // 2
-    used = 0
-    while a > 0 and used + counts[a - 1] <= half:
-        a, used = a - 1, used + counts[a - 1]
-    used = 0
-    while b < n and used + counts[b] <= half:
-        used, b = used + counts[b], b + 1
-    windows = _windows(counts, budget, overlap, max(1, max_inputs), a, b)
-    cuts = [a, *(_hand_over(counts, windows[k + 1][0], windows[k][1]) for k in range(len(windows) - 1)), b]
-    plans = []
-    for k, (s, e) in enumerate(windows):
-        keep_start, keep_end = max(cuts[k], lo), min(cuts[k + 1], hi)
-        if keep_start < keep_end:
-            plans.append(Request(s, keep_start, keep_end, e))
-    return plans
+    max_inputs = max(1, max_inputs)
+    plans = _aligned(counts, budget, overlap, max_inputs) or _packed(counts, budget, overlap, max_inputs)
+    return [Request(p.start, max(p.keep_start, lo), min(p.keep_end, hi), p.end,
+                    p.first_weight if p.keep_start >= lo else 1.0, p.last_weight if p.keep_end <= hi else 1.0)
+            for p in plans if p.keep_start < hi and p.keep_end > lo]
 
 
 def length_rejection(status: int | None, code: str | None, detail: str) -> float | None:
@@ -143,9 +213,22 @@ def length_rejection(status: int | None, code: str | None, detail: str) -> float
     if code != "INPUT_TOO_MANY_TOKENS" and not ("token" in detail.lower() and _TOO_LONG.search(detail)):
         return None
     counted, limit = _COUNTED.search(detail), _LIMIT.search(detail)
-    if counted and limit and 0 < int(limit.group(1)) < int(counted.group(1)):
-        return int(limit.group(1)) / int(counted.group(1))
+    if counted and limit and 0 < int(limit.group(1)) < int(counted.group(2)):
+        return int(limit.group(1)) / int(counted.group(2))
     return 0.5
+
+
+def fitted_budget(detail: str, sent: int, specials: int) -> int | None:
+    """For a refusal that states the server's limit, with ``sent`` tokens of chunks counted by the served model's
+    own tokenizer: the most tokens of chunks that fit, the limit less what the server adds. That is the stated count
+    less ``sent`` when the message gives the exact count, else (a server counting only a prefix says "at least N")
+    the ``specials`` the tokenizer adds to a text, if that fits fewer than were sent; None otherwise."""
+    counted, limit = _COUNTED.search(detail), _LIMIT.search(detail)
+    if not counted or not limit:
+        return None
+    added = specials if counted.group(1) else int(counted.group(2)) - sent
+    fits = int(limit.group(1)) - added
+    return fits if 0 < fits < sent else None
 
 
 def count_rejection(status: int | None, code: str | None, detail: str, sent: int) -> int | None:

@@ -96,3 +96,10 @@ class TokenCounter:
             return [estimate_tokens(text) for text in texts]
         encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=special_tokens)
         return [max(1, len(encoding.ids)) for encoding in encodings]
+
+    def specials(self) -> int:
+        """Tokens the tokenizer adds to any text (``<s>``/``</s>``, ``[CLS]``/``[SEP]``): what a server adds to a
+        late-chunking request besides an instruction."""
+        if self.tokenizer is None:
+            return 0
+        return len(self.tokenizer.encode_batch([""], add_special_tokens=True)[0].ids)
