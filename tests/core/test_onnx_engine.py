@@ -39,21 +39,14 @@ def corpus_lines() -> list[str]:
 BACKENDS = {"onnx": OnnxBackend, "openvino": OpenVinoBackend}
 
 
-@pytest.fixture(scope="module", params=["onnx", "openvino"])
-def engine(request: pytest.FixtureRequest) -> str:
-    if request.param == "openvino":
-        pytest.importorskip("openvino", reason="the openvino extra (jinav3[openvino]) is not installed")
-    return request.param
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny_onnx_dir: Path, graph_engine: str) -> Embedder:
+    return Embedder.local(str(tiny_onnx_dir), engine=graph_engine)
 
 
 @pytest.fixture(scope="module")
-def tiny_onnx(tiny_onnx_dir: Path, engine: str) -> Embedder:
-    return Embedder.local(str(tiny_onnx_dir), engine=engine)
-
-
-@pytest.fixture(scope="module")
-def minilm_onnx(minilm_onnx_dir: Path, engine: str) -> Embedder:
-    return Embedder.local(str(minilm_onnx_dir), engine=engine)
+def minilm_onnx(minilm_onnx_dir: Path, graph_engine: str) -> Embedder:
+    return Embedder.local(str(minilm_onnx_dir), engine=graph_engine)
 
 
 def test_export_writes_the_official_layout(tiny_onnx_dir, minilm_onnx_dir):
@@ -128,24 +121,24 @@ def test_a_rows_vector_does_not_depend_on_its_batch_mates(tiny_onnx, padded_tiny
 
 
 @pytest.fixture(scope="module")
-def padded_tiny(tiny_onnx_dir: Path, engine: str) -> OnnxBackend:
-    return BACKENDS[engine](str(tiny_onnx_dir), max_padding=0.5)
+def padded_tiny(tiny_onnx_dir: Path, graph_engine: str) -> OnnxBackend:
+    return BACKENDS[graph_engine](str(tiny_onnx_dir), max_padding=0.5)
 
 
 #: The int8 graph each engine keeps beside model.onnx: ONNX Runtime's dynamic one, OpenVINO's static QDQ one.
 KEPT_INT8 = {"onnx": "model_int8*.onnx", "openvino": "model_qdq.onnx"}
 
 
-def test_whole_graph_int8_stays_close_to_fp32_on_real_minilm(minilm_onnx_dir, minilm_fp32, engine):
+def test_whole_graph_int8_stays_close_to_fp32_on_real_minilm(minilm_onnx_dir, minilm_fp32, graph_engine):
     """The issue's bound: minimum cosine to fp32 >= 0.99 on all-MiniLM-L6-v2 over the example corpus."""
-    int8 = Embedder.local(str(minilm_onnx_dir), dtype="int8", engine=engine)
-    assert int8.describe()["dtype"] == "int8" and int8.describe()["engine"] == engine
+    int8 = Embedder.local(str(minilm_onnx_dir), dtype="int8", engine=graph_engine)
+    assert int8.describe()["dtype"] == "int8" and int8.describe()["engine"] == graph_engine
     texts = corpus_lines()
     vectors = int8.embed_documents(texts)
     cosine = np.sum(minilm_fp32.embed_documents(texts) * vectors, axis=1)
     assert cosine.min() >= 0.99, cosine.min()
-    assert len(list((minilm_onnx_dir / "onnx").glob(KEPT_INT8[engine]))) == 1  # kept for the next load, which
-    again = Embedder.local(str(minilm_onnx_dir), dtype="int8", engine=engine)  # reads it instead of quantising
+    assert len(list((minilm_onnx_dir / "onnx").glob(KEPT_INT8[graph_engine]))) == 1  # kept for the next load, which
+    again = Embedder.local(str(minilm_onnx_dir), dtype="int8", engine=graph_engine)  # reads it instead of quantising
     assert same_vectors(again.embed_documents(texts), vectors)
 
 
