@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 from jinav3 import TASKS, Embedder
 from jinav3.backends.onnx_engine import OnnxBackend
-from jinav3.backends.openvino_engine import OpenVinoBackend
+from jinav3.backends.openvino_engine import INT8_NAME, OpenVinoBackend
 from jinav3.cli import main
 from jinav3.errors import InvalidInputError, ModelLoadError
+from jinav3.model.onnx_int8 import int8_name
 from jinav3.testing import same_vectors
 
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -125,8 +126,8 @@ def padded_tiny(tiny_onnx_dir: Path, graph_engine: str) -> OnnxBackend:
     return BACKENDS[graph_engine](str(tiny_onnx_dir), max_padding=0.5)
 
 
-#: The int8 graph each engine keeps beside model.onnx: ONNX Runtime's dynamic one, OpenVINO's static QDQ one.
-KEPT_INT8 = {"onnx": "model_int8*.onnx", "openvino": "model_qdq.onnx"}
+#: The int8 graph each engine keeps beside model.onnx: ONNX Runtime's dynamic one, OpenVINO's int8 weights.
+KEPT_INT8 = {"onnx": int8_name(), "openvino": INT8_NAME}
 
 
 def test_whole_graph_int8_stays_close_to_fp32_on_real_minilm(minilm_onnx_dir, minilm_fp32, graph_engine):
@@ -142,26 +143,32 @@ def test_whole_graph_int8_stays_close_to_fp32_on_real_minilm(minilm_onnx_dir, mi
     assert same_vectors(again.embed_documents(texts), vectors)
 
 
-def test_openvino_int8_quantises_all_but_the_feed_forward_block(tiny_onnx_dir, tmp_path):
-    """Attention's projections and products get QuantizeLinear/DequantizeLinear on both inputs (so OpenVINO runs
-    them int8); the FFN's up and down projections, found by structure, stay float."""
+def test_openvino_int8_stores_every_matmul_weight_as_int8(tiny_onnx_dir, tmp_path):
+    """Each MatMul's constant weight becomes int8 per output channel behind a DequantizeLinear (the pattern OpenVINO
+    runs as compressed weights), within half a step of the original; no float matrix is left to a MatMul."""
     import onnx
+    from onnx import numpy_helper
 
-    from jinav3.model.onnx_qdq import CALIBRATION_TEXTS, feed_forward, quantize_qdq
+    from jinav3.model.onnx_int8_weights import compress_weights
 
-    original = onnx.load(str(tiny_onnx_dir / "onnx" / "model.onnx"), load_external_data=False)
-    kept_float = set(feed_forward(original))
-    assert {"fc1", "fc2"} == {name.split("/")[4] for name in kept_float}  # /module/layers.N/mlp/fcK/...
-    backend = OpenVinoBackend(str(tiny_onnx_dir))
-    feeds = [backend._feeds(*backend._padded(backend.encode_ids(CALIBRATION_TEXTS[:4], t, truncate=True), range(4)),
-                            backend.tasks.index(t)) for t in TASKS]
-    quantized = onnx.load(str(quantize_qdq(tiny_onnx_dir / "onnx" / "model.onnx", tmp_path / "q.onnx", feeds)))
-    made_by = {out: node.op_type for node in quantized.graph.node for out in node.output}
-    for node in quantized.graph.node:
-        if node.op_type == "MatMul" and node.name not in kept_float and "embeddings" not in node.name:
-            assert all(made_by.get(i) == "DequantizeLinear" for i in node.input), node.name
-        if node.name in kept_float:
-            assert not any(made_by.get(i) == "DequantizeLinear" for i in node.input), node.name
+    original = onnx.load(str(tiny_onnx_dir / "onnx" / "model.onnx"))
+    before = {init.name: numpy_helper.to_array(init) for init in original.graph.initializer}
+    weights = {n.name: n.input[1] for n in original.graph.node if n.op_type == "MatMul" and n.input[1] in before
+               and before[n.input[1]].ndim == 2}
+    target = compress_weights(tiny_onnx_dir / "onnx" / "model.onnx", tmp_path / "int8.onnx.partial")
+    assert (tmp_path / "int8.onnx_data").is_file()
+    compressed = onnx.load(str(target))
+    after = {init.name: numpy_helper.to_array(init) for init in compressed.graph.initializer}
+    made_by = {out: node for node in compressed.graph.node for out in node.output}
+    matmuls = {n.name: n for n in compressed.graph.node if n.op_type == "MatMul"}
+    assert len(weights) == 12  # 2 layers x (q, k, v, o, fc1, fc2)
+    for name, weight in weights.items():
+        dequantize = made_by[matmuls[name].input[1]]
+        assert dequantize.op_type == "DequantizeLinear"
+        q, scale = after[dequantize.input[0]], after[dequantize.input[1]]
+        assert q.dtype == np.int8 and scale.shape == (q.shape[1],)
+        assert np.abs(q * scale - before[weight]).max() <= scale.max() / 2 + 1e-7
+    assert not [n for n in matmuls.values() if n.input[1] in after and after[n.input[1]].ndim == 2]
 
 
 @pytest.mark.cpu_class

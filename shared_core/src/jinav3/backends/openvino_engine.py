@@ -7,8 +7,9 @@ sees padding and its vector is bit-identical alone and in any batch), late chunk
 
 Precisions: ``float32`` (default; OpenVINO's precision hint pinned to f32, since on CPUs with native bf16 its own
 default is bf16), ``bfloat16`` (only on CPUs with native bf16 — AVX512-BF16 or AMX — where OpenVINO runs it in
-hardware; elsewhere it would silently run f32, so it is refused) and ``int8`` (a QDQ graph from
-:mod:`jinav3.model.onnx_qdq`, which OpenVINO runs with int8 kernels).
+hardware; elsewhere it would silently run f32, so it is refused) and ``int8`` (int8 weights from
+:mod:`jinav3.model.onnx_int8_weights`, activations quantised by OpenVINO per group of 32 values; what stays in
+float runs bf16 on native-bf16 CPUs, f32 elsewhere).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from jinav3.errors import InvalidInputError, ModelLoadError
 from jinav3.runtime.hardware import cpu_features
 
 OPENVINO_INSTALL = "pip install 'jinav3[openvino]'"
+#: The int8-weight graph's name beside ``model.onnx`` (its tensors in ``model_int8_weights.onnx_data``).
+INT8_NAME = "model_int8_weights.onnx"
 #: OpenVINO's name of each precision of the hint.
-_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}  # int8: what is not quantised runs f32
+_HINTS = {"float32": "f32", "bfloat16": "bf16"}
 
 
 def _openvino() -> Any:
@@ -52,32 +55,24 @@ class OpenVinoBackend(OnnxBackend):
     def _open(self, graph: Path, threads: int | None) -> tuple[set[str], Forward]:
         ov = _openvino()
         core = ov.Core()
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": _HINTS[self.precision], "PERFORMANCE_HINT": "LATENCY"}
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": self._float_hint(), "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         if self.precision == "int8":
-            from jinav3.model import onnx_int8, onnx_qdq
+            config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = 32  # activations quantised per 32 values: outliers stay local
+            from jinav3.model.onnx_int8 import kept_beside
+            from jinav3.model.onnx_int8_weights import compress_weights
 
-            with onnx_int8.kept_beside(graph, onnx_qdq.QDQ_NAME,
-                                       lambda target: onnx_qdq.quantize_qdq(graph, target, self._calibration())
-                                       ) as quantized:
+            with kept_beside(graph, INT8_NAME, lambda target: compress_weights(graph, target)) as quantized:
                 compiled = core.compile_model(core.read_model(str(quantized)), "CPU", config)  # holds the weights
         else:
             compiled = core.compile_model(core.read_model(str(graph)), "CPU", config)
         request = compiled.create_infer_request()
         return set().union(*(i.get_names() for i in compiled.inputs)), lambda feeds: request.infer(feeds)[0]
 
-    def _calibration(self) -> list[dict[str, Any]]:
-        """Feeds that show the quantiser the activations of real text: the built-in multilingual sentences, alone
-        and batched, under every task adapter."""
-        from jinav3.model.onnx_qdq import CALIBRATION_TEXTS
-
-        feeds = []
-        for task in self.tasks or (None,):
-            sequences = self.encode_ids(CALIBRATION_TEXTS, task, truncate=True)
-            task_id = self.tasks.index(task) if task else -1
-            for start in range(0, len(sequences), 8):
-                group = list(range(start, min(start + 8, len(sequences))))
-                ids, mask = self._padded(sequences, group)
-                feeds.append(self._feeds(ids, mask, task_id))
-        return feeds
+    def _float_hint(self) -> str:
+        """OpenVINO's precision for what runs in float; int8's float parts (activation quantisation, attention,
+        glue) run bf16 where the CPU has it natively."""
+        if self.precision == "int8":
+            return "bf16" if cpu_features().native_bf16 else "f32"
+        return _HINTS[self.precision]
