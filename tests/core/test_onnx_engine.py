@@ -121,6 +121,29 @@ def test_a_rows_vector_does_not_depend_on_its_batch_mates(tiny_onnx, padded_tiny
     assert np.abs(padded_tiny.embed_ids(sequences, task_ids) - alone).max() <= TOLERANCE
 
 
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=st.lists(st.tuples(TEXTS, st.sampled_from(TASKS)), min_size=2, max_size=8))
+def test_openvino_rows_do_not_depend_on_batch_mates_in_bf16_and_int8(openvino_low_precision, items):
+    """The batch-mate guarantee holds in OpenVINO's bf16 and int8 too (its int8 quantises each token's activations
+    on their own)."""
+    for backend in openvino_low_precision:
+        sequences = [backend.encode_ids([text], task, truncate=False)[0] for text, task in items]
+        task_ids = [backend.tasks.index(task) for _, task in items]
+        together = backend.embed_ids(sequences, task_ids)
+        for row, (sequence, task_id) in enumerate(zip(sequences, task_ids, strict=True)):
+            assert same_vectors(backend.embed_ids([sequence], [task_id])[0], together[row]), backend.dtype_name()
+
+
+@pytest.fixture(scope="module")
+def openvino_low_precision(tiny_onnx_dir: Path) -> list[OpenVinoBackend]:
+    """OpenVINO's int8, and bf16 where this CPU runs it."""
+    pytest.importorskip("openvino", reason="the openvino extra (jinav3[openvino]) is not installed")
+    from jinav3.runtime.hardware import cpu_features
+
+    dtypes = ["bfloat16", "int8"] if cpu_features().native_bf16 else ["int8"]
+    return [OpenVinoBackend(str(tiny_onnx_dir), dtype=dtype) for dtype in dtypes]
+
+
 @pytest.fixture(scope="module")
 def padded_tiny(tiny_onnx_dir: Path, graph_engine: str) -> OnnxBackend:
     return BACKENDS[graph_engine](str(tiny_onnx_dir), max_padding=0.5)
