@@ -60,6 +60,9 @@ def test_export_writes_the_official_layout(tiny_onnx_dir, minilm_onnx_dir):
                   if entry.key == "location"}
         assert places == {"model.onnx_data"}
         assert all(init.data_location == onnx.TensorProto.EXTERNAL for init in graph.graph.initializer)
+        inline = [n.name for n in graph.graph.node if n.op_type == "Constant" and n.attribute[0].t.ByteSize() > 1024
+                  and n.attribute[0].t.data_type == onnx.TensorProto.FLOAT]  # (position ids are int64 buffers)
+        assert not inline, inline  # the LoRA banks are weights too: in model.onnx_data, not in the graph file
         assert (folder / "tokenizer.json").is_file() and (folder / "config.json").is_file()
         session = onnxruntime.InferenceSession(str(folder / "onnx" / "model.onnx"))
         inputs = {i.name: (i.type, i.shape) for i in session.get_inputs()}
