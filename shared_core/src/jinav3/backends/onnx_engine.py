@@ -84,8 +84,9 @@ class OnnxBackend(LocalBase):
         threads: int | None = None,
         max_padding: float = 0.0,
     ) -> None:
-        """``dtype``: ``float32`` (default; the graph as written) or ``int8`` (the whole graph quantised on load).
-        ``threads``: intra-op threads (default: one per physical core). ``max_padding``: largest
+        """``dtype``: one of :attr:`dtypes`, the first by default — ``float32`` (the graph as written) or ``int8``
+        (quantised on load, kept beside the graph). ``threads``: intra-op threads (default: one per physical
+        core). ``max_padding``: largest
         share of padding in a batch; 0 (default) batches sequences of one exact length only, so no row is ever
         padded; 0.1 (the torch engine's padded setting) is faster on mixed lengths (docs/performance.md)."""
         if not 0.0 <= max_padding < 1.0:
@@ -105,7 +106,7 @@ class OnnxBackend(LocalBase):
             )
         config = read_config(folder)
         jina = is_jina_v3_original(config)
-        self._setup(  # before the graph: int8 calibration (the OpenVINO engine) tokenises with the model's tokenizer
+        self._setup(
             model, folder, config,
             tasks=tuple(config["lora_adaptations"]) if jina else (),
             instructions=task_instructions(config),
