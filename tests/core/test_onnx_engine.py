@@ -6,6 +6,7 @@ late chunking (generated inputs), the batch-mate guarantee, int8 accuracy, clear
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -268,3 +269,9 @@ def test_bad_settings_are_named(tiny_onnx, tiny_onnx_dir, tiny_checkpoint):
         OnnxBackend(str(tiny_onnx_dir), max_padding=1.0)
     with pytest.raises(InvalidInputError, match="threads: not an option of engine='torch'"):
         Embedder.local(str(tiny_checkpoint), threads=2)
+
+
+def test_a_missing_openvino_is_named_with_its_extra(tiny_onnx_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # "import openvino" fails, as where it is not installed
+    with pytest.raises(ModelLoadError, match=r"pip install 'jinav3\[openvino\]'"):
+        Embedder.local(str(tiny_onnx_dir), engine="openvino")
