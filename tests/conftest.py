@@ -184,6 +184,15 @@ def binary_scores(embedder: Embedder, query: str, texts: list[str], dims: int) -
     return hamming_cosines(code, [row.tobytes() for row in codes], dims)
 
 
+@pytest.fixture(scope="module", params=["onnx", "openvino"])
+def graph_engine(request: pytest.FixtureRequest) -> str:
+    """The engines that run the ONNX graph: a test (or module fixture) using this runs once on each; openvino is
+    skipped where its extra (jinav3[openvino]) is not installed."""
+    if request.param == "openvino":
+        pytest.importorskip("openvino", reason="the openvino extra (jinav3[openvino]) is not installed")
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def tiny_onnx_dir(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny checkpoint written by ``jinav3 export-onnx`` (the official onnx/model.onnx layout, five tasks)."""

@@ -258,3 +258,20 @@ def _decodes(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def test_cli_index_on_the_graph_engines(ray_local, tiny_onnx_dir, graph_engine, good, tmp_path):
+    """``jinav3 index --engine onnx`` / ``openvino``: the Ray actors run that engine, and their late chunks equal
+    the same engine's in this process."""
+    ids = sorted(good)[:24]
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps({"id": i, "text": good[i]}) + "\n" for i in ids), encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["index", "--ray", str(source), "-o", str(out), "--model", str(tiny_onnx_dir), "--engine",
+                 graph_engine, "--batch-size", "8"]) == 0
+    rows = _rows(out)
+    core = Embedder.local(str(tiny_onnx_dir), engine=graph_engine)
+    expected = core.late_chunk_many([good[i] for i in ids], chunker="sentences", task="retrieval.passage")
+    assert list(rows["text"]) == [c.text for chunks in expected for c in chunks]
+    np.testing.assert_allclose(_vectors(rows), np.stack([c.embedding for cs in expected for c in cs]),
+                               rtol=1e-5, atol=1e-6)

@@ -74,6 +74,17 @@ def test_cli_exact_sentences_rank_first(tmp_path: Path, minilm_dir: Path) -> Non
         assert result["seconds"] == report["results"][name]["seconds"]  # the time it took when embedded
 
 
+def test_cli_eval_on_the_graph_engines(tmp_path: Path, minilm_onnx_dir: Path, graph_engine: str) -> None:
+    """``jinav3 eval --engine onnx`` / ``openvino`` on the exported MiniLM: exact sentences rank first there too."""
+    queries = {"q1": "The Berlin Wall divided the city from 1961 to 1989.", "q2": "Silk weaving made the city rich."}
+    folder = write_beir(tmp_path / "cities", DOCS, queries, {"q1": {"berlin": 1}, "q2": {"lyon": 1}})
+    out = tmp_path / "report.json"
+    assert main(["eval", str(folder), "--model", str(minilm_onnx_dir), "--engine", graph_engine, "--no-progress",
+                 "--chunker", "sentences", "--cache-dir", str(tmp_path / "cache"), "-o", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["results"]["naive:sentences"]["metrics"] == {"ndcg@10": pytest.approx(1.0), "recall@100": 1.0}
+
+
 def test_late_and_naive_vectors_match_the_core(tiny_embedder: Embedder) -> None:
     corpus, _, _ = generate(towns=3, seed=1)
     docs = [f"{d['title']}\n\n{d['text']}" for d in corpus.values()]

@@ -1,5 +1,5 @@
-"""``engine="onnx"`` from Haystack's seat (``backend_options``): an indexing pipeline writes the ONNX engine's
-vectors into an InMemoryDocumentStore, and a query pipeline retrieves with them."""
+"""``engine="onnx"`` and ``engine="openvino"`` from Haystack's seat (``backend_options``): an indexing pipeline writes
+the engine's vectors into an InMemoryDocumentStore, and a query pipeline retrieves with them."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from haystack_integrations.components.embedders.jinav3 import JinaV3DocumentEmbe
 TEXTS = ["Berlin is the capital of Germany.", "Paris est la capitale de la France.", "東京は日本の首都です。"]
 
 
-def test_pipelines_on_the_onnx_engine(tiny_onnx_dir, tiny_fp32):
-    options = {"model": str(tiny_onnx_dir), "backend_options": {"engine": "onnx"}}
+def test_pipelines_on_the_onnx_engine(tiny_onnx_dir, tiny_fp32, graph_engine):
+    options = {"model": str(tiny_onnx_dir), "backend_options": {"engine": graph_engine}}
     store = InMemoryDocumentStore()
     indexing = Pipeline()
     indexing.add_component("embedder", JinaV3DocumentEmbedder(**options, progress_bar=False))

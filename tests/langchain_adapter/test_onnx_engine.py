@@ -1,5 +1,6 @@
-"""``engine="onnx"`` from LangChain's seat: the embeddings and the late-chunking splitter run the ONNX Runtime engine,
-and an InMemoryVectorStore gets the core's vectors of that engine (which equal the torch engine's within 1e-5)."""
+"""``engine="onnx"`` and ``engine="openvino"`` from LangChain's seat: the embeddings and the late-chunking splitter run
+the engine, and an InMemoryVectorStore gets the core's vectors of that engine (equal to the torch engine's within
+1e-5)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from langchain_jinav3 import JinaV3Embeddings, JinaV3LateChunkingSplitter
 TEXTS = ["Berlin is the capital of Germany.", "Paris est la capitale de la France.", "東京は日本の首都です。"]
 
 
-def test_store_and_splitter_on_the_onnx_engine(tiny_onnx_dir, tiny_fp32):
-    embeddings = JinaV3Embeddings(model=str(tiny_onnx_dir), engine="onnx")
-    core = Embedder.local(str(tiny_onnx_dir), engine="onnx")
+def test_store_and_splitter_on_the_onnx_engine(tiny_onnx_dir, tiny_fp32, graph_engine):
+    embeddings = JinaV3Embeddings(model=str(tiny_onnx_dir), engine=graph_engine)
+    core = Embedder.local(str(tiny_onnx_dir), engine=graph_engine)
     store = InMemoryVectorStore(embeddings)
     ids = store.add_texts(TEXTS)
     stored = np.array([store.store[i]["vector"] for i in ids])

@@ -1,4 +1,5 @@
-"""``engine="onnx"`` from LlamaIndex's seat: a VectorStoreIndex built and queried on the ONNX Runtime engine."""
+"""``engine="onnx"`` and ``engine="openvino"`` from LlamaIndex's seat: a VectorStoreIndex built and queried on each
+engine of the ONNX graph."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from llama_index.embeddings.jinav3 import JinaV3Embedding
 TEXTS = ["Berlin is the capital of Germany.", "Paris est la capitale de la France.", "東京は日本の首都です。"]
 
 
-def test_index_on_the_onnx_engine(tiny_onnx_dir, tiny_fp32):
-    model = JinaV3Embedding(model_name=str(tiny_onnx_dir), engine="onnx")
+def test_index_on_the_onnx_engine(tiny_onnx_dir, tiny_fp32, graph_engine):
+    model = JinaV3Embedding(model_name=str(tiny_onnx_dir), engine=graph_engine)
     index = VectorStoreIndex.from_documents([Document(text=t) for t in TEXTS], embed_model=model)
     stored = np.array([index.vector_store.get(node_id) for node_id in index.index_struct.nodes_dict])
     assert np.abs(stored - tiny_fp32.embed_documents(TEXTS)).max() <= 1e-5

@@ -1,6 +1,6 @@
-"""``jinav3[onnx]`` runs the model without torch: its dependency tree has no torch, the ONNX engine imports and runs
-with torch, transformers and safetensors blocked, and a fresh environment with only that extra gives the torch
-engine's vectors.
+"""``jinav3[onnx]`` and ``jinav3[openvino]`` run the model without torch: their dependency trees have no torch, both
+engines import and run with torch, transformers and safetensors blocked, and a fresh environment with only the onnx
+extra gives the torch engine's vectors.
 
 Three checks, fastest first: the declared tree walked through this environment's installed metadata (offline, a
 second); this environment's Python with torch blocked (seconds); a fresh virtual environment installing
@@ -48,15 +48,25 @@ print(json.dumps(out))
 """
 
 
-def onnx_requirements() -> list[Requirement]:
+def extra_requirements(extra: str) -> list[Requirement]:
+    """The core's requirements and the extra's, with the extras it names of the core itself (``jinav3[onnx]``)
+    replaced by their requirements."""
     project = tomllib.loads((CORE / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["onnx"]]
+    found = [Requirement(r) for r in project["dependencies"]]
+    for line in project["optional-dependencies"][extra]:
+        requirement = Requirement(line)
+        if canonicalize_name(requirement.name) == "jinav3":
+            found += [r for other in sorted(requirement.extras) for r in extra_requirements(other)]
+        else:
+            found.append(requirement)
+    return found
 
 
-def test_the_onnx_extra_has_no_torch_in_its_dependency_tree():
-    """Every requirement of ``jinav3[onnx]``, and theirs, as this environment's installed metadata declares them."""
+@pytest.mark.parametrize(("extra", "runtime"), [("onnx", "onnxruntime"), ("openvino", "openvino")])
+def test_the_extra_has_no_torch_in_its_dependency_tree(extra, runtime):
+    """Every requirement of the extra, and theirs, as this environment's installed metadata declares them."""
     seen: dict[str, list[str]] = {}
-    pending = [(r, ["jinav3[onnx]"]) for r in onnx_requirements()]
+    pending = [(r, [f"jinav3[{extra}]"]) for r in extra_requirements(extra)]
     while pending:
         requirement, path = pending.pop()
         name = canonicalize_name(requirement.name)
@@ -73,8 +83,8 @@ def test_the_onnx_extra_has_no_torch_in_its_dependency_tree():
             if child.marker is None or any(child.marker.evaluate({"extra": e}) for e in extras):
                 pending.append((child, [*path, requirement.name]))
     found = {name: " -> ".join(path) for name, path in seen.items() if name in TORCH_FAMILY}
-    assert not found, f"the onnx extra pulls in {found}"
-    assert {"onnxruntime", "tokenizers", "numpy"} <= set(seen)
+    assert not found, f"the {extra} extra pulls in {found}"
+    assert {runtime, "tokenizers", "numpy"} <= set(seen)
 
 
 def run_blocked(code: str) -> subprocess.CompletedProcess:
@@ -102,18 +112,21 @@ def assert_same_as_torch(result: subprocess.CompletedProcess, tiny_fp32) -> dict
     return out
 
 
-def test_the_onnx_engine_runs_with_torch_blocked(tiny_onnx_dir, tiny_fp32, tmp_path):
-    """Also int8 and the CLI: ``jinav3 embed --engine onnx`` needs no torch either."""
+@pytest.mark.parametrize("engine", ["onnx", "openvino"])
+def test_the_engine_runs_with_torch_blocked(tiny_onnx_dir, tiny_fp32, tmp_path, engine):
+    """Also int8 and the CLI: ``jinav3 embed --engine onnx`` (or ``openvino``) needs no torch either."""
+    if engine == "openvino":
+        pytest.importorskip("openvino", reason="the openvino extra (jinav3[openvino]) is not installed")
     script = tmp_path / "run.py"
-    script.write_text(constants() + PROGRAM, encoding="utf-8")
+    script.write_text(constants() + PROGRAM.replace('engine="onnx"', f"engine={engine!r}"), encoding="utf-8")
     result = run_blocked(f"import sys; sys.argv = ['run', {str(tiny_onnx_dir)!r}]\nexec(open({str(script)!r}).read())")
     assert_same_as_torch(result, tiny_fp32)
     result = run_blocked(f"""
         from jinav3 import Embedder
         from jinav3.cli import main
-        vectors = Embedder.local({str(tiny_onnx_dir)!r}, engine="onnx", dtype="int8").embed(["x", "y"])
+        vectors = Embedder.local({str(tiny_onnx_dir)!r}, engine={engine!r}, dtype="int8").embed(["x", "y"])
         assert vectors.shape == (2, 32) and 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]
-        raise SystemExit(main(["embed", "--model", {str(tiny_onnx_dir)!r}, "--engine", "onnx", "hello"]))
+        raise SystemExit(main(["embed", "--model", {str(tiny_onnx_dir)!r}, "--engine", {engine!r}, "hello"]))
     """)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["text"] == "hello"

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: extra -> (modules it brings, test paths that must then be skipped)
 EXTRAS = {
     "int8": (("onnxruntime", "onnx"), ("tests/core/test_quantization.py",)),
+    "openvino": (("openvino",), ()),  # its tests are parameters of the ONNX engine's, skipped when they run
     "ray": (("ray", "pyarrow"), ("tests/distributed/",)),
     "server": (("fastapi", "uvicorn", "prometheus_client"), ("tests/api/", "tests/evaluation/test_api_eval.py")),
     "adapters": (("haystack", "langchain_core", "llama_index"),

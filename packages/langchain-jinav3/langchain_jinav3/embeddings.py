@@ -70,8 +70,10 @@ class JinaV3Embeddings(BaseModel, Embeddings):
         default="retrieval.passage", description="Task of embed_documents and late chunking; None = base weights."
     )
     truncate: bool = Field(default=False, description="Cut texts past the context instead of raising an error.")
-    engine: Literal["torch", "onnx"] | None = Field(
-        default=None, description="Local backend: 'torch' (default) or 'onnx' (ONNX Runtime, no torch)."
+    engine: Literal["torch", "onnx", "openvino"] | None = Field(
+        default=None,
+        description="Local backend: 'torch' (default), 'onnx' (ONNX Runtime, no torch) or 'openvino' (OpenVINO on the "
+        "same ONNX file, no torch).",
     )
     device: str | None = Field(default=None, description="Local backend: torch device; None = auto.")
     dtype: str | None = Field(default=None, description="Local backend: float32/bfloat16/int8; None = by hardware.")

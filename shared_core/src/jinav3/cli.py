@@ -31,7 +31,7 @@ from jinav3.cli_inputs import (
 from jinav3.distributed.cli import add_index_parser, run_index
 from jinav3.errors import InputTooLongError, InvalidInputError, JinaV3Error, NoTaskAdaptersWarning
 from jinav3.runtime import openmp
-from jinav3.runtime.settings import DTYPE_HELP
+from jinav3.runtime.settings import DTYPE_HELP, ENGINES
 from jinav3.tasks import TASKS
 
 #: Above this many characters in all, ``jinav3 chunk`` shows progress bars (late chunking is a minute per ~100k
@@ -95,8 +95,8 @@ def _version() -> str:
         return "unknown (the jinav3 distribution is not installed; running from a source tree)"
 
 
-ENGINE_HELP = ("local model engine: torch (default) or onnx (ONNX Runtime on the folder's onnx/model.onnx, no torch; "
-               "write one with jinav3 export-onnx)")
+ENGINE_HELP = ("local model engine: torch (default), onnx (ONNX Runtime on the folder's onnx/model.onnx, no torch; "
+               "write one with jinav3 export-onnx) or openvino (OpenVINO on the same file, no torch)")
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -109,7 +109,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="text encoding of the input files and standard input")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
     parser.add_argument("--dtype", help=DTYPE_HELP)
-    parser.add_argument("--engine", choices=["torch", "onnx"], default="torch", help=ENGINE_HELP)
+    parser.add_argument("--engine", choices=ENGINES, default="torch", help=ENGINE_HELP)
     parser.add_argument("--output", "-o", help="output file (default: standard output)")
 
 
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "bundled model when offline)")
     serve.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
     serve.add_argument("--dtype", help=DTYPE_HELP)
-    serve.add_argument("--engine", choices=["torch", "onnx"], default="torch", help=ENGINE_HELP)
+    serve.add_argument("--engine", choices=ENGINES, default="torch", help=ENGINE_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     serve.add_argument("--port", type=_port, default=8080, help="TCP port (0: a free one, printed at start)")
     serve.add_argument("--api-key-file", action="append", default=[], metavar="PATH",
@@ -244,7 +244,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
                     help="api backend: the served model's width (default: 1024, jina-embeddings-v3)")
     ev.add_argument("--device", help="local backend: cpu, cuda, mps (default: best available)")
     ev.add_argument("--dtype", help="local backend: " + DTYPE_HELP)
-    ev.add_argument("--engine", choices=["torch", "onnx"], default="torch", help="local backend: " + ENGINE_HELP)
+    ev.add_argument("--engine", choices=ENGINES, default="torch", help="local backend: " + ENGINE_HELP)
     ev.add_argument("--window", type=int, help="late chunking macro window in tokens (default: the context)")
     ev.add_argument("--overlap", type=int, help="tokens shared by neighbouring macro windows")
     ev.add_argument("--cache-dir", help="where raw vectors are cached (default: $JINAV3_CACHE/eval, else "

@@ -79,7 +79,8 @@ class Embedder:
         ``engine="torch"`` (default; :class:`~jinav3.backends.local.LocalBackend`: ``max_length``, ``token_budget``,
         ``max_batch``, ``attn_implementation``, ...) or ``engine="onnx"`` (ONNX Runtime on the folder's
         ``onnx/model.onnx``, no torch needed; :class:`~jinav3.backends.onnx_engine.OnnxBackend`: ``max_length``,
-        ``token_budget``, ``max_batch``, ``threads``)."""
+        ``token_budget``, ``max_batch``, ``threads``) or ``engine="openvino"`` (OpenVINO on the same file, the same
+        options; :class:`~jinav3.backends.openvino_engine.OpenVinoBackend`)."""
         roles = RoleTasks(query=query_task, document=document_task)
         engine = options.pop("engine", None) or "torch"
         check_engine_options(engine, options)
@@ -87,6 +88,10 @@ class Embedder:
             from jinav3.backends.onnx_engine import OnnxBackend
 
             return cls(OnnxBackend(model, device=device, dtype=dtype, **options), roles)
+        if engine == "openvino":
+            from jinav3.backends.openvino_engine import OpenVinoBackend
+
+            return cls(OpenVinoBackend(model, device=device, dtype=dtype, **options), roles)
         from jinav3.runtime import openmp
         from jinav3.runtime.extras import require_local
 

@@ -12,13 +12,15 @@ row never sees padding whatever it is batched with; the tests check its vector i
 batch. ``max_padding=0.1`` allows padded batches (docs/performance.md has the measured cost and effect).
 
 ``dtype="int8"``: the whole graph quantised by ONNX Runtime (:mod:`jinav3.model.onnx_int8`), attention included.
+
+The OpenVINO engine (:mod:`jinav3.backends.openvino_engine`) runs the same file: it differs only in
+:meth:`OnnxBackend._open` (how the graph is loaded and run) and in the precisions it offers.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +61,16 @@ def _session(graph: Path, threads: int | None) -> Any:
     return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
 
 
+#: A loaded graph's forward pass: feeds by input name -> its first output (the token hidden states).
+Forward = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
 class OnnxBackend(LocalBase):
     """Runs ``onnx/model.onnx`` with ONNX Runtime on the CPU. Thread-safe: forward passes are serialised."""
 
     engine = "onnx"
+    #: The precisions this engine runs; the first is the default.
+    dtypes: tuple[str, ...] = ("float32", "int8")
 
     def __init__(
         self,
@@ -76,38 +84,28 @@ class OnnxBackend(LocalBase):
         threads: int | None = None,
         max_padding: float = 0.0,
     ) -> None:
-        """``dtype``: ``float32`` (default; the graph as written) or ``int8`` (the whole graph quantised on load).
-        ``threads``: ONNX Runtime's intra-op threads (default: one per physical core). ``max_padding``: largest
+        """``dtype``: one of :attr:`dtypes`, the first by default — ``float32`` (the graph as written) or ``int8``
+        (quantised on load, kept beside the graph). ``threads``: intra-op threads (default: one per physical
+        core). ``max_padding``: largest
         share of padding in a batch; 0 (default) batches sequences of one exact length only, so no row is ever
         padded; 0.1 (the torch engine's padded setting) is faster on mixed lengths (docs/performance.md)."""
         if not 0.0 <= max_padding < 1.0:
             raise InvalidInputError(f"max_padding must be in [0, 1), got {max_padding}")
         self.max_padding = max_padding
         if device not in (None, "cpu"):
-            raise InvalidInputError(f"engine='onnx' runs on the CPU only, not on {device!r}; use engine='torch' there")
-        self.int8 = dtype is not None and check_dtype(dtype) == "int8"
-        if dtype is not None and check_dtype(dtype) not in ("float32", "int8"):
             raise InvalidInputError(
-                f"engine='onnx' runs float32 or int8, not {dtype!r}; use engine='torch' for {check_dtype(dtype)}"
+                f"engine={self.engine!r} runs on the CPU only, not on {device!r}; use engine='torch' there"
             )
+        self.precision = self._precision(dtype)
         folder = resolve_model_dir(model, HUB_FILES)
         graph = folder / GRAPH_FILE
         if not graph.is_file():
             raise ModelLoadError(
                 f"{folder} has no {GRAPH_FILE}; write one with `jinav3 export-onnx {folder} OUT` (needs torch) and "
-                "load OUT, or use engine='torch'"
+                f"load OUT, or use engine='torch'"
             )
         config = read_config(folder)
-        self._session = self._load(graph, threads)
-        inputs = {i.name for i in self._session.get_inputs()}
-        missing = {"input_ids", "attention_mask"} - inputs
-        if missing:
-            raise ModelLoadError(f"{graph} lacks the input(s) {sorted(missing)} of the official layout")
-        self._takes_task = "task_id" in inputs
         jina = is_jina_v3_original(config)
-        if jina and not self._takes_task:
-            raise ModelLoadError(f"{graph} has no task_id input, but config.json declares task adapters")
-        self._output = self._session.get_outputs()[0].name
         self._setup(
             model, folder, config,
             tasks=tuple(config["lora_adaptations"]) if jina else (),
@@ -116,21 +114,39 @@ class OnnxBackend(LocalBase):
             max_positions=None if jina else encoder_max_positions(folder, config),
             max_length=max_length, token_budget=token_budget or 4_096, max_batch=max_batch,
         )
+        inputs, self._forward = self._open(graph, threads)
+        missing = {"input_ids", "attention_mask"} - inputs
+        if missing:
+            raise ModelLoadError(f"{graph} lacks the input(s) {sorted(missing)} of the official layout")
+        if jina and "task_id" not in inputs:
+            raise ModelLoadError(f"{graph} has no task_id input, but config.json declares task adapters")
 
-    def _load(self, graph: Path, threads: int | None) -> Any:
-        if not self.int8:
-            return _session(graph, threads)
-        from jinav3.model import onnx_int8
+    def _precision(self, dtype: str | None) -> str:
+        """The canonical precision asked for, refused when this engine does not run it."""
+        chosen = self.dtypes[0] if dtype is None else check_dtype(dtype)
+        if chosen not in self.dtypes:
+            offered = f"{', '.join(self.dtypes[:-1])} or {self.dtypes[-1]}"
+            raise InvalidInputError(
+                f"engine={self.engine!r} runs {offered}, not {dtype!r}; use engine='torch' for {chosen}"
+            )
+        return chosen
 
-        cached = onnx_int8.cached_int8_graph(graph)
-        if cached is not None:
-            return _session(cached, threads)
-        with tempfile.TemporaryDirectory(prefix="jinav3-int8-") as scratch:
-            quantized = onnx_int8.quantize_graph(graph, Path(scratch))
-            return _session(quantized, threads)  # the session holds the weights; the files may go
+    def _open(self, graph: Path, threads: int | None) -> tuple[set[str], Forward]:
+        """Load ``graph`` in this engine's precision: its input names and its forward pass."""
+        if self.precision == "int8":
+            from jinav3.model import onnx_int8
+
+            with onnx_int8.kept_beside(graph, onnx_int8.int8_name(),
+                                       lambda target: onnx_int8.quantize_graph(graph, target.parent, target.name)
+                                       ) as quantized:
+                session = _session(quantized, threads)  # the session holds the weights; the files may go
+        else:
+            session = _session(graph, threads)
+        output = session.get_outputs()[0].name
+        return {i.name for i in session.get_inputs()}, lambda feeds: session.run([output], feeds)[0]
 
     def dtype_name(self) -> str:
-        return "int8" if self.int8 else "float32"
+        return self.precision
 
     def _task_id(self, task: str | None) -> int:
         task_id = super()._task_id(task)
@@ -141,15 +157,19 @@ class OnnxBackend(LocalBase):
             )
         return task_id
 
+    def _feeds(self, ids: np.ndarray, mask: np.ndarray, task_id: int) -> dict[str, np.ndarray]:
+        """The graph's inputs for one batch (``task_id`` < 0: a model without task adapters, whose graph has none)."""
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if task_id >= 0:
+            feeds["task_id"] = np.array(task_id, dtype=np.int64)
+        return feeds
+
     def _batches(
         self, sequences: Sequence[np.ndarray], task_ids: Sequence[int], show_progress: bool
     ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
         for task_id, batch in self._progress(self._plan(sequences, task_ids), show_progress):
             self._check_stop()
             ids, mask = self._padded(sequences, batch)
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if self._takes_task:
-                feeds["task_id"] = np.array(task_id, dtype=np.int64)
             with self._lock:
-                (hidden,) = self._session.run([self._output], feeds)
+                hidden = self._forward(self._feeds(ids, mask, task_id))
             yield batch, hidden, mask

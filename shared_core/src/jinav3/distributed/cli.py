@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from jinav3.cli_inputs import UsageError
-from jinav3.runtime.settings import DTYPE_HELP
+from jinav3.runtime.settings import DTYPE_HELP, ENGINES
 from jinav3.tasks import TASKS
 
 
@@ -58,8 +58,9 @@ def add_index_parser(sub: Any) -> None:
     index.add_argument("--batch-size", type=int, default=64, help="documents per batch")
     index.add_argument("--device", help="cpu, cuda (default: cuda when the actor has a GPU)")
     index.add_argument("--dtype", help=DTYPE_HELP)
-    index.add_argument("--engine", choices=["torch", "onnx"], default="torch",
-                       help="torch (default) or onnx (ONNX Runtime on the folder's onnx/model.onnx; CPU actors)")
+    index.add_argument("--engine", choices=ENGINES, default="torch",
+                       help="torch (default), onnx (ONNX Runtime on the folder's onnx/model.onnx) or openvino "
+                       "(OpenVINO on the same file); onnx and openvino: CPU actors")
 
 
 @contextlib.contextmanager

@@ -52,7 +52,12 @@ class _GraphLoRA(nn.Module):
 
     def __init__(self, lora: LoRALinear | LoRAEmbedding, task: _TaskId) -> None:
         super().__init__()
-        self.base, self.lora_a, self.lora_b, self.scale = lora.base, lora.lora_a, lora.lora_b, lora.scale
+        self.base, self.scale = lora.base, lora.scale
+        # Parameters, not the LoRA module's buffers: the exporter writes a module's plain tensors as Constant nodes
+        # inside the graph file (the word embeddings' bank alone is 20 MB on jina-v3), parameters as initialisers,
+        # which go to model.onnx_data like every other weight.
+        self.lora_a = nn.Parameter(lora.lora_a, requires_grad=False)
+        self.lora_b = nn.Parameter(lora.lora_b, requires_grad=False)
         self.task = task
 
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:

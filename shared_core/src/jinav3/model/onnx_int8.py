@@ -13,6 +13,9 @@ MatMul) against 0.993 without it; the bound is 0.99. Without VNNI, x86 int8 kern
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +32,30 @@ def down_projections(model: Any) -> list[str]:
     return [node.name for node in matmuls if node.input[0] in narrowed]
 
 
-def cached_int8_graph(graph: Path) -> Path | None:
-    """The int8 graph kept beside ``graph`` (``model_int8.onnx``, ``model_int8_7bit.onnx`` without VNNI), written
-    on first use where the folder is writable: quantising takes seconds to minutes, loading it again does not.
-    None when the folder is read-only (the caller quantises into a temporary folder)."""
-    cached = graph.with_name(f"model_int8{'' if cpu_features().vnni else '_7bit'}.onnx")
+def int8_name() -> str:
+    """The name the int8 graph is kept under beside ``model.onnx`` (``model_int8_7bit.onnx`` without VNNI)."""
+    return f"model_int8{'' if cpu_features().vnni else '_7bit'}.onnx"
+
+
+@contextmanager
+def kept_beside(graph: Path, name: str, write: Callable[[Path], object]) -> Iterator[Path]:
+    """The path of a graph derived from ``graph`` (a quantised one), kept beside it as ``name``: written on first
+    use where the folder is writable (quantising takes seconds to minutes, loading it again does not); where it is
+    read-only, written to a temporary folder that is gone after the ``with`` (load the graph inside it).
+    ``write(target)`` writes the derived graph to ``target``."""
+    cached = graph.with_name(name)
     if cached.is_file() and cached.stat().st_mtime >= graph.stat().st_mtime:
-        return cached
-    if not os.access(graph.parent, os.W_OK):
-        return None
-    written = quantize_graph(graph, graph.parent, f"{cached.name}.{os.getpid()}.partial")
-    written.replace(cached)  # atomic: a concurrent reader sees the old state or the whole file
-    return cached
+        yield cached
+    elif os.access(graph.parent, os.W_OK):
+        partial = graph.with_name(f"{name}.{os.getpid()}.partial")
+        write(partial)
+        partial.replace(cached)  # atomic: a concurrent reader sees the old state or the whole file
+        yield cached
+    else:
+        with tempfile.TemporaryDirectory(prefix="jinav3-int8-") as scratch:
+            target = Path(scratch) / name
+            write(target)
+            yield target
 
 
 def quantize_graph(graph: Path, scratch: Path, name: str = "model_int8.onnx") -> Path:

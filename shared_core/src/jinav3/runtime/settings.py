@@ -25,7 +25,10 @@ ENGINE_OPTIONS: dict[str, tuple[str, ...]] = {
     "torch": ("max_length", "token_budget", "max_batch", "attn_implementation", "merge_lora", "unpadded",
               "device_pooling"),
     "onnx": ("max_length", "token_budget", "max_batch", "threads", "max_padding"),
+    "openvino": ("max_length", "token_budget", "max_batch", "threads", "max_padding"),
 }
+#: ``--engine`` choices of the commands that load the local backend.
+ENGINES = list(ENGINE_OPTIONS)
 
 
 def check_engine_options(engine: str, options: Mapping[str, Any]) -> None:

@@ -50,8 +50,10 @@ class JinaV3CoreSettings(BaseModel):
     dimensions: int | None = Field(
         default=None, gt=0, description="Matryoshka output width (32..1024 trained); None = full width."
     )
-    engine: Literal["torch", "onnx"] | None = Field(
-        default=None, description="Local backend: 'torch' (default) or 'onnx' (ONNX Runtime, no torch)."
+    engine: Literal["torch", "onnx", "openvino"] | None = Field(
+        default=None,
+        description="Local backend: 'torch' (default), 'onnx' (ONNX Runtime, no torch) or 'openvino' (OpenVINO on the "
+        "same ONNX file, no torch).",
     )
     device: str | None = Field(default=None, description="Local backend: torch device; None = auto.")
     dtype: str | None = Field(default=None, description="Local backend: float32/bfloat16/int8; None = by hardware.")
