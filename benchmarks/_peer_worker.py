@@ -3,7 +3,7 @@ imports jinav3, and speaks the same protocol as the jinav3 workers (``ready``, o
 ``peak_rss_mb``), so every engine is timed, loaded and measured the same way.
 
     python _peer_worker.py prepare ST_FOLDER CALIBRATION_JSONL   # sentence-transformers' exports, offline, once
-    python _peer_worker.py NAME MODEL FOLDER TEXTS_JSON VECTORS_NPY
+    python _peer_worker.py NAME MODEL FOLDER TEXTS_JSON VECTORS_NPY DIM FASTEMBED_BATCH
 
 fastembed runs on the file that ``jinav3 export-onnx`` wrote: MiniLM through its custom-model API (mean pooling,
 normalised); the jina graph through fastembed's own jina-embeddings-v3 class pointed at the folder, because only
@@ -62,7 +62,7 @@ def prepare(folder: str, calibration: str) -> None:
         export_static_quantized_openvino_model(ov_model, OVQuantizationConfig(), folder, **local_set)
 
 
-def load(name: str, model: str, folder: str, dim: int) -> Any:
+def load(name: str, model: str, folder: str, dim: int, fastembed_batch: int) -> Any:
     """A callable embedding a list of texts to normalised vectors with the peer ``name``."""
     if name == "fastembed":
         from fastembed import TextEmbedding
@@ -70,12 +70,12 @@ def load(name: str, model: str, folder: str, dim: int) -> Any:
 
         if model == "jina":
             jina = TextEmbedding("jinaai/jina-embeddings-v3", specific_model_path=folder)
-            return lambda texts: np.stack(list(jina.passage_embed(texts)))
+            return lambda texts: np.stack(list(jina.passage_embed(texts, batch_size=fastembed_batch)))
         TextEmbedding.add_custom_model("jinav3-bench/" + model, pooling=PoolingType.MEAN, normalization=True,
                                        sources=ModelSource(hf="jinav3-bench/" + model), dim=dim,
                                        model_file="onnx/model.onnx", additional_files=["onnx/model.onnx_data"])
         custom = TextEmbedding("jinav3-bench/" + model, specific_model_path=folder)
-        return lambda texts: np.stack(list(custom.embed(texts)))
+        return lambda texts: np.stack(list(custom.embed(texts, batch_size=fastembed_batch)))
     from sentence_transformers import SentenceTransformer
 
     backend, file_name = ST_VARIANTS[name]
@@ -88,8 +88,8 @@ def main() -> None:
     if sys.argv[1] == "prepare":
         prepare(*sys.argv[2:4])
         return
-    name, model, folder, texts_file, vectors_file, dim = sys.argv[1:7]
-    serve(load(name, model, folder, int(dim)), texts_file, vectors_file)
+    name, model, folder, texts_file, vectors_file, dim, fastembed_batch = sys.argv[1:8]
+    serve(load(name, model, folder, int(dim), int(fastembed_batch)), texts_file, vectors_file)
 
 
 if __name__ == "__main__":

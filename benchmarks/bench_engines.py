@@ -200,7 +200,7 @@ def start_peers(which: str, args: argparse.Namespace, folders: dict[str, Path], 
         folder = folders["fastembed" if name == "fastembed" else "st"]
         vectors_file = BENCH_DIR / f"engines-{which}-{name}.npy"
         command = [args.peer_python, str(PEER_SCRIPT), name, which, str(folder), str(texts_file), str(vectors_file),
-                   str(folders["dim"])]
+                   str(folders["dim"]), str(args.fastembed_batch)]
         print(f"{which}: starting peer {name} ...", file=sys.stderr, flush=True)
         try:
             workers[name] = Worker(name, command, vectors_file)
@@ -249,8 +249,15 @@ def bench(which: str, args: argparse.Namespace, names: list[str]) -> dict:
     run = list(workers)
     seconds: dict[str, list[float]] = {n: [] for n in run}
     for r in range(args.rounds):
-        for name in run:
-            seconds[name].append(workers[name].run())
+        for name in list(run):
+            try:
+                seconds[name].append(workers[name].run())
+            except RuntimeError as error:  # a peer killed (e.g. by the OOM killer) is reported, not fatal
+                if name not in PEERS:
+                    raise
+                skipped[name] = f"died in round {r + 1} ({error}; out of memory if the kernel log says so)"
+                run.remove(name)
+                del workers[name], seconds[name]
         print(f"{which} round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {seconds[n][-1]:.2f} s" for n in run),
               file=sys.stderr, flush=True)
     finished = {name: w.finish() for name, w in workers.items()}
@@ -304,6 +311,8 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from " + ", ".join(VARIANTS))
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated, from " + ", ".join(PEERS))
     parser.add_argument("--peer-python", help="python of a venv with benchmarks/peers-requirements.txt (else no peers)")
+    parser.add_argument("--fastembed-batch", type=int, default=256,
+                        help="fastembed's batch_size (default: its own, 256; it pads a batch to its longest text)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--markdown", action="store_true", help="also print the tables for docs/performance.md")
     args = parser.parse_args()
@@ -316,7 +325,7 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     models = {which: bench(which, args, names) for which in args.models.split(",")}
     payload = {"benchmark": "engines", "machine": machine(), "layers": args.layers, "rounds": args.rounds,
-               "models": models}
+               "fastembed_batch": args.fastembed_batch, "models": models}
     write_json(args.json, payload)
     if args.markdown:
         for which, figures in models.items():
