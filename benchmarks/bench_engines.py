@@ -292,7 +292,25 @@ def markdown(which: str, figures: dict) -> str:
         lines.append(f"| {LABELS[name]} | {f['tokens_per_s']:,.0f} | {f['ratio']:.2f} | {f['min_cosine']:.5f} | "
                      f"{f['peak_rss_mb']:,.0f} | {f['first_vector_s']:.1f} |")
     lines += [f"| {LABELS[name]} | — | — | — | — | — ({reason}) |" for name, reason in figures["skipped"].items()]
-    return "\n".join(lines)
+    return "\n".join([*lines, "", goal(figures["results"])])
+
+
+def goal(results: dict) -> str:
+    """The issue's goal, head to head: our fastest variant against the fastest peer, and against the fastest peer
+    within the accuracy bound (min cos >= 0.99), as the median of per-round time ratios."""
+    ours = {n: f for n, f in results.items() if n in VARIANTS}
+    peers = {n: f for n, f in results.items() if n in PEERS}
+    if not peers:
+        return "Goal (our fastest >= 1.2x the fastest peer): no peer ran."
+    best = max(ours, key=lambda n: ours[n]["ratio"])
+    accurate = {n: f for n, f in peers.items() if f["min_cosine"] >= 0.99}
+    said = []
+    for what, pool in (("fastest peer", peers), ("fastest peer with min cos >= 0.99", accurate)):
+        if pool:
+            rival = max(pool, key=lambda n: pool[n]["ratio"])
+            head = statistics.median(r / o for o, r in zip(ours[best]["seconds"], pool[rival]["seconds"], strict=True))
+            said.append(f"{head:.2f}x the {what} ({LABELS[rival]})")
+    return f"Goal (our fastest >= 1.2x the fastest peer): {LABELS[best]} runs at " + "; ".join(said) + "."
 
 
 def main() -> None:
@@ -315,7 +333,12 @@ def main() -> None:
                         help="fastembed's batch_size (default: its own, 256; it pads a batch to its longest text)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--markdown", action="store_true", help="also print the tables for docs/performance.md")
+    parser.add_argument("--markdown-from", nargs="+", metavar="JSON", help="only print the tables of earlier runs")
     args = parser.parse_args()
+    if args.markdown_from:
+        for path in args.markdown_from:
+            print_markdown(json.loads(Path(path).read_text(encoding="utf-8"))["models"])
+        return
     names = args.variants.split(",")
     args.peers = [p for p in args.peers.split(",") if p]
     if BASE not in names or any(n not in VARIANTS for n in names) or any(p not in PEERS for p in args.peers):
@@ -328,9 +351,13 @@ def main() -> None:
                "fastembed_batch": args.fastembed_batch, "models": models}
     write_json(args.json, payload)
     if args.markdown:
-        for which, figures in models.items():
-            print(f"\n{which}: {figures['n']} texts, {figures['tokens']:,} tokens; {figures['cpu']}\n")
-            print(markdown(which, figures))
+        print_markdown(models)
+
+
+def print_markdown(models: dict) -> None:
+    for which, figures in models.items():
+        print(f"\n{which}: {figures['n']} texts, {figures['tokens']:,} tokens; {figures.get('cpu', '')}\n")
+        print(markdown(which, figures))
 
 
 if __name__ == "__main__":
