@@ -6,7 +6,8 @@ run from the tests.
 
 ``jinav3[openvino]`` is measured as ``jinav3[onnx]`` + ``openvino`` on a checkout whose core has no such extra yet.
 sentence-transformers needs torch: pip takes whatever torch the index (or a pip constraint) offers, the CPU build
-where one is on disk, else a CUDA one several GB larger; the table names the torch it got.
+where one is on disk, else a CUDA one several GB larger; the table names the torch it got. ``--torch SPEC`` (e.g.
+``torch==2.13.0`` for the CPU wheel on this project's machines) is added to every install that pulls torch.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import tomllib
 
 CORE = Path(__file__).resolve().parent.parent / "shared_core"
+PULL_TORCH = ("jinav3[local]", "sentence-transformers[onnx]", "sentence-transformers[openvino]")
 
 
 def installs() -> dict[str, list[str]]:
@@ -58,9 +60,12 @@ def measure(requirements: list[str], folder: Path) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="names to measure (default: all)")
+    parser.add_argument("--torch", help="requirement added to the installs that pull torch, e.g. torch==2.13.0")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
     chosen = {n: r for n, r in installs().items() if not args.only or n in args.only}
+    if args.torch:
+        chosen = {n: [*r, args.torch] if n in PULL_TORCH else r for n, r in chosen.items()}
     figures = {}
     for name, requirements in chosen.items():
         print(f"installing {name} into a fresh venv ...", file=sys.stderr, flush=True)
