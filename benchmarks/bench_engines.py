@@ -177,7 +177,7 @@ def sentence_transformers_folder(peer_python: str, which: str, source: Path, cal
     calibration_file = BENCH_DIR / "calibration" / "train.jsonl"
     calibration_file.parent.mkdir(exist_ok=True)
     calibration_file.write_text("".join(json.dumps({"text": t}) + "\n" for t in calibration), encoding="utf-8")
-    print(f"sentence-transformers' exports in {folder} (once) ...", file=sys.stderr, flush=True)
+    print(f"sentence-transformers' exports in {folder} (made if missing) ...", file=sys.stderr, flush=True)
     subprocess.run([peer_python, str(PEER_SCRIPT), "prepare", str(folder), str(calibration_file)], check=True)
     return folder
 
