@@ -32,6 +32,7 @@ def installs() -> dict[str, list[str]]:
     openvino = [f"{CORE}[openvino]"] if "openvino" in extras else [f"{CORE}[onnx]", "openvino"]
     return {
         "jinav3[onnx]": [f"{CORE}[onnx]"],
+        "jinav3[onnx-int8]": [f"{CORE}[onnx-int8]"],
         "jinav3[openvino]": openvino,
         "jinav3[local]": [f"{CORE}[local]"],
         "fastembed": ["fastembed"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -62,7 +63,8 @@ def extra_requirements(extra: str) -> list[Requirement]:
     return found
 
 
-@pytest.mark.parametrize(("extra", "runtime"), [("onnx", "onnxruntime"), ("openvino", "openvino")])
+@pytest.mark.parametrize(("extra", "runtime"),
+                         [("onnx", "onnxruntime"), ("onnx-int8", "onnx"), ("openvino", "openvino")])
 def test_the_extra_has_no_torch_in_its_dependency_tree(extra, runtime):
     """Every requirement of the extra, and theirs, as this environment's installed metadata declares them."""
     seen: dict[str, list[str]] = {}
@@ -132,6 +134,33 @@ def test_the_engine_runs_with_torch_blocked(tiny_onnx_dir, tiny_fp32, tmp_path, 
     assert json.loads(result.stdout)["text"] == "hello"
 
 
+@pytest.mark.parametrize("engine", ["onnx", "openvino"])
+def test_int8_without_the_onnx_package_names_the_extra_until_the_graph_is_written(tiny_onnx_dir, tmp_path, engine):
+    """``jinav3[onnx]`` has no onnx package (it keeps the install small): int8's first load, which writes the int8
+    graph, says to install ``jinav3[onnx-int8]``; once written beside the model it loads without onnx."""
+    if engine == "openvino":
+        pytest.importorskip("openvino", reason="the openvino extra (jinav3[openvino]) is not installed")
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_onnx_dir, folder, ignore=shutil.ignore_patterns("model_int8*"))
+    load = f"""
+        import sys
+        sys.modules["onnx"] = None
+        from jinav3 import Embedder
+        from jinav3.errors import ModelLoadError
+        try:
+            print(Embedder.local({str(folder)!r}, engine={engine!r}, dtype="int8").embed(["x"]).shape)
+        except ModelLoadError as error:
+            print(error)
+    """
+    refused = run_blocked(load)
+    assert refused.returncode == 0, refused.stderr[-3000:]
+    assert "pip install 'jinav3[onnx-int8]'" in refused.stdout and "not installed" in refused.stdout
+    written = subprocess.run([sys.executable, "-c", f"from jinav3 import Embedder; Embedder.local({str(folder)!r}, "
+                              f"engine={engine!r}, dtype='int8')"], capture_output=True, text=True, timeout=300)
+    assert written.returncode == 0, written.stderr[-3000:]
+    assert run_blocked(load).stdout.strip() == "(1, 32)"
+
+
 @pytest.mark.slow
 def test_a_fresh_environment_with_only_the_onnx_extra(tiny_onnx_dir, tiny_fp32, tmp_path):
     venv = tmp_path / "venv"
@@ -147,3 +176,6 @@ def test_a_fresh_environment_with_only_the_onnx_extra(tiny_onnx_dir, tiny_fp32, 
                             timeout=300, env={**env, "HF_HUB_OFFLINE": "1"})
     out = assert_same_as_torch(result, tiny_fp32)
     assert out["torch_installed"] is False
+    onnx_found = subprocess.run([str(python), "-c", "import importlib.util; print(importlib.util.find_spec('onnx'))"],
+                                capture_output=True, text=True, timeout=60, env=env)
+    assert onnx_found.stdout.strip() == "None", "jinav3[onnx] should not install the onnx package (onnx-int8 does)"

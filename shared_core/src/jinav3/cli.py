@@ -29,7 +29,7 @@ from jinav3.cli_inputs import (
     read_text_file,
 )
 from jinav3.distributed.cli import add_index_parser, run_index
-from jinav3.errors import InputTooLongError, InvalidInputError, JinaV3Error, NoTaskAdaptersWarning
+from jinav3.errors import InputTooLongError, InvalidInputError, JinaV3Error, ModelLoadError, NoTaskAdaptersWarning
 from jinav3.runtime import openmp
 from jinav3.runtime.settings import DTYPE_HELP, ENGINES
 from jinav3.tasks import TASKS
@@ -396,6 +396,11 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     from jinav3.runtime.extras import require_local
 
     require_local("jinav3 export-onnx")
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ModelLoadError("jinav3 export-onnx writes the graph with the onnx package, which is not installed; "
+                             "pip install 'jinav3[local,onnx-int8]'") from None
     from jinav3.model.onnx_export import export_onnx
 
     graph = export_onnx(args.checkpoint, args.out, overwrite=args.overwrite)

@@ -19,7 +19,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from jinav3.errors import ModelLoadError
 from jinav3.runtime.hardware import cpu_features
+
+#: The onnx package writes the derived graphs; jinav3[onnx] leaves it out to stay small.
+ONNX_INT8_INSTALL = "pip install 'jinav3[onnx-int8]'"
+
+
+def _require_onnx(cached: Path) -> None:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ModelLoadError(
+            f"dtype='int8' writes an int8 graph ({cached.name}, kept beside {cached.parent}) with the onnx package, "
+            f"which is not installed; {ONNX_INT8_INSTALL} (once written, the int8 graph loads without it)"
+        ) from None
 
 
 def down_projections(model: Any) -> list[str]:
@@ -46,7 +60,9 @@ def kept_beside(graph: Path, name: str, write: Callable[[Path], object]) -> Iter
     cached = graph.with_name(name)
     if cached.is_file() and cached.stat().st_mtime >= graph.stat().st_mtime:
         yield cached
-    elif os.access(graph.parent, os.W_OK):
+        return
+    _require_onnx(cached)
+    if os.access(graph.parent, os.W_OK):
         partial = graph.with_name(f"{name}.{os.getpid()}.partial")
         write(partial)
         partial.replace(cached)  # atomic: a concurrent reader sees the old state or the whole file
