@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="the onnx extra (jinav3[onnx]) is not installed")
-pytest.importorskip("onnx", reason="the onnx extra (jinav3[onnx]) is not installed")
+pytest.importorskip("onnx", reason="the onnx-int8 extra (jinav3[onnx-int8]: the exporter and int8) is not installed")
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
