@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 from llama_index.core import StorageContext, VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding
-from llama_index.core.ingestion import IngestionPipeline
-from llama_index.core.schema import TextNode
+from llama_index.core.ingestion import DocstoreStrategy, IngestionPipeline
+from llama_index.core.schema import Document, TextNode
 from llama_index.core.storage.docstore import SimpleDocumentStore
 from llama_index.core.vector_stores import SimpleVectorStore
 
@@ -32,7 +34,8 @@ def test_pipeline_keeps_late_chunked_vectors_in_vector_store_and_docstore(
     recorded.calls.clear()
     vector_store, docstore = SimpleVectorStore(), SimpleDocumentStore()
     pipeline = IngestionPipeline(
-        transformations=[spy_parser, spy_embed_model], vector_store=vector_store, docstore=docstore
+        transformations=[spy_parser, spy_embed_model], vector_store=vector_store, docstore=docstore,
+        disable_cache=True,
     )
     nodes = pipeline.run(documents=documents)
     assert recorded.calls == [("late_chunk", "retrieval.passage", 2)]  # the embed model embedded nothing
@@ -53,8 +56,9 @@ def test_pipeline_keeps_late_chunked_vectors_in_vector_store_and_docstore(
 
 
 async def test_async_pipeline_equals_sync(parser, embed_model, documents):
-    sync = IngestionPipeline(transformations=[parser, embed_model]).run(documents=documents)
-    asynchronous = await IngestionPipeline(transformations=[parser, embed_model]).arun(documents=documents)
+    sync = IngestionPipeline(transformations=[parser, embed_model], disable_cache=True).run(documents=documents)
+    asynchronous = await IngestionPipeline(transformations=[parser, embed_model], disable_cache=True).arun(
+        documents=documents)
     assert [(n.text, n.start_char_idx) for n in asynchronous] == [(n.text, n.start_char_idx) for n in sync]
     np.testing.assert_allclose([n.embedding for n in asynchronous], [n.embedding for n in sync], atol=1e-5)
 
@@ -83,7 +87,7 @@ def test_embed_model_embeds_only_unmarked_nodes(parser, spy_embed_model, recorde
 @pytest.mark.parametrize("change", [{"dimensions": 8}, {"dimensions": None}])
 def test_pipeline_refuses_an_embed_model_of_another_space(parser, tiny_model, documents, change):
     other = JinaV3Embedding(model_name=tiny_model, device="cpu", **change)
-    pipeline = IngestionPipeline(transformations=[parser, other])
+    pipeline = IngestionPipeline(transformations=[parser, other], disable_cache=True)
     with pytest.raises(InvalidInputError, match=r"late-chunked in vector space .*@16.* produces .*@(8|32)"):
         pipeline.run(documents=documents)
 
@@ -97,6 +101,31 @@ def test_marked_node_without_vector_is_an_error(parser, embed_model, documents):
 
 def test_plain_embed_models_overwrite_late_chunked_vectors(parser, documents):
     """The hazard the README warns about: LlamaIndex's own BaseEmbedding.__call__ re-embeds every node."""
-    nodes = IngestionPipeline(transformations=[parser, MockEmbedding(embed_dim=16)]).run(documents=documents)
+    nodes = IngestionPipeline(transformations=[parser, MockEmbedding(embed_dim=16)], disable_cache=True).run(
+        documents=documents)
     assert all(LATE_CHUNKED_KEY in n.metadata for n in nodes)
     assert all(n.embedding == [0.5] * 16 for n in nodes)
+
+
+def test_a_pipeline_with_its_text_keyed_cache_on_is_refused(parser, documents):
+    """LlamaIndex's IngestionCache keys nodes by input text: a document with the text of one parsed in an earlier
+    run would get that one's nodes and never reach the store. Refused at the first run, sync and async."""
+    for pipeline in (IngestionPipeline(transformations=[parser]),
+                     IngestionPipeline(transformations=[parser], docstore=SimpleDocumentStore())):
+        with pytest.raises(InvalidInputError, match="disable_cache=True"):
+            pipeline.run(documents=documents)
+        with pytest.raises(InvalidInputError, match="disable_cache=True"):
+            asyncio.run(pipeline.arun(documents=documents))
+        assert pipeline.cache.cache.get_all() == {}  # nothing was cached
+
+
+def test_documents_with_equal_text_each_reach_the_store(parser):
+    """The case the cache got wrong: two documents edited to the same text in turn, each synced on its own."""
+    vector_store = SimpleVectorStore()
+    pipeline = IngestionPipeline(transformations=[parser], docstore=SimpleDocumentStore(), vector_store=vector_store,
+                                 docstore_strategy=DocstoreStrategy.UPSERTS_AND_DELETE, disable_cache=True)
+    texts = {"doc-1": "Berlin is big.", "doc-3": "Kyoto is old."}
+    for edit in ({}, {"doc-3": "Yes."}, {"doc-1": "Yes."}):
+        texts.update(edit)
+        pipeline.run(documents=[Document(text=t, id_=i) for i, t in texts.items()])
+    assert {ref for ref in vector_store.data.text_id_to_ref_doc_id.values()} == {"doc-1", "doc-3"}

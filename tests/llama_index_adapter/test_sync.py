@@ -114,7 +114,7 @@ def test_every_stored_vector_is_a_late_chunk_of_its_documents_current_text(
     parser = JinaV3LateChunkingNodeParser(embed_model=model, text_splitter=splitter)
     vector_store, stored = make_store()
     pipeline = IngestionPipeline(transformations=[parser, model], docstore=SimpleDocumentStore(),
-                                 vector_store=vector_store, docstore_strategy=strategy)
+                                 vector_store=vector_store, docstore_strategy=strategy, disable_cache=True)
     history = [{f"doc-{i}": text for i, text in enumerate(first)}]
     in_store: dict[str, str] = {}  # what the store must hold: UPSERTS never deletes, UPSERTS_AND_DELETE does
     CASES["examples"] += 1

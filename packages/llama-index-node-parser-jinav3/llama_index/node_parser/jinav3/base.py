@@ -9,11 +9,13 @@ chunk spans (with any LlamaIndex text splitter, or a core chunker), asks the cor
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from functools import partial
 from typing import Any, Literal
 
 from llama_index.core import Settings
+from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.node_parser import MetadataAwareTextSplitter, NodeParser, SentenceSplitter, TextSplitter
 from llama_index.core.node_parser.loading import load_parser
 from llama_index.core.node_parser.node_utils import build_nodes_from_splits
@@ -75,6 +77,28 @@ def _inherit_from_embed_model(data: dict[str, Any], embed_model: Any) -> dict[st
         for name in _BACKEND_FIELDS:
             data.setdefault(name, getattr(embed_model, name))
     return data
+
+
+def _refuse_text_keyed_cache() -> None:
+    """Refuse to run inside an ``IngestionPipeline`` whose cache is on. The cache keys a transformation's output by
+    its input texts alone, so a document whose text equals one parsed in an earlier run gets that document's nodes
+    (its ids, its ``ref_doc_id``) back from the cache: its own nodes never reach the store, and a docstore sync
+    deletes its old ones. The pipeline is found on the call stack (awaited coroutines are on it too)."""
+    frame = sys._getframe(2)
+    for _ in range(64):
+        if frame is None:
+            return
+        pipeline = frame.f_locals.get("self")
+        if isinstance(pipeline, IngestionPipeline):
+            if pipeline.cache is not None and not pipeline.disable_cache:
+                raise InvalidInputError(
+                    "IngestionPipeline's cache keys nodes by the input text alone, so a document whose text equals "
+                    "one parsed earlier would get that document's late-chunked nodes (ids and ref_doc_id) and its "
+                    "own would never reach the store. Build the pipeline with disable_cache=True (the docstore "
+                    "still skips unchanged documents)."
+                )
+            return
+        frame = frame.f_back
 
 
 def _settings_embed_model() -> Any:
@@ -175,6 +199,7 @@ class JinaV3LateChunkingNodeParser(JinaV3CoreSettings, NodeParser):
 
     def _plan(self, nodes: Sequence[BaseNode]) -> tuple[list[str], list[list[Span]]]:
         """The text and chunk spans of every source node; an empty document is an error, never a missing node."""
+        _refuse_text_keyed_cache()
         texts: list[str] = []
         spans: list[list[Span]] = []
         for node in nodes:
