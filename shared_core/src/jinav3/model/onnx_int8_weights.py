@@ -31,12 +31,12 @@ def compress_weights(graph: Path, target: Path) -> Path:
         weight = weights.get(node.input[1]) if node.op_type == "MatMul" else None
         if weight is None or len(weight.dims) != 2:
             continue
-        values = numpy_helper.to_array(weight).astype(np.float32)
-        scale = np.abs(values).max(axis=0) / 127.0
-        scale[scale == 0] = 1.0  # an all-zero column: any scale gives zeros back
-        quantized = np.clip(np.rint(values / scale), -127, 127).astype(np.int8)
         name = f"{weight.name}_int8"
         if name not in weights:  # a weight shared by several MatMuls is converted once
+            values = numpy_helper.to_array(weight).astype(np.float32)
+            scale = np.abs(values).max(axis=0) / 127.0
+            scale[scale == 0] = 1.0  # an all-zero column: any scale gives zeros back
+            quantized = np.clip(np.rint(values / scale), -127, 127).astype(np.int8)
             weights[name] = numpy_helper.from_array(quantized, name)
             weights[f"{name}_scale"] = numpy_helper.from_array(scale.astype(np.float32), f"{name}_scale")
             dequantize.append(helper.make_node("DequantizeLinear", [name, f"{name}_scale"], [f"{name}_dequantized"],
