@@ -11,6 +11,11 @@ Task adapters are exported unmerged, ``x W^T + b + s (x A_t^T) B_t^T``, with ``A
 encoders (MiniLM, BERT, XLM-R without adapters) have no tasks: their graph has no ``task_id`` input at all (an input
 that changes nothing would only invite the belief that it does); the engine feeds ``task_id`` only to graphs that
 declare it.
+
+Attention is traced from transformers' eager implementation (MatMul, scale, additive mask, Softmax, MatMul), not
+from its SDPA one: torch exports SDPA with NaN guards (IsNaN, Select) around the softmax, which keep OpenVINO's CPU
+plugin from fusing attention into one kernel and cost ONNX Runtime time too. Both read the eager pattern faster
+(docs/performance.md, "the exported graph"); the vectors are the same within float rounding.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ OUTPUT_NAME = "text_embeds"
 _OPSET = 17
 # Files that let the exported folder load on its own (tokenizer, config, sentence-transformers settings).
 _CARRIED = ("*.json", "*.txt", "*.model")
+#: The attention implementation traced (see the module docstring).
+_ATTENTION = "eager"
 
 
 class _TaskId:
@@ -126,14 +133,14 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, overwrite: bool = Fa
     cpu, fp32 = torch.device("cpu"), torch.float32
     names = ["input_ids", "attention_mask"]
     if is_jina_v3_original(config):
-        loaded = load_jina_v3(source, config, fp32, cpu, "sdpa", merge_lora=False)
+        loaded = load_jina_v3(source, config, fp32, cpu, _ATTENTION, merge_lora=False)
         task = _TaskId()
         _swap_adapters(loaded.module, task)
         graph: nn.Module = _TaskGraph(loaded.module, task)
         names.append("task_id")
         vocab = int(config["vocab_size"])
     else:
-        loaded = load_plain_encoder(source, fp32, cpu, "sdpa")
+        loaded = load_plain_encoder(source, fp32, cpu, _ATTENTION)
         graph = _PlainGraph(loaded.module)
         vocab = int(loaded.module.config.vocab_size)
     ids, mask = _example_inputs(vocab)
