@@ -8,8 +8,8 @@ sees padding and its vector is bit-identical alone and in any batch), late chunk
 Precisions: ``float32`` (default; OpenVINO's precision hint pinned to f32, since on CPUs with native bf16 its own
 default is bf16), ``bfloat16`` (only on CPUs with native bf16 — AVX512-BF16 or AMX — where OpenVINO runs it in
 hardware; elsewhere it would silently run f32, so it is refused) and ``int8`` (int8 weights from
-:mod:`jinav3.model.onnx_int8_weights`, activations quantised by OpenVINO per group of :data:`ACTIVATION_GROUP`
-values; what stays in float runs bf16 on native-bf16 CPUs, f32 elsewhere).
+:mod:`jinav3.model.onnx_int8_weights`, activations quantised by OpenVINO per group of
+:attr:`OpenVinoBackend.activation_group` values; what stays in float runs bf16 on native-bf16 CPUs, f32 elsewhere).
 """
 
 from __future__ import annotations
@@ -26,10 +26,6 @@ OPENVINO_INSTALL = "pip install 'jinav3[openvino]'"
 INT8_NAME = "model_int8_weights.onnx"
 #: OpenVINO's name of each precision of the hint.
 _HINTS = {"float32": "f32", "bfloat16": "bf16"}
-#: int8: activations get one scale per this many values (OpenVINO's ``DYNAMIC_QUANTIZATION_GROUP_SIZE``). Measured
-#: against 32 (docs/performance.md): 13-17 % faster on MiniLM and on jina-v3's width, min cos to fp32 0.9981 vs
-#: 0.9985 (MiniLM) and 0.99965 vs 0.99966 (jina); 384 (a whole MiniLM row) fell to 0.9967.
-ACTIVATION_GROUP = 128
 
 
 def _openvino() -> Any:
@@ -45,6 +41,9 @@ class OpenVinoBackend(OnnxBackend):
 
     engine = "openvino"
     dtypes = ("float32", "bfloat16", "int8")
+    #: int8: one activation scale per this many values (OpenVINO's ``DYNAMIC_QUANTIZATION_GROUP_SIZE``); measured
+    #: against 32, 64 and 384 by benchmarks/bench_graph_choices.py (docs/performance.md).
+    activation_group = 128
 
     def _precision(self, dtype: str | None) -> str:
         chosen = super()._precision(dtype)
@@ -63,7 +62,7 @@ class OpenVinoBackend(OnnxBackend):
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         if self.precision == "int8":
-            config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = ACTIVATION_GROUP  # a scale per group: outliers stay local
+            config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = self.activation_group  # a scale per group: outliers stay local
             from jinav3.model.onnx_int8 import kept_beside
             from jinav3.model.onnx_int8_weights import compress_weights
 

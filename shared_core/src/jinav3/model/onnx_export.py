@@ -43,8 +43,9 @@ OUTPUT_NAME = "text_embeds"
 _OPSET = 17
 # Files that let the exported folder load on its own (tokenizer, config, sentence-transformers settings).
 _CARRIED = ("*.json", "*.txt", "*.model")
-#: The attention implementation traced (see the module docstring).
-_ATTENTION = "eager"
+#: The attention implementation traced (see the module docstring); "sdpa" only to measure the choice again
+#: (benchmarks/bench_graph_choices.py).
+ATTENTION = "eager"
 
 
 class _TaskId:
@@ -123,8 +124,11 @@ def _example_inputs(vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
-    """Export ``checkpoint`` (folder or hub id) to ``out`` (a new folder); returns the graph's path."""
+def export_onnx(
+    checkpoint: str | Path, out: str | Path, *, overwrite: bool = False, attention: str = ATTENTION
+) -> Path:
+    """Export ``checkpoint`` (folder or hub id) to ``out`` (a new folder); returns the graph's path. ``attention``:
+    transformers' attention implementation to trace (see the module docstring for why eager)."""
     source = resolve_model_dir(checkpoint)
     target = Path(out)
     if target.exists() and any(target.iterdir()) and not overwrite:
@@ -133,14 +137,14 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, overwrite: bool = Fa
     cpu, fp32 = torch.device("cpu"), torch.float32
     names = ["input_ids", "attention_mask"]
     if is_jina_v3_original(config):
-        loaded = load_jina_v3(source, config, fp32, cpu, _ATTENTION, merge_lora=False)
+        loaded = load_jina_v3(source, config, fp32, cpu, attention, merge_lora=False)
         task = _TaskId()
         _swap_adapters(loaded.module, task)
         graph: nn.Module = _TaskGraph(loaded.module, task)
         names.append("task_id")
         vocab = int(config["vocab_size"])
     else:
-        loaded = load_plain_encoder(source, fp32, cpu, _ATTENTION)
+        loaded = load_plain_encoder(source, fp32, cpu, attention)
         graph = _PlainGraph(loaded.module)
         vocab = int(loaded.module.config.vocab_size)
     ids, mask = _example_inputs(vocab)

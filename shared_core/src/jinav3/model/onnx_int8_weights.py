@@ -1,6 +1,6 @@
 """int8 for the OpenVINO engine: the ONNX graph with every MatMul's constant weight stored as int8 (one scale per
 output channel, symmetric) behind a DequantizeLinear. OpenVINO's CPU plugin reads that pattern as compressed
-weights and quantises the activations on the fly per group of values (the engine's ``ACTIVATION_GROUP``), so the
+weights and quantises the activations on the fly per group of values (the engine's ``activation_group``), so the
 products run on int8 kernels.
 
 Why not the whole graph with fixed activation scales (ONNX Runtime's static QDQ, which OpenVINO also runs int8):
