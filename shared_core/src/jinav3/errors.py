@@ -19,6 +19,15 @@ class ChunkAlignmentError(InvalidInputError):
     """A chunk span could not be mapped onto the document's tokens."""
 
 
+class BrokenSealError(InvalidInputError):
+    """A late-chunked vector met again no longer matches its seal: its text, offsets, vector, document or vector
+    space changed since it was late-chunked (see :mod:`jinav3.late_chunking.seal`)."""
+
+
+class LateChunkingRequiredError(InvalidInputError):
+    """A strict late-chunking embedder was asked for a plain passage vector of a text that carries no seal."""
+
+
 class ModelLoadError(JinaV3Error, OSError):
     """A checkpoint could not be found or does not have the expected layout."""
 

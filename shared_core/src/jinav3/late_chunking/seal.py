@@ -1,0 +1,114 @@
+"""Seals: a late-chunked vector bound to the context it is valid for.
+
+A late-chunked vector is right only for one chunk text, at one place, in one document, embedded one way. The
+frameworks copy, split, clean, persist, reload and re-embed their objects freely, so the vector travels with a
+:class:`Seal` of that context: fingerprints of the chunk text, the whole document text and the vector, the chunk's
+character offsets, and the vector space (model, width, task, encoding). The seal is one short string, so it lives in
+any store's metadata (Chroma and Qdrant take strings) and survives save and reload. Every place that meets a chunk
+again checks it (:func:`check_seal`), wherever it runs: a seal needs no call stack, thread or process to be known.
+
+A seal is evidence, not a secret: it catches accidents (a splitter after the late-chunking step, a cleaner, a plain
+re-embedding, a vector copied onto a child), not forgery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from jinav3.errors import BrokenSealError
+
+#: The metadata key under which every adapter stores a chunk's seal.
+SEAL_KEY = "jinav3_seal"
+_VERSION = 1
+_DIGITS = 32  # hex digits of sha256 kept: 128 bits, far beyond accidental collisions
+
+
+def fingerprint(text: str) -> str:
+    """A short, stable fingerprint of a text (sha256 of its UTF-8 bytes, hex)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_DIGITS]
+
+
+def vector_fingerprint(vector: Any) -> str:
+    """A fingerprint of a vector's float32 values: the same whether it comes back from a store as float32, as
+    Python floats or as a list (stores keep float32; a float64 copy of float32 values converts back exactly)."""
+    values = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))
+    return hashlib.sha256(values.tobytes()).hexdigest()[:_DIGITS]
+
+
+@dataclass(frozen=True)
+class Seal:
+    """What one late-chunked vector is valid for."""
+
+    space: str
+    document: str
+    start: int
+    end: int
+    text: str
+    vector: str
+
+    @classmethod
+    def of(cls, *, space: str, document: str, start: int, end: int, text: str, vector: Any) -> Seal:
+        """The seal of ``vector``, pooled over ``text`` = ``document[start:end]`` in vector ``space``."""
+        if document[start:end] != text:
+            raise ValueError(f"the chunk text {text[:40]!r} is not document[{start}:{end}]")
+        return cls(space, fingerprint(document), start, end, fingerprint(text), vector_fingerprint(vector))
+
+    def encode(self) -> str:
+        """The seal as one short string (what adapters store under :data:`SEAL_KEY`)."""
+        return json.dumps([_VERSION, self.space, self.document, self.start, self.end, self.text, self.vector],
+                          separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, value: object) -> Seal:
+        """The seal stored in ``value``; an unreadable one is a :class:`BrokenSealError`."""
+        try:
+            version, space, document, start, end, text, vector = json.loads(str(value))
+            if version != _VERSION or not all(isinstance(v, str) for v in (space, document, text, vector)):
+                raise ValueError
+            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end):
+                raise ValueError
+        except (ValueError, TypeError) as exc:
+            raise BrokenSealError(f"unreadable late-chunking seal {str(value)[:80]!r} (metadata {SEAL_KEY!r} was "
+                                  "edited, or written by another version)") from exc
+        return cls(space, document, start, end, text, vector)
+
+    def mismatches(self, *, text: str | None = None, vector: Any = None, space: str | None = None,
+                   start: int | None = None, end: int | None = None, document: str | None = None) -> list[str]:
+        """What no longer matches, in words (empty when everything given matches). Arguments left as None are not
+        checked; ``vector`` is checked whenever given."""
+        found = []
+        if text is not None and fingerprint(text) != self.text:
+            found.append("its text was changed (split, cleaned or rewritten) after late chunking")
+        if (start is not None and start != self.start) or (end is not None and end != self.end):
+            found.append(f"its offsets [{start}, {end}) are not the sealed [{self.start}, {self.end})")
+        if vector is not None and vector_fingerprint(vector) != self.vector:
+            found.append("its vector is not the late-chunked one (re-embedded, overwritten or copied from another "
+                         "chunk)")
+        if space is not None and space != self.space:
+            found.append(f"it was late-chunked in vector space {self.space!r}, not {space!r}")
+        if document is not None and fingerprint(document) != self.document:
+            found.append("its document's text changed since it was late-chunked")
+        return found
+
+
+def seal_string(*, space: str, document: str, start: int, end: int, text: str, vector: Any) -> str:
+    """The encoded seal of one chunk (shorthand for ``Seal.of(...).encode()``)."""
+    return Seal.of(space=space, document=document, start=start, end=end, text=text, vector=vector).encode()
+
+
+def check_seal(value: object, *, what: str, fix: str, text: str | None = None, vector: Any = None,
+               space: str | None = None, start: int | None = None, end: int | None = None,
+               document: str | None = None) -> Seal:
+    """The seal in ``value`` when everything given matches it; else a :class:`BrokenSealError` that names ``what``
+    (the object, e.g. "node 'abc'"), every mismatch, and ``fix`` (the composition that works)."""
+    seal = Seal.decode(value)
+    found = seal.mismatches(text=text, vector=vector, space=space, start=start, end=end, document=document)
+    if found:
+        raise BrokenSealError(f"{what} carries a late-chunked vector that is no longer valid: {'; '.join(found)}. "
+                              f"{fix}")
+    return seal

@@ -1,0 +1,65 @@
+"""Seals bind a late-chunked vector to its chunk text, offsets, document, vector and space; any change is named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jinav3 import SEAL_KEY, BrokenSealError, Seal, check_seal, seal_string
+
+documents = st.text(min_size=1, max_size=200)
+
+
+@st.composite
+def sealed(draw: st.DrawFn) -> tuple[str, int, int, np.ndarray, str]:
+    document = draw(documents)
+    start = draw(st.integers(0, len(document) - 1))
+    end = draw(st.integers(start + 1, len(document)))
+    vector = np.asarray(draw(st.lists(st.floats(-1, 1, width=32), min_size=4, max_size=4)), dtype=np.float32)
+    return document, start, end, vector, seal_string(space="m@4", document=document, start=start, end=end,
+                                                     text=document[start:end], vector=vector)
+
+
+@given(sealed())
+def test_a_seal_holds_for_its_own_chunk_through_float_round_trips(case: tuple) -> None:
+    document, start, end, vector, seal = case
+    as_stored = [float(v) for v in vector]  # a store hands back Python floats of float32 values
+    found = check_seal(seal, what="chunk", fix="", text=document[start:end], vector=as_stored, space="m@4",
+                       start=start, end=end, document=document)
+    assert (found.start, found.end) == (start, end)
+    assert Seal.decode(found.encode()) == found
+
+
+@given(sealed(), st.data())
+def test_every_change_is_refused_and_named(case: tuple, data: st.DataObject) -> None:
+    document, start, end, vector, seal = case
+    change = data.draw(st.sampled_from(["text", "vector", "offsets", "space", "document"]))
+    kwargs = {"text": document[start:end], "vector": vector, "space": "m@4", "start": start, "end": end,
+              "document": document}
+    if change == "text":
+        kwargs["text"] = document[start:end] + "x"
+    elif change == "vector":
+        kwargs["vector"] = vector + np.float32(0.5)
+    elif change == "offsets":
+        kwargs["end"] = end + 1
+    elif change == "space":
+        kwargs["space"] = "m@8"
+    else:
+        kwargs["document"] = document + "!"
+    words = {"text": "text was changed", "vector": "vector is not", "offsets": "offsets", "space": "vector space",
+             "document": "document's text changed"}
+    with pytest.raises(BrokenSealError, match=words[change]):
+        check_seal(seal, what="chunk", fix="do X", **kwargs)
+
+
+@pytest.mark.parametrize("value", [None, "", "[1]", '[2,"s","d",0,1,"t","v"]', '[1,"s","d",5,1,"t","v"]', 7])
+def test_an_unreadable_seal_is_refused(value: object) -> None:
+    with pytest.raises(BrokenSealError, match=SEAL_KEY):
+        Seal.decode(value)
+
+
+def test_a_seal_must_describe_its_own_text() -> None:
+    with pytest.raises(ValueError, match="is not document"):
+        Seal.of(space="s", document="abc", start=0, end=2, text="bc", vector=[1.0])
