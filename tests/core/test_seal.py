@@ -19,7 +19,7 @@ def sealed(draw: st.DrawFn) -> tuple[str, int, int, np.ndarray, str]:
     end = draw(st.integers(start + 1, len(document)))
     vector = np.asarray(draw(st.lists(st.floats(-1, 1, width=32), min_size=4, max_size=4)), dtype=np.float32)
     return document, start, end, vector, seal_string(space="m@4", document=document, start=start, end=end,
-                                                     text=document[start:end], vector=vector)
+                                                     text=document[start:end], vector=vector, source="doc-1")
 
 
 @given(sealed())
@@ -27,7 +27,7 @@ def test_a_seal_holds_for_its_own_chunk_through_float_round_trips(case: tuple) -
     document, start, end, vector, seal = case
     as_stored = [float(v) for v in vector]  # a store hands back Python floats of float32 values
     found = check_seal(seal, what="chunk", fix="", text=document[start:end], vector=as_stored, space="m@4",
-                       start=start, end=end, document=document)
+                       start=start, end=end, document=document, source="doc-1")
     assert (found.start, found.end) == (start, end)
     assert Seal.decode(found.encode()) == found
 
@@ -35,9 +35,9 @@ def test_a_seal_holds_for_its_own_chunk_through_float_round_trips(case: tuple) -
 @given(sealed(), st.data())
 def test_every_change_is_refused_and_named(case: tuple, data: st.DataObject) -> None:
     document, start, end, vector, seal = case
-    change = data.draw(st.sampled_from(["text", "vector", "offsets", "space", "document"]))
+    change = data.draw(st.sampled_from(["text", "vector", "offsets", "space", "document", "source"]))
     kwargs = {"text": document[start:end], "vector": vector, "space": "m@4", "start": start, "end": end,
-              "document": document}
+              "document": document, "source": "doc-1"}
     if change == "text":
         kwargs["text"] = document[start:end] + "x"
     elif change == "vector":
@@ -46,15 +46,18 @@ def test_every_change_is_refused_and_named(case: tuple, data: st.DataObject) -> 
         kwargs["end"] = end + 1
     elif change == "space":
         kwargs["space"] = "m@8"
-    else:
+    elif change == "document":
         kwargs["document"] = document + "!"
+    else:
+        kwargs["source"] = "doc-2"
     words = {"text": "text was changed", "vector": "vector is not", "offsets": "offsets", "space": "vector space",
-             "document": "document's text changed"}
+             "document": "document's text changed", "source": "for document 'doc-1'"}
     with pytest.raises(BrokenSealError, match=words[change]):
         check_seal(seal, what="chunk", fix="do X", **kwargs)
 
 
-@pytest.mark.parametrize("value", [None, "", "[1]", '[2,"s","d",0,1,"t","v"]', '[1,"s","d",5,1,"t","v"]', 7])
+@pytest.mark.parametrize("value", [None, "", "[1]", '[2,"s","d",0,1,"t","v"]', '[1,"s","d",0,1,"t","v","x","y"]',
+                                   '[1,"s","d",5,1,"t","v"]', 7])
 def test_an_unreadable_seal_is_refused(value: object) -> None:
     with pytest.raises(BrokenSealError, match=SEAL_KEY):
         Seal.decode(value)

@@ -3,8 +3,9 @@
 A late-chunked vector is right only for one chunk text, at one place, in one document, embedded one way. The
 frameworks copy, split, clean, persist, reload and re-embed their objects freely, so the vector travels with a
 :class:`Seal` of that context: fingerprints of the chunk text, the whole document text and the vector, the chunk's
-character offsets, and the vector space (model, width, task, encoding). The seal is one short string, so it lives in
-any store's metadata (Chroma and Qdrant take strings) and survives save and reload. Every place that meets a chunk
+character offsets, the vector space (model, width, task, encoding), and the document's identity where the framework
+gives it one (``source``: so equal texts of two documents are two chunks, not one). The seal is one short string, so
+it lives in any store's metadata (Chroma and Qdrant take strings) and survives save and reload. Every place that meets a chunk
 again checks it (:func:`check_seal`), wherever it runs: a seal needs no call stack, thread or process to be known.
 
 A seal is evidence, not a secret: it catches accidents (a splitter after the late-chunking step, a cleaner, a plain
@@ -50,35 +51,43 @@ class Seal:
     end: int
     text: str
     vector: str
+    source: str = ""
 
     @classmethod
-    def of(cls, *, space: str, document: str, start: int, end: int, text: str, vector: Any) -> Seal:
-        """The seal of ``vector``, pooled over ``text`` = ``document[start:end]`` in vector ``space``."""
+    def of(cls, *, space: str, document: str, start: int, end: int, text: str, vector: Any,
+           source: str = "") -> Seal:
+        """The seal of ``vector``, pooled over ``text`` = ``document[start:end]`` in vector ``space``; ``source``
+        names the document (its id in the framework; empty when it has none)."""
         if document[start:end] != text:
             raise ValueError(f"the chunk text {text[:40]!r} is not document[{start}:{end}]")
-        return cls(space, fingerprint(document), start, end, fingerprint(text), vector_fingerprint(vector))
+        return cls(space, fingerprint(document), start, end, fingerprint(text), vector_fingerprint(vector),
+                   str(source))
 
     def encode(self) -> str:
         """The seal as one short string (what adapters store under :data:`SEAL_KEY`)."""
-        return json.dumps([_VERSION, self.space, self.document, self.start, self.end, self.text, self.vector],
-                          separators=(",", ":"))
+        return json.dumps([_VERSION, self.space, self.document, self.start, self.end, self.text, self.vector,
+                           self.source], separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def decode(cls, value: object) -> Seal:
         """The seal stored in ``value``; an unreadable one is a :class:`BrokenSealError`."""
         try:
-            version, space, document, start, end, text, vector = json.loads(str(value))
-            if version != _VERSION or not all(isinstance(v, str) for v in (space, document, text, vector)):
+            version, space, document, start, end, text, vector, *rest = json.loads(str(value))
+            source = rest[0] if rest else ""
+            if version != _VERSION or len(rest) > 1 or not all(
+                isinstance(v, str) for v in (space, document, text, vector, source)
+            ):
                 raise ValueError
             if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end):
                 raise ValueError
         except (ValueError, TypeError) as exc:
             raise BrokenSealError(f"unreadable late-chunking seal {str(value)[:80]!r} (metadata {SEAL_KEY!r} was "
                                   "edited, or written by another version)") from exc
-        return cls(space, document, start, end, text, vector)
+        return cls(space, document, start, end, text, vector, source)
 
     def mismatches(self, *, text: str | None = None, vector: Any = None, space: str | None = None,
-                   start: int | None = None, end: int | None = None, document: str | None = None) -> list[str]:
+                   start: int | None = None, end: int | None = None, document: str | None = None,
+                   source: str | None = None) -> list[str]:
         """What no longer matches, in words (empty when everything given matches). Arguments left as None are not
         checked; ``vector`` is checked whenever given."""
         found = []
@@ -93,21 +102,25 @@ class Seal:
             found.append(f"it was late-chunked in vector space {self.space!r}, not {space!r}")
         if document is not None and fingerprint(document) != self.document:
             found.append("its document's text changed since it was late-chunked")
+        if source is not None and str(source) != self.source:
+            found.append(f"it was late-chunked for document {self.source!r}, not {source!r}")
         return found
 
 
-def seal_string(*, space: str, document: str, start: int, end: int, text: str, vector: Any) -> str:
+def seal_string(*, space: str, document: str, start: int, end: int, text: str, vector: Any, source: str = "") -> str:
     """The encoded seal of one chunk (shorthand for ``Seal.of(...).encode()``)."""
-    return Seal.of(space=space, document=document, start=start, end=end, text=text, vector=vector).encode()
+    return Seal.of(space=space, document=document, start=start, end=end, text=text, vector=vector,
+                   source=source).encode()
 
 
 def check_seal(value: object, *, what: str, fix: str, text: str | None = None, vector: Any = None,
                space: str | None = None, start: int | None = None, end: int | None = None,
-               document: str | None = None) -> Seal:
+               document: str | None = None, source: str | None = None) -> Seal:
     """The seal in ``value`` when everything given matches it; else a :class:`BrokenSealError` that names ``what``
     (the object, e.g. "node 'abc'"), every mismatch, and ``fix`` (the composition that works)."""
     seal = Seal.decode(value)
-    found = seal.mismatches(text=text, vector=vector, space=space, start=start, end=end, document=document)
+    found = seal.mismatches(text=text, vector=vector, space=space, start=start, end=end, document=document,
+                            source=source)
     if found:
         raise BrokenSealError(f"{what} carries a late-chunked vector that is no longer valid: {'; '.join(found)}. "
                               f"{fix}")
