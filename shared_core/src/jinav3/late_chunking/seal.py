@@ -5,8 +5,9 @@ frameworks copy, split, clean, persist, reload and re-embed their objects freely
 :class:`Seal` of that context: fingerprints of the chunk text, the whole document text and the vector, the chunk's
 character offsets, the vector space (model, width, task, encoding), and the document's identity where the framework
 gives it one (``source``: so equal texts of two documents are two chunks, not one). The seal is one short string, so
-it lives in any store's metadata (Chroma and Qdrant take strings) and survives save and reload. Every place that meets a chunk
-again checks it (:func:`check_seal`), wherever it runs: a seal needs no call stack, thread or process to be known.
+it lives in any store's metadata (Chroma and Qdrant take strings) and survives save and reload. Every place that
+meets a chunk again checks it (:func:`check_seal`), wherever it runs: a seal needs no call stack, thread or process
+to be known.
 
 A seal is evidence, not a secret: it catches accidents (a splitter after the late-chunking step, a cleaner, a plain
 re-embedding, a vector copied onto a child), not forgery.
