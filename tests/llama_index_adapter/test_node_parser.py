@@ -13,7 +13,7 @@ from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.node_parser import SentenceSplitter, TokenTextSplitter
 from llama_index.core.schema import MetadataMode, NodeRelationship
 
-from jinav3 import Embedder, InvalidInputError
+from jinav3 import Embedder, InvalidInputError, Seal
 from llama_index.embeddings.jinav3 import LATE_CHUNKED_KEY, JinaV3Embedding
 from llama_index.node_parser.jinav3 import JinaV3LateChunkingNodeParser
 
@@ -35,7 +35,10 @@ def test_nodes_have_spans_relationships_metadata_and_vectors(parser, documents):
         assert source.text[node.start_char_idx : node.end_char_idx] == node.text
         assert node.metadata["city"] == source.metadata["city"]
         assert len(node.embedding) == parser.dimensions
-        assert node.metadata[LATE_CHUNKED_KEY] == f"{parser.model_name}@{parser.dimensions}"
+        seal = Seal.decode(node.metadata[LATE_CHUNKED_KEY])
+        assert seal.space == f"{parser.model_name}@{parser.dimensions}#retrieval.passage"
+        assert (seal.start, seal.end, seal.source) == (node.start_char_idx, node.end_char_idx, node.ref_doc_id)
+        assert not seal.mismatches(text=node.text, vector=node.embedding, document=source.text)
         assert LATE_CHUNKED_KEY not in node.get_content(MetadataMode.EMBED)
         assert LATE_CHUNKED_KEY not in node.get_content(MetadataMode.LLM)
         assert "city: " in node.get_content(MetadataMode.LLM)
@@ -112,7 +115,9 @@ def test_serialisation_round_trip(embed_model):
         "model_name": embed_model.model_name, "dimensions": embed_model.dimensions, "task": "retrieval.passage",
         "device": "cpu",
     }
-    assert JinaV3LateChunkingNodeParser.from_dict(data).to_dict() == data
+    again = JinaV3LateChunkingNodeParser.from_dict(data).to_dict()
+    assert again.pop("cache_buster") != data.pop("cache_buster")  # new on every call: never an IngestionCache hit
+    assert again == data
 
 
 def test_inherits_the_embed_model_settings(tiny_model):

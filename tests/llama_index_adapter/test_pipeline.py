@@ -13,8 +13,8 @@ from llama_index.core.schema import Document, TextNode
 from llama_index.core.storage.docstore import SimpleDocumentStore
 from llama_index.core.vector_stores import SimpleVectorStore
 
-from jinav3 import Embedder, InvalidInputError
-from llama_index.embeddings.jinav3 import LATE_CHUNKED_KEY, JinaV3Embedding
+from jinav3 import BrokenSealError, Embedder, InvalidInputError
+from llama_index.embeddings.jinav3 import JinaV3Embedding
 
 
 @pytest.fixture
@@ -88,35 +88,39 @@ def test_embed_model_embeds_only_unmarked_nodes(parser, spy_embed_model, recorde
 def test_pipeline_refuses_an_embed_model_of_another_space(parser, tiny_model, documents, change):
     other = JinaV3Embedding(model_name=tiny_model, device="cpu", **change)
     pipeline = IngestionPipeline(transformations=[parser, other], disable_cache=True)
-    with pytest.raises(InvalidInputError, match=r"late-chunked in vector space .*@16.* produces .*@(8|32)"):
+    with pytest.raises(InvalidInputError, match=r"late-chunked in vector space .*@16.* not .*@(8|32)"):
         pipeline.run(documents=documents)
 
 
 def test_marked_node_without_vector_is_an_error(parser, embed_model, documents):
     node = parser.get_nodes_from_documents(documents)[0]
     node.embedding = None
-    with pytest.raises(InvalidInputError, match="marked late-chunked but has no embedding"):
+    with pytest.raises(InvalidInputError, match="late-chunked node without its vector"):
         embed_model([node])
 
 
-def test_plain_embed_models_overwrite_late_chunked_vectors(parser, documents):
-    """The hazard the README warns about: LlamaIndex's own BaseEmbedding.__call__ re-embeds every node."""
-    nodes = IngestionPipeline(transformations=[parser, MockEmbedding(embed_dim=16)], disable_cache=True).run(
-        documents=documents)
-    assert all(LATE_CHUNKED_KEY in n.metadata for n in nodes)
-    assert all(n.embedding == [0.5] * 16 for n in nodes)
+def test_a_plain_embed_model_cannot_overwrite_late_chunked_vectors(parser, documents):
+    """LlamaIndex's own BaseEmbedding.__call__ re-embeds every node; a late-chunked node refuses the new vector."""
+    pipeline = IngestionPipeline(transformations=[parser, MockEmbedding(embed_dim=16)], disable_cache=True)
+    with pytest.raises(BrokenSealError, match="cannot change embedding of late-chunked node"):
+        pipeline.run(documents=documents)
 
 
-def test_a_pipeline_with_its_text_keyed_cache_on_is_refused(parser, documents):
-    """LlamaIndex's IngestionCache keys nodes by input text: a document with the text of one parsed in an earlier
-    run would get that one's nodes and never reach the store. Refused at the first run, sync and async."""
-    for pipeline in (IngestionPipeline(transformations=[parser]),
-                     IngestionPipeline(transformations=[parser], docstore=SimpleDocumentStore())):
-        with pytest.raises(InvalidInputError, match="disable_cache=True"):
-            pipeline.run(documents=documents)
-        with pytest.raises(InvalidInputError, match="disable_cache=True"):
-            asyncio.run(pipeline.arun(documents=documents))
-        assert pipeline.cache.cache.get_all() == {}  # nothing was cached
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+def test_a_pipeline_with_its_cache_on_gives_each_document_its_own_nodes(parser, embed_model, run_async):
+    """LlamaIndex's IngestionCache keys a step's output by its input text: a document edited to the text of one
+    parsed in an earlier run got that one's nodes (ids, ref_doc_id). The parser's key is new on every run and its
+    seals name the document, so neither the parser's nor the embed step's output is ever another document's."""
+    vector_store = SimpleVectorStore()
+    pipeline = IngestionPipeline(transformations=[parser, embed_model], docstore=SimpleDocumentStore(),
+                                 vector_store=vector_store, docstore_strategy=DocstoreStrategy.UPSERTS_AND_DELETE)
+    texts = {"doc-1": "Berlin is big.", "doc-3": "Kyoto is old."}
+    for edit in ({}, {"doc-3": "Yes."}, {"doc-1": "Yes."}):
+        texts.update(edit)
+        documents = [Document(text=t, id_=i) for i, t in texts.items()]
+        asyncio.run(pipeline.arun(documents=documents)) if run_async else pipeline.run(documents=documents)
+    assert pipeline.cache.cache.get_all(collection=pipeline.cache.collection)  # the cache was on and used
+    assert sorted(vector_store.data.text_id_to_ref_doc_id.values()) == ["doc-1", "doc-3"]
 
 
 def test_documents_with_equal_text_each_reach_the_store(parser):

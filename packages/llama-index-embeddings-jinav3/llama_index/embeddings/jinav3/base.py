@@ -17,7 +17,8 @@ from llama_index.core.schema import BaseNode, MetadataMode
 
 from jinav3 import InvalidInputError
 from jinav3.tasks import validate_task
-from llama_index.embeddings.jinav3.settings import LATE_CHUNKED_KEY, JinaV3CoreSettings
+from llama_index.embeddings.jinav3.sealed import check_sealed_node, is_sealed, refuse_plain_passages
+from llama_index.embeddings.jinav3.settings import JinaV3CoreSettings
 
 
 class JinaV3Embedding(JinaV3CoreSettings, BaseEmbedding):
@@ -25,8 +26,11 @@ class JinaV3Embedding(JinaV3CoreSettings, BaseEmbedding):
 
     Use it as ``Settings.embed_model`` or ``VectorStoreIndex(..., embed_model=...)``. In an ``IngestionPipeline``
     it leaves nodes alone that :class:`~llama_index.node_parser.jinav3.JinaV3LateChunkingNodeParser` already
-    embedded (their late-chunked vectors carry document context a plain re-embedding would lose), and refuses
-    such nodes when they come from another model or width.
+    embedded (their late-chunked vectors carry document context a plain re-embedding would lose) once their seal
+    holds, and refuses a node whose seal does not (its text, offsets or vector changed since, or it comes from
+    another model, width or task). ``strict_late_chunking=True`` (for a late-chunking index) also refuses to make a
+    plain passage vector for anything unsealed, so a reopened index or a default splitter cannot fill the store with
+    context-free vectors; queries are not affected.
     """
 
     embed_batch_size: int = Field(
@@ -40,6 +44,11 @@ class JinaV3Embedding(JinaV3CoreSettings, BaseEmbedding):
     )
     truncate: bool = Field(
         default=False, description="Cut texts past the model's context instead of raising an error."
+    )
+    strict_late_chunking: bool = Field(
+        default=False,
+        description="For a late-chunking index: refuse to make plain passage vectors (only sealed late-chunked "
+        "nodes pass); queries are not affected.",
     )
 
     @model_validator(mode="before")
@@ -106,39 +115,34 @@ class JinaV3Embedding(JinaV3CoreSettings, BaseEmbedding):
     async def _aget_query_embedding(self, query: str) -> Embedding:
         return (await self._avectors([query], self.query_task))[0]
 
+    def _passages(self, texts: list[str]) -> list[str]:
+        """The texts for plain passage vectors, unless this model is strict (then nothing plain is made)."""
+        if self.strict_late_chunking and texts:
+            raise refuse_plain_passages(len(texts), texts[0])
+        return texts
+
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._vectors([text], self.document_task)[0]
+        return self._vectors(self._passages([text]), self.document_task)[0]
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        return (await self._avectors([text], self.document_task))[0]
+        return (await self._avectors(self._passages([text]), self.document_task))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self._vectors(texts, self.document_task)
+        return self._vectors(self._passages(texts), self.document_task) if texts else []
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return await self._avectors(texts, self.document_task)
+        return await self._avectors(self._passages(texts), self.document_task) if texts else []
 
-    # -- IngestionPipeline: keep late-chunked vectors -------------------------------------------------------
+    # -- IngestionPipeline: keep late-chunked vectors whose seal holds -----------------------------------------
     def _nodes_to_embed(self, nodes: Sequence[BaseNode]) -> list[BaseNode]:
-        """The nodes this model must embed: all but those the late-chunking parser embedded in our space."""
+        """The nodes this model must embed: all but the sealed late-chunked ones, each checked first (the whole
+        batch is checked before anything is embedded, so a refusal leaves every node as it was)."""
         todo: list[BaseNode] = []
-        space: str | None = None
         for node in nodes:
-            mark = node.metadata.get(LATE_CHUNKED_KEY)
-            if mark is None:
+            if is_sealed(node):
+                check_sealed_node(node, self.sealed_space(self.document_task))
+            else:
                 todo.append(node)
-                continue
-            space = space or self.vector_space()
-            if mark != space:
-                raise InvalidInputError(
-                    f"node {node.node_id!r} was late-chunked in vector space {mark!r} but this embedding model "
-                    f"produces {space!r}; use the same model and dimensions for the parser and the embed model"
-                )
-            if node.embedding is None:
-                raise InvalidInputError(
-                    f"node {node.node_id!r} is marked late-chunked but has no embedding (lost in storage?); "
-                    "re-run JinaV3LateChunkingNodeParser on its document instead of embedding the chunk alone"
-                )
         return todo
 
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:

@@ -21,13 +21,13 @@ from pydantic import (
     model_validator,
 )
 
-from jinav3 import Embedder
+from jinav3 import SEAL_KEY, Embedder
 from jinav3.matryoshka import check_dimensions, float_path_encoding
 from jinav3.runtime.settings import DEFAULT_MODELS, backend_options, canonical_model
 
-#: Metadata key the late-chunking parser sets on the nodes it embedded. Its value names the vector space
-#: (see :meth:`JinaV3CoreSettings.vector_space`); it is excluded from the embed and LLM metadata strings.
-LATE_CHUNKED_KEY = "jinav3_late_chunked"
+#: Metadata key of the seal the late-chunking parser puts on every node it embeds (see
+#: :mod:`jinav3.late_chunking.seal`); it is excluded from the embed and LLM metadata strings.
+LATE_CHUNKED_KEY = SEAL_KEY
 
 #: The settings below that are backend options (handed to the core as they are).
 _OPTION_FIELDS = ("engine", "device", "dtype", "max_length", "token_budget", "api_key", "base_url", "timeout",
@@ -128,3 +128,7 @@ class JinaV3CoreSettings(BaseModel):
         width = self.dimensions or self.core.dimensions
         space = f"{canonical_model(self.core.model_name)}@{width}"
         return space if self.embedding_type == "float" else f"{space}/{self.embedding_type}"
+
+    def sealed_space(self, task: str | None) -> str:
+        """The vector space a late-chunked node's seal names: :meth:`vector_space` and the document task."""
+        return f"{self.vector_space()}#{task}"

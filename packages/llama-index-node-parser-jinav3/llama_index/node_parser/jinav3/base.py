@@ -4,29 +4,41 @@ A plain splitter returns texts and leaves embedding to the embed model, which se
 needs the whole document: the core embeds every source document once (macro windows past the context, never two
 documents in one sequence) and gives each chunk the mean of its tokens' vectors. So this parser only finds the
 chunk spans (with any LlamaIndex text splitter, or a core chunker), asks the core for the vectors, and builds
-``TextNode``s the LlamaIndex way, with ``node.embedding`` set. ``VectorStoreIndex`` keeps pre-set embeddings.
+sealed :class:`~llama_index.node_parser.jinav3.nodes.LateChunkNode` s with ``node.embedding`` set.
+``VectorStoreIndex`` keeps pre-set embeddings.
+
+Given pieces that another node parser made (nodes with a SOURCE relationship), it late-chunks each piece within its
+whole document, rebuilt exactly from the pieces (:mod:`~llama_index.node_parser.jinav3.sources`), and keeps the
+pieces as they are (ids, relationships, metadata) with their vectors added; a document that cannot be rebuilt is
+refused. Nodes it already sealed are refused as input (a chunk late-chunked alone would lose its document).
+
+Every output node's metadata carries a seal (``jinav3_seal``: text, offsets, document and its id, vector, vector
+space). It makes equal texts of different places or documents distinct nodes (their hashes differ) and lets the
+embed model check the vector wherever it meets the node again.
 """
 
 from __future__ import annotations
 
-import sys
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
 from llama_index.core import Settings
-from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.node_parser import MetadataAwareTextSplitter, NodeParser, SentenceSplitter, TextSplitter
 from llama_index.core.node_parser.loading import load_parser
-from llama_index.core.node_parser.node_utils import build_nodes_from_splits
-from llama_index.core.schema import BaseNode, Document, MetadataMode
+from llama_index.core.schema import BaseNode, Document, MetadataMode, NodeRelationship, TextNode
 from pydantic import Field, PrivateAttr, SerializeAsAny, field_validator, model_validator
 
-from jinav3 import Chunk, InvalidInputError
+from jinav3 import SEAL_KEY, Chunk, InvalidInputError, seal_string
 from jinav3.late_chunking.chunking import ChunkerLike, Span
 from jinav3.tasks import validate_task
 from llama_index.embeddings.jinav3.base import JinaV3Embedding
-from llama_index.embeddings.jinav3.settings import LATE_CHUNKED_KEY, JinaV3CoreSettings, canonical_model
+from llama_index.embeddings.jinav3.sealed import is_sealed
+from llama_index.embeddings.jinav3.settings import JinaV3CoreSettings, canonical_model
+from llama_index.node_parser.jinav3.nodes import LateChunkNode, finishing_nodes
+from llama_index.node_parser.jinav3.sources import rebuild_source
 
 _DEFAULT_CHUNK_SIZE = 256
 _DEFAULT_CHUNK_OVERLAP = 0
@@ -79,26 +91,16 @@ def _inherit_from_embed_model(data: dict[str, Any], embed_model: Any) -> dict[st
     return data
 
 
-def _refuse_text_keyed_cache() -> None:
-    """Refuse to run inside an ``IngestionPipeline`` whose cache is on. The cache keys a transformation's output by
-    its input texts alone, so a document whose text equals one parsed in an earlier run gets that document's nodes
-    (its ids, its ``ref_doc_id``) back from the cache: its own nodes never reach the store, and a docstore sync
-    deletes its old ones. The pipeline is found on the call stack (awaited coroutines are on it too)."""
-    frame = sys._getframe(2)
-    for _ in range(64):
-        if frame is None:
-            return
-        pipeline = frame.f_locals.get("self")
-        if isinstance(pipeline, IngestionPipeline):
-            if pipeline.cache is not None and not pipeline.disable_cache:
-                raise InvalidInputError(
-                    "IngestionPipeline's cache keys nodes by the input text alone, so a document whose text equals "
-                    "one parsed earlier would get that document's late-chunked nodes (ids and ref_doc_id) and its "
-                    "own would never reach the store. Build the pipeline with disable_cache=True (the docstore "
-                    "still skips unchanged documents)."
-                )
-            return
-        frame = frame.f_back
+@dataclass(frozen=True)
+class _Unit:
+    """One document to late-chunk: its id and text, the chunk spans, and either the document node (new nodes are
+    built from it) or the pieces that another parser made (they get the vectors)."""
+
+    source_id: str
+    text: str
+    spans: list[Span]
+    document: BaseNode | None
+    pieces: list[BaseNode] | None
 
 
 def _settings_embed_model() -> Any:
@@ -122,8 +124,14 @@ class JinaV3LateChunkingNodeParser(JinaV3CoreSettings, NodeParser):
     chunk_overlap)``) or from a core ``chunker`` (``sentences``, ``paragraphs``, ``tokens`` of the model's
     tokenizer). Pass ``embed_model=JinaV3Embedding(...)`` to take its model, width, backend and document task (a
     conflicting explicit setting is an error). Nodes get exact ``start_char_idx``/``end_char_idx``, SOURCE/
-    PREVIOUS/NEXT relationships, the document's metadata, and the marker ``jinav3_late_chunked`` (excluded from
-    the embed and LLM metadata strings) that tells :class:`JinaV3Embedding` not to re-embed them.
+    PREVIOUS/NEXT relationships, the document's metadata, and the seal ``jinav3_seal`` (excluded from the embed
+    and LLM metadata strings) that tells :class:`JinaV3Embedding` their vector and lets it check it. Pieces made
+    by a parser before this one are late-chunked within their whole document (see the module doc).
+
+    ``IngestionPipeline``'s cache is safe with this parser on (``num_workers`` too): its cache key covers the input
+    text but not the document's identity, so this parser's key changes on every run (its output is never served
+    from the cache), and its nodes' seals name their document, so the embed step after it never gets another
+    document's cached nodes either.
     """
 
     task: str | None = Field(default="retrieval.passage", description="Task (LoRA adapter) for the documents.")
@@ -153,6 +161,7 @@ class JinaV3LateChunkingNodeParser(JinaV3CoreSettings, NodeParser):
         if not isinstance(data, dict):
             return data
         data = _restore_id_func(dict(data))
+        data.pop("cache_buster", None)  # see to_dict
         if isinstance(data.get("text_splitter"), dict):
             data["text_splitter"] = load_parser(_restore_id_func(data["text_splitter"]))
         embed_model = data.pop("embed_model", None)
@@ -197,24 +206,38 @@ class JinaV3LateChunkingNodeParser(JinaV3CoreSettings, NodeParser):
             return partial(splitter.split_text_metadata_aware, metadata_str=metadata)
         return splitter.split_text
 
-    def _plan(self, nodes: Sequence[BaseNode]) -> tuple[list[str], list[list[Span]]]:
-        """The text and chunk spans of every source node; an empty document is an error, never a missing node."""
-        _refuse_text_keyed_cache()
-        texts: list[str] = []
-        spans: list[list[Span]] = []
-        for node in nodes:
-            text = node.get_content(metadata_mode=MetadataMode.NONE)
-            if not text.strip():
-                raise InvalidInputError(
-                    f"document {node.node_id!r} has no text to late-chunk; drop empty documents before parsing"
-                )
-            texts.append(text)
-            spans.append(
-                self.core.chunk_spans(
-                    text, self._chunker_for(node), chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap
-                )
+    def _document_unit(self, node: BaseNode) -> _Unit:
+        text = node.get_content(metadata_mode=MetadataMode.NONE)
+        if not text.strip():
+            raise InvalidInputError(
+                f"document {node.node_id!r} has no text to late-chunk; drop empty documents before parsing"
             )
-        return texts, spans
+        spans = self.core.chunk_spans(text, self._chunker_for(node), chunk_size=self.chunk_size,
+                                      chunk_overlap=self.chunk_overlap)
+        return _Unit(node.node_id, text, spans, node, None)
+
+    def _plan(self, nodes: Sequence[BaseNode]) -> list[_Unit]:
+        """What to late-chunk: each whole document (a ``Document``, or any node without a SOURCE), and each
+        document rebuilt from the pieces another parser made of it. A node this parser sealed is refused."""
+        units: list[_Unit] = []
+        pieces: dict[str, list[BaseNode]] = {}
+        for node in nodes:
+            if is_sealed(node):
+                raise InvalidInputError(
+                    f"node {node.node_id!r} is already late-chunked (it carries {SEAL_KEY!r}); late-chunking a chunk "
+                    "on its own would drop its document's context. Give JinaV3LateChunkingNodeParser the documents."
+                )
+            if isinstance(node, Document) or node.source_node is None:
+                units.append(self._document_unit(node))
+            elif not isinstance(node, TextNode):
+                raise InvalidInputError(f"node {node.node_id!r} is a {type(node).__name__}; only text nodes can be "
+                                        "late-chunked")
+            else:
+                pieces.setdefault(node.source_node.node_id, []).append(node)
+        for group in pieces.values():
+            source = rebuild_source(group)
+            units.append(_Unit(source.source_id, source.text, source.spans, None, group))
+        return units
 
     def _late_options(self) -> dict[str, Any]:
         return {
@@ -227,38 +250,69 @@ class JinaV3LateChunkingNodeParser(JinaV3CoreSettings, NodeParser):
         }
 
     # -- nodes ---------------------------------------------------------------------------------------------
-    def _build(self, sources: Sequence[BaseNode], chunks: list[list[Chunk]]) -> list[BaseNode]:
-        space = self.vector_space()
+    def _sealed(self, base: BaseNode, chunk: Chunk, unit: _Unit, **fields: Any) -> LateChunkNode:
+        """A sealed node for ``chunk`` of ``unit``, with the templates and exclusions of ``base``."""
+        vector = chunk.embedding.tolist()
+        seal = seal_string(space=self.sealed_space(self.task), document=unit.text, start=chunk.start,
+                           end=chunk.end, text=chunk.text, vector=vector, source=unit.source_id)
+        return LateChunkNode(
+            text=chunk.text,
+            embedding=vector,
+            start_char_idx=chunk.start,
+            end_char_idx=chunk.end,
+            metadata={**fields.pop("metadata", {}), SEAL_KEY: seal},
+            excluded_embed_metadata_keys=[*base.excluded_embed_metadata_keys, SEAL_KEY],
+            excluded_llm_metadata_keys=[*base.excluded_llm_metadata_keys, SEAL_KEY],
+            metadata_separator=base.metadata_separator,
+            metadata_template=base.metadata_template,
+            text_template=getattr(base, "text_template", TextNode.model_fields["text_template"].default),
+            **fields,
+        )
+
+    def _build(self, units: Sequence[_Unit], chunks: list[list[Chunk]]) -> list[BaseNode]:
         built: list[BaseNode] = []
-        for source, doc_chunks in zip(sources, chunks, strict=True):
-            nodes = build_nodes_from_splits([c.text for c in doc_chunks], source, id_func=self.id_func)
-            for node, chunk in zip(nodes, doc_chunks, strict=True):
-                node.embedding = chunk.embedding.tolist()
-                node.start_char_idx, node.end_char_idx = chunk.start, chunk.end
-                node.metadata[LATE_CHUNKED_KEY] = space
-                node.excluded_embed_metadata_keys = [*node.excluded_embed_metadata_keys, LATE_CHUNKED_KEY]
-                node.excluded_llm_metadata_keys = [*node.excluded_llm_metadata_keys, LATE_CHUNKED_KEY]
-            built.extend(nodes)
+        for unit, doc_chunks in zip(units, chunks, strict=True):
+            if unit.pieces is not None:  # another parser's pieces: the same nodes, with their vectors
+                built += [
+                    self._sealed(piece, chunk, unit, id_=piece.node_id, metadata=dict(piece.metadata),
+                                 relationships=dict(piece.relationships))
+                    for piece, chunk in zip(unit.pieces, doc_chunks, strict=True)
+                ]
+                continue
+            document = unit.document
+            assert document is not None
+            source = {NodeRelationship.SOURCE: document.as_related_node_info()}
+            built += [self._sealed(document, chunk, unit, id_=self.id_func(i, document), relationships=dict(source))
+                      for i, chunk in enumerate(doc_chunks)]
         return built
 
     def _parse_nodes(self, nodes: Sequence[BaseNode], show_progress: bool = False, **kwargs: Any) -> list[BaseNode]:
-        texts, spans = self._plan(nodes)
-        chunks = self.core.late_chunk_many(texts, spans=spans, show_progress=show_progress, **self._late_options())
-        return self._build(nodes, chunks)
+        units = self._plan(nodes)
+        chunks = self.core.late_chunk_many([u.text for u in units], spans=[u.spans for u in units],
+                                           show_progress=show_progress, **self._late_options())
+        return self._build(units, chunks)
 
     async def _aparse_nodes(
         self, nodes: Sequence[BaseNode], show_progress: bool = False, **kwargs: Any
     ) -> list[BaseNode]:
-        texts, spans = self._plan(nodes)
-        chunks = await self.core.alate_chunk_many(texts, spans=spans, **self._late_options())
-        return self._build(nodes, chunks)
+        units = self._plan(nodes)
+        chunks = await self.core.alate_chunk_many([u.text for u in units], spans=[u.spans for u in units],
+                                                  **self._late_options())
+        return self._build(units, chunks)
+
+    def to_dict(self, **kwargs: Any) -> dict[str, Any]:
+        """The settings, plus a value new on every call: ``IngestionPipeline`` keys its cache by this and the input
+        text, never the document's identity, so this parser's output must never come from its cache (a document
+        edited to the text of another would get that one's nodes)."""
+        return {**super().to_dict(**kwargs), "cache_buster": uuid.uuid4().hex}
 
     def _postprocess_parsed_nodes(
         self, nodes: list[BaseNode], parent_doc_map: dict[str, Document]
     ) -> list[BaseNode]:
         """LlamaIndex re-finds each node's text with ``str.find``; keep the exact spans the vectors were pooled on."""
         spans = [(getattr(n, "start_char_idx", None), getattr(n, "end_char_idx", None)) for n in nodes]
-        nodes = super()._postprocess_parsed_nodes(nodes, parent_doc_map)
-        for node, (start, end) in zip(nodes, spans, strict=True):
-            node.start_char_idx, node.end_char_idx = start, end  # type: ignore[attr-defined]
+        with finishing_nodes():
+            nodes = super()._postprocess_parsed_nodes(nodes, parent_doc_map)
+            for node, (start, end) in zip(nodes, spans, strict=True):
+                node.start_char_idx, node.end_char_idx = start, end  # type: ignore[attr-defined]
         return nodes
