@@ -2,7 +2,8 @@
 
 A late-chunked vector is right only for one chunk text, at one place, in one document, embedded one way. The
 frameworks copy, split, clean, persist, reload and re-embed their objects freely, so the vector travels with a
-:class:`Seal` of that context: fingerprints of the chunk text, the whole document text and the vector, the chunk's
+:class:`Seal` of that context: fingerprints of the chunk text and the whole document text, a sketch of the vector, the
+chunk's
 character offsets, the vector space (model, width, task, encoding), and the document's identity where the framework
 gives it one (``source``: so equal texts of two documents are two chunks, not one). The seal is one short string, so
 it lives in any store's metadata (Chroma and Qdrant take strings) and survives save and reload. Every place that
@@ -15,6 +16,7 @@ re-embedding, a vector copied onto a child), not forgery.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -35,11 +37,49 @@ def fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_DIGITS]
 
 
+#: Directions of the vector sketch, and how far a stored copy may drift from the sealed one along each: stores keep
+#: float32 or normalise again for cosine (Qdrant), far below this, or half precision (at most 4.9e-4). A different
+#: vector (a plain re-embedding, another chunk's) moves by about |Δv|/sqrt(width) per direction, 0.0014 at width
+#: 1024 for a cosine of 0.999, so 32 directions all miss it with probability below 1e-15.
+_SKETCH = 32
+_SKETCH_TOLERANCE = 6e-4
+
+
+@functools.lru_cache(maxsize=32)
+def _directions(width: int) -> np.ndarray:
+    """``_SKETCH`` fixed ±1/sqrt(width) directions for vectors of ``width`` (a multiplicative hash of the indices:
+    the same on every machine and NumPy version)."""
+    rows = np.arange(_SKETCH, dtype=np.uint64)[:, None] * np.uint64(40503)
+    columns = np.arange(width, dtype=np.uint64)[None, :] * np.uint64(2654435761)
+    bits = ((rows + columns) >> np.uint64(7)) & np.uint64(1)
+    return np.where(bits == 1, 1.0, -1.0) / np.sqrt(width)
+
+
 def vector_fingerprint(vector: Any) -> str:
-    """A fingerprint of a vector's float32 values: the same whether it comes back from a store as float32, as
-    Python floats or as a list (stores keep float32; a float64 copy of float32 values converts back exactly)."""
-    values = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))
-    return hashlib.sha256(values.tobytes()).hexdigest()[:_DIGITS]
+    """A sketch of a vector's direction: its projections on 16 fixed directions, after unit normalisation. Unlike
+    a hash it survives what stores do to vectors (float32, a second normalisation, half precision), and it tells
+    any other vector apart (see ``_SKETCH_TOLERANCE``)."""
+    values = np.asarray(vector, dtype=np.float64).reshape(-1)
+    norm = float(np.linalg.norm(values))
+    unit = values / norm if norm > 0 else values
+    return ",".join(f"{p:.6f}" for p in _directions(len(values)) @ unit) + f"/{len(values)}"
+
+
+def _readable_sketch(sketch: str) -> bool:
+    projections, _, width = sketch.rpartition("/")
+    try:
+        return width.isdigit() and len([float(p) for p in projections.split(",")]) == _SKETCH
+    except ValueError:
+        return False
+
+
+def _same_vector(sketch: str, other: str) -> bool:
+    """Whether two sketches describe the same vector (same width, every projection within the tolerance)."""
+    (mine, width), (theirs, other_width) = (v.rsplit("/", 1) for v in (sketch, other))
+    if width != other_width:
+        return False
+    return all(abs(float(a) - float(b)) <= _SKETCH_TOLERANCE
+               for a, b in zip(mine.split(","), theirs.split(","), strict=True))
 
 
 @dataclass(frozen=True)
@@ -77,7 +117,7 @@ class Seal:
             source = rest[0] if rest else ""
             if version != _VERSION or len(rest) > 1 or not all(
                 isinstance(v, str) for v in (space, document, text, vector, source)
-            ):
+            ) or not _readable_sketch(vector):
                 raise ValueError
             if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end):
                 raise ValueError
@@ -96,7 +136,7 @@ class Seal:
             found.append("its text was changed (split, cleaned or rewritten) after late chunking")
         if (start is not None and start != self.start) or (end is not None and end != self.end):
             found.append(f"its offsets [{start}, {end}) are not the sealed [{self.start}, {self.end})")
-        if vector is not None and vector_fingerprint(vector) != self.vector:
+        if vector is not None and not _same_vector(self.vector, vector_fingerprint(vector)):
             found.append("its vector is not the late-chunked one (re-embedded, overwritten or copied from another "
                          "chunk)")
         if space is not None and space != self.space:
