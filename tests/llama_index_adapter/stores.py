@@ -46,6 +46,8 @@ def stored(store: Any, docstore: Any = None) -> list[tuple[BaseNode, np.ndarray]
         return [(docstore.get_node(node_id), np.asarray(vector))
                 for node_id, vector in store.data.embedding_dict.items()]
     if type(store).__name__ == "QdrantVectorStore":
+        if not store.client.collection_exists(store.collection_name):
+            return []  # nothing was ever written
         points, _ = store.client.scroll(store.collection_name, limit=100_000, with_vectors=True, with_payload=True)
         return [(metadata_dict_to_node(p.payload), np.asarray(p.vector)) for p in points]
     found = store._collection.get(include=["embeddings", "metadatas", "documents"])

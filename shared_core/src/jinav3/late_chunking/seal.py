@@ -47,12 +47,15 @@ _SKETCH_TOLERANCE = 6e-4
 
 @functools.lru_cache(maxsize=32)
 def _directions(width: int) -> np.ndarray:
-    """``_SKETCH`` fixed ±1/sqrt(width) directions for vectors of ``width`` (a multiplicative hash of the indices:
-    the same on every machine and NumPy version)."""
-    rows = np.arange(_SKETCH, dtype=np.uint64)[:, None] * np.uint64(40503)
-    columns = np.arange(width, dtype=np.uint64)[None, :] * np.uint64(2654435761)
-    bits = ((rows + columns) >> np.uint64(7)) & np.uint64(1)
-    return np.where(bits == 1, 1.0, -1.0) / np.sqrt(width)
+    """``_SKETCH`` fixed ±1/sqrt(width) directions for vectors of ``width``: the signs are bits of SplitMix64 over
+    (direction, index), the same on every machine and NumPy version, and unrelated between directions."""
+    with np.errstate(over="ignore"):
+        x = (np.arange(_SKETCH, dtype=np.uint64)[:, None] << np.uint64(32)) + np.arange(width, dtype=np.uint64)
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return np.where((x >> np.uint64(63)) == 1, 1.0, -1.0) / np.sqrt(width)
 
 
 def vector_fingerprint(vector: Any) -> str:
