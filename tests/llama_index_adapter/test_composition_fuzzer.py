@@ -162,6 +162,8 @@ def test_random_compositions_store_exact_vectors_or_raise(tmp_path_factory, tiny
                                                           before, splitter, after, strict, mode, kind):
     if mode != "index" and kind == "memory":
         kind = "qdrant"  # SimpleVectorStore keeps no nodes for an IngestionPipeline to be checked against
+    if mode.startswith("async") and kind == "qdrant":
+        kind = "chroma"  # Qdrant's local mode allows one client per folder, and arun needs its async client
     folder = tmp_path_factory.mktemp("store")
     model = JinaV3Embedding(model_name=tiny_model, device="cpu", dtype="float32", dimensions=DIMS,
                             strict_late_chunking=strict)
@@ -183,7 +185,7 @@ def test_random_compositions_store_exact_vectors_or_raise(tmp_path_factory, tiny
             expected = {doc_id: expected_text(text, before) for doc_id, text in texts_now.items()}
             try:
                 runner([Document(text=text, id_=doc_id) for doc_id, text in texts_now.items()], removed)
-            except (JinaV3Error, ValueError) as refusal:
+            except JinaV3Error as refusal:
                 OUTCOMES[f"refused ({type(refusal).__name__}: {re.sub(QUOTED, '…', str(refusal))[:70]})"] += 1
                 # nothing wrong was written: what the store holds is exact for the texts as they were
                 check(store, runner.docstore, previous or expected, tiny_fp32)
