@@ -26,14 +26,19 @@ from llama_index.embeddings.jinav3 import JinaV3Embedding
 from llama_index.node_parser.jinav3 import JinaV3LateChunkingNodeParser
 
 
+def late_chunking(embed_model: JinaV3Embedding, chunk_size: int) -> JinaV3LateChunkingNodeParser:
+    """The parser that late-chunks each document (every index of this example is built, and reopened, with it)."""
+    return JinaV3LateChunkingNodeParser(
+        embed_model=embed_model, text_splitter=SentenceSplitter(chunk_size=chunk_size, chunk_overlap=0)
+    )
+
+
 def build_index(embed_model: JinaV3Embedding, folder: Path, chunk_size: int,
                 vector_store: Any | None = None) -> VectorStoreIndex:
     """Read ``folder``, late-chunk each document on its own, and index the nodes with their contextual vectors
     (in memory, or in ``vector_store``)."""
     documents = SimpleDirectoryReader(str(folder), required_exts=[".txt"]).load_data()
-    parser = JinaV3LateChunkingNodeParser(
-        embed_model=embed_model, text_splitter=SentenceSplitter(chunk_size=chunk_size, chunk_overlap=0)
-    )
+    parser = late_chunking(embed_model, chunk_size)
     storage = None if vector_store is None else StorageContext.from_defaults(vector_store=vector_store)
     return VectorStoreIndex.from_documents(documents, transformations=[parser], embed_model=embed_model,
                                            storage_context=storage)
@@ -55,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--chunk-size", type=int, default=96, help="SentenceSplitter chunk size (tokens)")
 
     args, model = parse_args(__doc__.splitlines()[0], argv, top=2, extra=options)
-    embed_model = JinaV3Embedding(model_name=model, dimensions=args.dimensions)
+    # strict: this index holds late-chunked vectors only, so the embed model never makes a plain passage vector
+    embed_model = JinaV3Embedding(model_name=model, dimensions=args.dimensions, strict_late_chunking=True)
     width = (f"{display_name(embed_model.core.model_name)} "
              f"({embed_model.dimensions or embed_model.core.dimensions} dimensions)")
     if args.qdrant is None:
@@ -65,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         reuse = qdrant_collection_exists(args.qdrant) and not args.reindex
         vector_store = qdrant_vector_store(args.qdrant, recreate=not reuse)
         if reuse:
-            index = VectorStoreIndex.from_vector_store(vector_store, embed_model=embed_model)
+            # LlamaIndex does not persist transformations: give the reopened index its parser, so an insert or a
+            # refresh late-chunks (without it, the strict embed model would refuse the default splitter's nodes)
+            index = VectorStoreIndex.from_vector_store(vector_store, embed_model=embed_model,
+                                                       transformations=[late_chunking(embed_model, args.chunk_size)])
         else:
             index = build_index(embed_model, args.corpus, args.chunk_size, vector_store)
         count = vector_store.client.count(COLLECTION).count
