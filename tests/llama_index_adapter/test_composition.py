@@ -9,6 +9,11 @@ and at query time, a fusion retriever that deduplicates by node hash.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from llama_index.core import Document, StorageContext, VectorStoreIndex, load_index_from_storage
@@ -24,7 +29,7 @@ from llama_index.core.retrievers import QueryFusionRetriever
 from llama_index.core.storage.docstore import SimpleDocumentStore
 
 from jinav3 import BrokenSealError, InvalidInputError, LateChunkingRequiredError
-from llama_index.embeddings.jinav3 import JinaV3Embedding
+from llama_index.embeddings.jinav3 import JinaV3Embedding, check_sealed_node
 from llama_index.node_parser.jinav3 import JinaV3LateChunkingNodeParser
 
 from .conftest import DIMS, DOC_A, DOC_B
@@ -166,9 +171,44 @@ def test_every_store_keeps_the_seal(tmp_path, parser, documents, embed_model, ki
                                             transformations=[parser])
     pairs = stored(store, index.docstore)
     assert len(pairs) == 6
-    from llama_index.embeddings.jinav3 import check_sealed_node
-
     for node, vector in pairs:
         node.embedding = vector.tolist()
         check_sealed_node(node, embed_model.sealed_space("retrieval.passage"))
     close_store(store)
+
+
+WRITER = """
+import sys
+from llama_index.core import Document, StorageContext, VectorStoreIndex
+from llama_index.embeddings.jinav3 import JinaV3Embedding
+from llama_index.node_parser.jinav3 import JinaV3LateChunkingNodeParser
+from llama_index_adapter.stores import close_store, open_store
+from pathlib import Path
+
+model, folder = sys.argv[1], Path(sys.argv[2])
+embed = JinaV3Embedding(model_name=model, device="cpu", dtype="float32", dimensions=16, strict_late_chunking=True)
+parser = JinaV3LateChunkingNodeParser(embed_model=embed, chunker="sentences")
+store = open_store("chroma", folder)
+context = StorageContext.from_defaults(vector_store=store)
+docs = [Document(text=sys.argv[3], id_="doc-a"), Document(text=sys.argv[4], id_="doc-b")]
+VectorStoreIndex.from_documents(docs, storage_context=context, embed_model=embed, transformations=[parser])
+context.persist(persist_dir=str(folder / "index"))
+"""
+
+
+def test_an_index_written_by_another_process_is_reopened_and_refreshed_exactly(tmp_path, strict_model, tiny_fp32,
+                                                                               tiny_model):
+    """Persist and reload across processes: another process indexes into Chroma on disk; this one reopens it with
+    the parser, edits a document, and every stored vector is exact for the current texts."""
+    tests = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-c", WRITER, tiny_model, str(tmp_path), DOC_A, DOC_B], check=True, env=env,
+                   timeout=300)
+    parser = JinaV3LateChunkingNodeParser(embed_model=strict_model, chunker="sentences")
+    store = open_store("chroma", tmp_path)
+    context = StorageContext.from_defaults(vector_store=store, persist_dir=str(tmp_path / "index"))
+    index = load_index_from_storage(context, embed_model=strict_model, transformations=[parser])
+    assert_exact(stored(store), {"doc-a": DOC_A, "doc-b": DOC_B}, tiny_fp32, DIMS)
+    texts = {"doc-a": DOC_A.replace("three", "four"), "doc-b": DOC_B}
+    index.refresh_ref_docs(_docs(texts))
+    assert_exact(stored(store), texts, tiny_fp32, DIMS)
