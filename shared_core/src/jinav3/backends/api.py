@@ -401,10 +401,11 @@ class ApiBackend:
         :class:`ApiAnswerError` naming the server and the row."""
         server = _safe_url(self.base_url)
         widths = {row.size for row in rows}
-        if len(widths) == 1 and self.full_dimensions not in widths:
-            width = widths.pop()
-            raise ApiError(f"{_safe_url(self.url)} returned {width}-dimensional vectors but full_dimensions="
-                           f"{self.full_dimensions}; pass full_dimensions={width} for this server", status=200)
+        if len(widths) == 1 and self.full_dimensions not in widths:  # a server of another model: say what to set
+            width, (label, row) = widths.pop(), names.name(0)
+            raise ApiAnswerError(f"{server} answered {width}-dimensional vectors (from {label}) but full_dimensions="
+                                 f"{self.full_dimensions}; pass full_dimensions={width} for this server",
+                                 server=server, row=row)
         bad = first_bad_row(rows, self.full_dimensions, nonzero=names.nonzero, unit=bool(body["normalized"]))
         if bad is not None:
             label, row = names.name(bad[0])

@@ -8,10 +8,11 @@ direction), of unit norm when the server was asked to normalise; and the reporte
 tokens between 0 and what the text sent could cost.
 
 Unit norm is checked to :data:`NORM_TOLERANCE`: a server that computes in bf16 (8 significant bits) and normalises
-before rounding its answer is off by at most 2^-9 ≈ 0.2 % in norm even when every component rounds the same way
-(fp16: 2^-11); an int8 server quantises weights and activations but pools and normalises in float, so its error
-is smaller still. 1 % is five times the bf16 bound, yet a vector the server forgot to normalise, or cut to fewer
-dimensions without normalising again (a norm of about sqrt(d/full)), is far outside it.
+before rounding its answer is off by at most 2^-9 ≈ 0.2 % in norm even when every component rounds the same way,
+2^-8 ≈ 0.4 % if it truncates instead of rounding (fp16: 2^-11); an int8 server quantises weights and activations
+but pools and normalises in float, so its error is smaller still. 1 % is 2.5 times the worst bf16 case, yet a
+vector the server forgot to normalise, or cut to fewer dimensions without normalising again (a norm of about
+sqrt(d/full)), is far outside it.
 """
 
 from __future__ import annotations
