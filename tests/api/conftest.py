@@ -65,7 +65,7 @@ def fake_vector(text: str) -> np.ndarray:
 
 @dataclass
 class FaultServer:
-    """Answers Jina-shaped requests with :func:`fake_vector` (normalised when asked); ``script`` lists behaviours
+    """Answers Jina-shaped requests with :func:`fake_vector`; ``script`` lists behaviours
     for the next requests in arrival order (``ok``, ``429``, ``503``, ``500``, ``400``, ``401``, ``slow``,
     ``trickle`` (a 200 answer sent one byte every ``slow_seconds``), ``garbage``, ``short``, ``drop``); when it is
     empty, ``default`` applies.
@@ -122,11 +122,10 @@ def _handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
             body = json.loads(raw)
             behaviour = state.next_behaviour(body, dict(self.headers))
             texts = body["input"]
-            vectors = [fake_vector(t) for t in texts]
-            if body.get("normalized"):
-                vectors = [v / np.linalg.norm(v) for v in vectors]
-            data = [{"object": "embedding", "index": i, "embedding": base64.b64encode(v.tobytes()).decode()}
-                    for i, v in enumerate(vectors)]
+            data = [
+                {"object": "embedding", "index": i, "embedding": base64.b64encode(fake_vector(t).tobytes()).decode()}
+                for i, t in enumerate(texts)
+            ]
             ok = json.dumps({"model": body["model"], "object": "list", "data": data,
                              "usage": {"total_tokens": 1, "prompt_tokens": 1}}).encode()
             counted = len(" ".join(texts))

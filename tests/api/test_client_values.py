@@ -27,29 +27,30 @@ from jinav3.usage import TokenUsage
 
 WIDTH = 8
 FIXTURES = [HealthCheck.function_scoped_fixture]
-ROW_BREAKAGES = ["nan", "inf", "-inf", "zero", "norm", "width"]
+ROW_BREAKAGES = ["nan", "inf", "-inf", "zero", "vanishing", "overflowing", "width"]
 USAGE_BREAKAGES = [10**30, -1, 3.5, "12", True, 2**63]
 
 
-def sound_vector(text: str, normalized: bool) -> np.ndarray:
-    """The vector a sound server answers for ``text``: seeded by it, unit norm when normalised output was asked."""
-    vector = np.random.default_rng(zlib.crc32(text.encode())).normal(size=WIDTH).astype(np.float32)
-    return vector / np.linalg.norm(vector) if normalized else vector * 3
+def sound_vector(text: str) -> np.ndarray:
+    """The raw vector a sound server answers for ``text``, seeded by it."""
+    return np.random.default_rng(zlib.crc32(text.encode())).normal(size=WIDTH).astype(np.float32) * 3
 
 
 def broken(vector: np.ndarray, breakage: str, scale: float) -> np.ndarray:
-    """``vector`` broken as ``breakage`` says (``scale``: how far a wrong norm is off, beyond the tolerance)."""
+    """``vector`` broken as ``breakage`` says (``scale`` in [0, 1] picks the position, size or magnitude)."""
     out = vector.copy()
     if breakage in ("nan", "inf", "-inf"):
         out[int(scale * 10) % WIDTH] = float(breakage)
     elif breakage == "zero":
         out[:] = 0
-    elif breakage == "norm":
-        out *= 1 + (1 if scale > 0.5 else -1) * (NORM_TOLERANCE * 1.5 + scale / 2)
+    elif breakage == "vanishing":  # a norm below float32's reach: normalising it cannot give a unit vector
+        out *= np.float32(10.0 ** -(14 + 30 * scale))
+    elif breakage == "overflowing":  # squares past float32's range: normalising it would give zeros
+        out = (out * np.float32(10.0 ** (20 + 18 * scale))).astype(np.float32)
     elif breakage == "width":
         out = np.concatenate([out, out[:1]]) if scale > 0.5 else out[:-1]
     elif breakage == "bf16":  # not broken: what a bf16 server answers, each value truncated to 8 significant bits
-        out = (out.view(np.uint32) & 0xFFFF0000).view(np.float32)
+        out = (out.view(np.uint32) & 0xFFFF0000).view(np.float32) * np.float32(10.0 ** (12 * scale - 6))
     return out
 
 
@@ -73,7 +74,7 @@ class Misbehaving:
             self.bodies.append(body)
         texts, data = body["input"], []
         for i, text in enumerate(texts):
-            vector = sound_vector(text, body.get("normalized", False))
+            vector = sound_vector(text)
             if text == self.bad_text and self.bad_usage is None:
                 vector = broken(vector, self.breakage, self.scale)
             encoded = [float(x) for x in vector] if self.as_list else base64.b64encode(
@@ -129,8 +130,9 @@ def test_a_broken_row_is_refused_naming_the_server_and_the_row(
     misbehaving: Misbehaving, client: Embedder, count: int, data: st.DataObject, breakage: str, scale: float,
     as_list: bool, run_async: bool, salt: int,
 ) -> None:
-    """NaN, ±Inf, an all-zero vector, a norm off by more than the tolerance, a row of another width: whichever row
-    (in any request of a call split into requests of 3 inputs), sync or async, base64 or float lists."""
+    """NaN, ±Inf, an all-zero vector, a norm too small or too large for float32 normalisation, a row of another
+    width: whichever row (in any request of a call split into requests of 3 inputs), sync or async, base64 or float
+    lists."""
     texts = texts_of(count, salt)
     row = data.draw(st.integers(0, count - 1), label="row")
     misbehaving.bad_text, misbehaving.breakage, misbehaving.scale = texts[row], breakage, scale
@@ -165,21 +167,23 @@ def test_absurd_usage_is_refused(misbehaving: Misbehaving, client: Embedder, cou
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=FIXTURES)
-@given(count=st.integers(1, 6), salt=st.integers(), raw=st.booleans())
-def test_sound_answers_pass_bf16_rounding_included(misbehaving: Misbehaving, client: Embedder, count: int,
-                                                    salt: int, raw: bool) -> None:
-    """A unit vector truncated to bf16 (a bf16 server's answer, at worst) passes the norm check and reaches the
-    caller; raw vectors of any norm pass when the caller asked raw output, zero vectors too."""
+@given(count=st.integers(1, 6), salt=st.integers(), scale=st.floats(0, 1), raw=st.booleans())
+def test_sound_answers_pass_unchanged(misbehaving: Misbehaving, client: Embedder, count: int, salt: int,
+                                      scale: float, raw: bool) -> None:
+    """A bf16 server's vector (values truncated to 8 significant bits) of any norm from 1e-6 to 1e6 reaches the
+    caller, normalised to within NORM_TOLERANCE of one; when the caller asked raw vectors, a zero or vanishing one
+    passes too, bit for bit."""
     texts = texts_of(count, salt)
-    misbehaving.bad_usage, misbehaving.as_list = None, False
-    misbehaving.bad_text, misbehaving.breakage = texts[-1], "zero" if raw else "bf16"
+    misbehaving.bad_usage, misbehaving.as_list, misbehaving.scale = None, False, scale
+    misbehaving.bad_text, misbehaving.breakage = texts[-1], ("zero" if scale > 0.5 else "vanishing") if raw else "bf16"
+    expected = np.stack([sound_vector(t) for t in texts])
+    expected[-1] = broken(expected[-1], misbehaving.breakage, scale)
     vectors = client.embed(texts, normalized=not raw)
     if raw:
-        assert not vectors[-1].any()
+        np.testing.assert_array_equal(vectors, expected)
         return
-    expected = np.stack([sound_vector(t, True) for t in texts])
-    expected[-1] = broken(expected[-1], "bf16", 0.0)
     np.testing.assert_allclose(vectors, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
+    assert np.abs(np.linalg.norm(vectors, axis=1) - 1).max() < NORM_TOLERANCE / 100
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=FIXTURES)
@@ -208,7 +212,7 @@ def test_a_broken_late_chunk_is_refused_naming_the_document_and_span(
     listed = data.draw(st.permutations(spans), label="listed")
     row = data.draw(st.integers(0, words - 1), label="row")
     misbehaving.bad_text, misbehaving.breakage, misbehaving.bad_usage = text[slice(*listed[row])], breakage, None
-    misbehaving.as_list = False
+    misbehaving.as_list, misbehaving.scale = False, 0.0
     with pytest.raises(ApiAnswerError) as caught:
         client.late_chunk_many([text], spans=[listed])
     assert caught.value.row == row, str(caught.value)

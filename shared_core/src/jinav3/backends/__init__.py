@@ -1,7 +1,8 @@
 """Backends turn texts into raw (full-width, unnormalised) vectors. The :class:`jinav3.Embedder` does the rest.
 
 ``normalized=True`` tells a backend that the caller will normalise the vectors: a local model ignores it; the API
-backend then asks the server for normalised vectors, whose unit norm it can check, and refuses zero vectors.
+backend then refuses a server's vector that normalisation cannot turn into a unit one (all zeros, a vanishing or
+overflowing norm).
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
 """API backend: the Jina Embeddings HTTP API (or a ``jinav3 serve`` server), sync and async.
 
-It returns full-width vectors like every backend: it asks for no ``dimensions`` and base64 float32 (exact and
-compact); the :class:`jinav3.Embedder` then applies dimensions, normalisation and encoding, identically for every
-backend. Plain embeddings are asked ``normalized: true`` when the caller wants normalised vectors (the Embedder's
-normalising again changes nothing), so their unit norm can be checked; late chunking always asks raw vectors, which
-a chunk cut by a hand-over sums across two requests.
+It returns raw full-width vectors like every backend: it asks for ``normalized: false``, no ``dimensions`` and
+base64 float32 (exact and compact); the :class:`jinav3.Embedder` then applies dimensions, normalisation and
+encoding, identically for every backend (so ``jinav3 serve`` answers equal the local backend's bit for bit).
 
 - Values are checked before any reaches the caller (:mod:`jinav3.backends.api_checks`): every vector finite, of the
-  model's width, not all zero where normalised output was asked, of unit norm where the server normalised; the
-  reported usage a plausible whole number. A bad answer raises :class:`ApiAnswerError`, naming the server and the
-  caller's row, and is not retried (a server that computed a NaN computes it again).
+  model's width and, where the caller wants normalised vectors, of a norm float32 normalisation turns into one
+  (not zero, not vanishing, not overflowing); the reported usage a plausible whole number. A bad answer raises
+  :class:`ApiAnswerError`, naming the server and the caller's row, and is not retried (a server that computed a
+  NaN computes it again).
 
 - One implementation: the async code. Sync calls run it on a private event loop thread, one request at a time;
   async calls run up to ``max_concurrency`` requests at once.
@@ -119,19 +118,19 @@ class ApiAnswerError(ApiError):
 @dataclass(frozen=True)
 class _Rows:
     """How the rows of one request are named to the caller: ``name(k)`` gives row ``k``'s label and the caller's
-    index (None for a context-only input), ``request`` names the whole request; ``nonzero``: the caller wants
-    normalised vectors, so a zero row is refused."""
+    index (None for a context-only input), ``request`` names the whole request; ``normalisable``: the caller wants
+    normalised vectors, so a row normalisation cannot make a unit vector is refused."""
 
     name: Callable[[int], tuple[str, int | None]]
     request: str
-    nonzero: bool
+    normalisable: bool
 
 
 @dataclass(frozen=True)
 class _LateDocument:
     """One document's late-chunking work: its ``index`` in the call, the chunk texts sent (document order) and their
     token counts, the caller's ``spans`` in document order and ``where`` each listed span sits among them, and the
-    call's settings (``nonzero``: the caller normalises, so a zero vector is refused)."""
+    call's settings (``normalisable``: the caller normalises, as in :class:`_Rows`)."""
 
     index: int
     gate: asyncio.Semaphore
@@ -142,7 +141,7 @@ class _LateDocument:
     progress: Callable[[], None] | None
     ordered: list[Span]
     where: list[int]
-    nonzero: bool
+    normalisable: bool
 
     def name(self, chunk: int | None) -> tuple[str, int | None]:
         """The label of ``chunk`` (document order) and its first row in the caller's list of spans; a context-only
@@ -383,10 +382,9 @@ class ApiBackend:
         await asyncio.to_thread(self.close)
 
     # -- one request, with retries -----------------------------------------------------------------------
-    def _body(self, inputs: Sequence[str], task: str | None, *, truncate: bool, late_chunking: bool,
-              normalized: bool = False) -> dict:
+    def _body(self, inputs: Sequence[str], task: str | None, *, truncate: bool, late_chunking: bool) -> dict:
         body: dict[str, Any] = {
-            "model": self.model_name, "input": list(inputs), "embedding_type": "base64", "normalized": normalized,
+            "model": self.model_name, "input": list(inputs), "embedding_type": "base64", "normalized": False,
         }
         if task is not None:
             body["task"] = task
@@ -406,7 +404,7 @@ class ApiBackend:
             raise ApiAnswerError(f"{server} answered {width}-dimensional vectors (from {label}) but full_dimensions="
                                  f"{self.full_dimensions}; pass full_dimensions={width} for this server",
                                  server=server, row=row)
-        bad = first_bad_row(rows, self.full_dimensions, nonzero=names.nonzero, unit=bool(body["normalized"]))
+        bad = first_bad_row(rows, self.full_dimensions, normalisable=names.normalisable)
         if bad is not None:
             label, row = names.name(bad[0])
             raise ApiAnswerError(f"{server} answered {bad[1]} for {label}; the answer was refused", server=server,
@@ -529,7 +527,7 @@ class ApiBackend:
         gate = asyncio.Semaphore(concurrency)
 
         async def one(a: int, b: int) -> np.ndarray:
-            body = self._body(texts[a:b], task, truncate=truncate, late_chunking=False, normalized=normalized)
+            body = self._body(texts[a:b], task, truncate=truncate, late_chunking=False)
             names = _Rows(lambda k: (f"input {a + k}", a + k), f"inputs {a}..{b - 1}", normalized)
             try:
                 vectors = await self._gated(gate, body, usage, names)
@@ -548,8 +546,8 @@ class ApiBackend:
         self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool | None = False,
         usage: TokenUsage | None = None, normalized: bool = False,
     ) -> np.ndarray:
-        """One vector per text; ``normalized``: the caller normalises them, so the server is asked to (and its unit
-        norms are checked)."""
+        """One raw vector per text; ``normalized``: the caller normalises them, so a vector float32 normalisation
+        cannot turn into a unit one is refused."""
         with progress_bar(show_progress, desc="embedding", unit="request") as bar:
             return self._run(self._embed(texts, task, truncate, normalized, 1, usage, lambda: bar.update(1)))
 
@@ -590,7 +588,8 @@ class ApiBackend:
         inputs = part.inputs(doc.chunks)
         body = self._body(inputs, doc.task, truncate=False, late_chunking=True)
         names = _Rows(lambda k: doc.name(part.chunk_of(k)),
-                      f"a late-chunking request for document {doc.index} (chunks {part.a}..{part.b - 1})", doc.nonzero)
+                      f"a late-chunking request for document {doc.index} (chunks {part.a}..{part.b - 1})",
+                      doc.normalisable)
         try:
             vectors = await self._gated(doc.gate, body, doc.usage, names)
         except ApiError as exc:
@@ -680,11 +679,11 @@ class ApiBackend:
         usage: TokenUsage | None = None,
         normalized: bool = False,
     ) -> list[np.ndarray]:
-        """One raw contextual vector per span, per document (``normalized``: the caller normalises them, so an
-        all-zero vector is refused). ``window`` is the token budget of one request
+        """One raw contextual vector per span, per document. ``window`` is the token budget of one request
         (default ``max_request_tokens``, or the server's own window once it has refused a longer request),
         ``overlap`` the tokens of chunks neighbouring requests share (default, as for the local backend,
-        ``min(512, window // 4)``); requests sit where the local macro windows do and hand over where they do."""
+        ``min(512, window // 4)``); requests sit where the local macro windows do and hand over where they do.
+        ``normalized``: as for :meth:`embed`."""
         with progress_bar(show_progress, desc="late chunking", unit="request") as bar:
             return self._run(self._late(documents, spans, task, include_special_tokens, window, overlap, normalized, 1,
                                         usage, lambda: bar.update(1)))

@@ -1,18 +1,19 @@
 """Checking the values a server answered, before any of them reaches the caller.
 
 A broken server answers with a well-formed body: a bf16 or fp16 overflow gives NaN or ±Inf, a failing replica all
-zeros, a proxy or a mis-configured server vectors of another width or scale, a faulty meter absurd token counts.
-Decoding alone would pass all of that on, and one NaN poisons every cosine of a vector store. So every row is
-checked: finite, of the model's width, not all zero when the caller wants normalised vectors (a zero vector has no
-direction), of unit norm when the server was asked to normalise; and the reported usage must be a whole number of
-tokens between 0 and what the text sent could cost.
+zeros, a proxy or a mis-configured server vectors of another width or absurd scale, a faulty meter absurd token
+counts. Decoding alone would pass all of that on, and one NaN poisons every cosine of a vector store. So every row
+is checked: finite, of the model's width and, when the caller wants normalised vectors, of a norm the client's own
+normalisation turns into one; and the reported usage must be a whole number of tokens between 0 and what the text
+sent could cost.
 
-Unit norm is checked to :data:`NORM_TOLERANCE`: a server that computes in bf16 (8 significant bits) and normalises
-before rounding its answer is off by at most 2^-9 ≈ 0.2 % in norm even when every component rounds the same way,
-2^-8 ≈ 0.4 % if it truncates instead of rounding (fp16: 2^-11); an int8 server quantises weights and activations
-but pools and normalises in float, so its error is smaller still. 1 % is 2.5 times the worst bf16 case, yet a
-vector the server forgot to normalise, or cut to fewer dimensions without normalising again (a norm of about
-sqrt(d/full)), is far outside it.
+The client asks raw vectors and normalises them itself (so ``jinav3 serve`` answers equal the local backend's bit
+for bit), so the norm check normalises each row exactly as the :class:`jinav3.Embedder` will (float32,
+:func:`jinav3.matryoshka.truncate_normalise`) and refuses it unless the result's norm is within
+:data:`NORM_TOLERANCE` of one. A sound vector from any server, fp32, bf16 or int8 alike (their values are only
+coarser), comes out within about 1e-7 of unit norm, float32 rounding; 1e-3 leaves a wide margin for that, yet refuses
+what float32 cannot normalise: an all-zero vector (no direction; it would stay zero), one whose norm vanishes
+(below the 1e-12 floor, or squares lost to underflow) or overflows (squares past 3.4e38: it would come out zero).
 """
 
 from __future__ import annotations
@@ -22,35 +23,40 @@ from typing import Any
 
 import numpy as np
 
-#: Largest accepted ``|norm - 1|`` of a vector the server was asked to normalise (see the module docstring).
-NORM_TOLERANCE = 0.01
+from jinav3.matryoshka import truncate_normalise
+
+#: Largest accepted ``|norm - 1|`` of a row normalised as the Embedder normalises it (see the module docstring).
+NORM_TOLERANCE = 1e-3
 #: Tokens an input may cost besides its text: special tokens, the task instruction (jina-v3's longest is about 15
 #: tokens), a tokenizer's word-start marker; generous, as only absurd counts are refused.
 _TOKENS_PER_INPUT = 64
 
 
-def row_problem(row: np.ndarray, width: int, *, nonzero: bool, unit: bool) -> str | None:
-    """What is wrong with one answered vector, or None: not ``width`` values, a NaN or ±Inf, all zeros where
-    ``nonzero`` (normalised output asked), a norm outside ``1 ± NORM_TOLERANCE`` where ``unit`` (the server was
-    asked to normalise)."""
+def row_problem(row: np.ndarray, width: int, *, normalisable: bool) -> str | None:
+    """What is wrong with one answered vector, or None: not ``width`` values, a NaN or ±Inf, or, where
+    ``normalisable`` (the caller wants normalised vectors), a vector the Embedder's float32 normalisation does not
+    turn into one of norm ``1 ± NORM_TOLERANCE``."""
     if row.shape != (width,):
         return f"a vector of {row.size} values, expected {width} (the model's width, full_dimensions)"
     if not np.isfinite(row).all():
         bad = int(np.flatnonzero(~np.isfinite(row))[0])
         return f"a non-finite value ({row[bad]}) at position {bad}"
-    if nonzero and not row.any():
-        return "an all-zero vector, which has no direction to normalise"
-    if unit:
-        norm = float(np.linalg.norm(row.astype(np.float64)))
+    if normalisable:
+        if not row.any():
+            return "an all-zero vector, which has no direction to normalise"
+        with np.errstate(over="ignore", under="ignore"):
+            norm = float(np.linalg.norm(truncate_normalise(row[None])[0].astype(np.float64)))
         if abs(norm - 1.0) > NORM_TOLERANCE:
-            return f"a vector of norm {norm:.6g} although normalised vectors were asked for (1 ± {NORM_TOLERANCE})"
+            raw = float(np.linalg.norm(row.astype(np.float64)))
+            return (f"a vector of norm {raw:.3g} that float32 normalisation cannot make a unit vector (it came out "
+                    f"{norm:.3g}), although normalised vectors were asked for")
     return None
 
 
-def first_bad_row(rows: Sequence[np.ndarray], width: int, *, nonzero: bool, unit: bool) -> tuple[int, str] | None:
+def first_bad_row(rows: Sequence[np.ndarray], width: int, *, normalisable: bool) -> tuple[int, str] | None:
     """``(index, problem)`` of the first row :func:`row_problem` refuses, or None when all are sound."""
     for index, row in enumerate(rows):
-        problem = row_problem(row, width, nonzero=nonzero, unit=unit)
+        problem = row_problem(row, width, normalisable=normalisable)
         if problem is not None:
             return index, problem
     return None

@@ -1,8 +1,8 @@
 """Planning late-chunking requests for the API, and recognising a server's "too many tokens" answer.
 
 The API embeds all inputs of one late-chunking request as ONE text (joined with a space), so a document is sent as
-its chunks in document order. A document that does not fit one request (``budget`` tokens of chunks, ``max_inputs``
-inputs) is covered by overlapping requests placed where the local backend puts its macro windows
+its chunks in document order. A document that does not fit one request (``budget`` tokens of chunks) is covered by
+overlapping requests placed where the local backend puts its macro windows
 (:func:`jinav3.late_chunking.windows.plan_windows` over the chunks' tokens, with ``budget`` as the window and the
 same overlap), each window's start, end and hand-over rounded to the nearest chunk boundary. Once a server's limit
 is known, ``budget`` is its window less its special tokens, so every chunk is embedded at the positions and with the
@@ -10,6 +10,11 @@ context the local backend gives it: for a model with absolute positions (BERT-st
 context. Where rounded windows cannot hold their chunks (more than ``max_inputs`` chunks, a chunk longer than the
 overlap allows), requests are packed greedily instead, sharing about ``overlap`` tokens and handing over at the
 middle of them. The vectors of the shared chunks that a request does not keep are discarded.
+
+A window of more chunks than a request may carry (``max_inputs``) is not cut: :func:`split_request` sends it as
+several requests that each carry the whole window, the chunks outside their share joined into context-only inputs
+(:class:`Part`), so every chunk gets exactly the window's vector. Only a server taking fewer than 3 inputs leaves no
+room for that; requests are then planned within its limit.
 
 When a server counts more tokens than planned and refuses a request, the chunks it was to keep are planned again
 with a smaller budget (the whole document's plan at that budget, kept to those chunks), until each fits or a
