@@ -158,6 +158,41 @@ def test_the_join_reproduces_every_separator_holding_a_space(words: list[str], s
     assert " ".join(sent_texts(text, spans)) == expected
 
 
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(1, 4), min_size=1, max_size=40), max_inputs=st.integers(3, 12), data=st.data())
+def test_split_requests_carry_the_whole_window_and_return_every_kept_chunk_once(
+    sizes: list[int], max_inputs: int, data: st.DataObject
+) -> None:
+    """However many chunks a window holds: every part has at most ``max_inputs`` inputs, all of them non-empty,
+    joins (with the server's one space) to exactly the window's text with the chunks it returns at the same
+    characters as in the window, and the parts return each kept chunk once, in order."""
+    from jinav3.backends.api_late import Request, kept_rows, split_request
+
+    chunks = ["x" * size for size in sizes]
+    start = data.draw(st.integers(0, len(chunks) - 1), label="start")
+    end = data.draw(st.integers(start + 1, len(chunks)), label="end")
+    keep_start = data.draw(st.integers(start, end - 1), label="keep_start")
+    keep_end = data.draw(st.integers(keep_start + 1, end), label="keep_end")
+    plan = Request(start, keep_start, keep_end, end)
+    window = " ".join(chunks[start:end])
+    at = [len(" ".join(chunks[start:i])) + (i > start) for i in range(start, end)]  # chunk i's offset in the window
+    parts = split_request(plan, max_inputs)
+    returned: list[int] = []
+    for part in parts:
+        inputs = part.inputs(chunks)
+        assert len(inputs) <= max_inputs and all(inputs) and " ".join(inputs) == window
+        offset = 0
+        for row, text in enumerate(inputs):
+            chunk = part.chunk_of(row)
+            if chunk is not None:
+                assert text == chunks[chunk] and offset == at[chunk - start]
+                returned.append(chunk)
+            offset += len(text) + 1
+    rows = [np.arange(part.a, part.b, dtype=np.float32)[:, None] for part in parts]
+    assert kept_rows(plan, parts, rows)[:, 0].tolist() == list(range(keep_start, keep_end))
+    assert set(range(keep_start, keep_end)) <= set(returned) and len(returned) == len(set(returned))
+
+
 def test_newline_separated_chunks_keep_their_separators(api32: Embedder, tiny_fp32: Embedder) -> None:
     """Sentences separated by newlines: the server sees the newlines (figures in docs/api.md)."""
     latin = [s for s in CORPUS if s.isascii()]
