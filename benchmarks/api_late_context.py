@@ -16,6 +16,12 @@ for a model with absolute positions such as MiniLM). "packed" replays the greedy
     python benchmarks/api_late_context.py --model minilm --window 192 --sentences 11     # also --window 128
     python benchmarks/api_late_context.py --model minilm --sentences 40 --any-length --packed-budget 228 \
         --packed-overlap 57    # default settings; packed as the client planned before (learnt 228 sharing 57)
+
+``--words N`` measures instead one window of N one-word chunks (tiny model; N > 2,048 is more chunks than one
+request takes): cosine and largest difference of each API chunk vector to the local one. It uses the public API
+only, so it also runs against an older client (``PYTHONPATH`` pointing at another checkout's sources).
+
+    python benchmarks/api_late_context.py --words 2300
 """
 
 from __future__ import annotations
@@ -55,12 +61,14 @@ def classify(plans: list[Request], cosine: np.ndarray, out: dict[str, list[float
             out[prefix + "beside_boundary"].append(float(value))
 
 
-async def replay(backend: ApiBackend, chunks: list[str], counts: list[int], task: str | None, plans: list[Request],
-                 budget: int, shared: int, usage: TokenUsage) -> np.ndarray:
+async def replay(backend: ApiBackend, spans: list[tuple[int, int]], chunks: list[str], counts: list[int],
+                 task: str | None, plans: list[Request], budget: int, shared: int, usage: TokenUsage) -> np.ndarray:
     """The vectors ``plans`` keep, sent one request at a time."""
-    gate = asyncio.Semaphore(1)
-    return np.concatenate([await backend._late_request(gate, chunks, counts, task, p, budget, shared, usage, None)
-                           for p in plans])
+    from jinav3.backends.api import _LateDocument  # here, so --words also runs against an older client
+
+    doc = _LateDocument(0, asyncio.Semaphore(1), chunks, counts, task, usage, None, spans, list(range(len(spans))),
+                        False)
+    return np.concatenate([await backend._late_request(doc, p, budget, shared) for p in plans])
 
 
 def measure(api: Embedder, local: Embedder, documents: list[str], window: int | None, overlap: int | None,
@@ -83,11 +91,35 @@ def measure(api: Embedder, local: Embedder, documents: list[str], window: int | 
         packed = _packed(counts, *(packed_limits or (budget, shared)), backend._max_inputs())
         usage = TokenUsage()
 
-        earlier = backend._run(replay(backend, chunks, counts, task, packed, budget, shared, usage))
+        earlier = backend._run(replay(backend, spans, chunks, counts, task, packed, budget, shared, usage))
         sent["packed"] += usage.tokens
         classify(plan_requests(counts, budget, shared, backend._max_inputs()), cosines(now, reference), out, "")
         classify(packed, cosines(earlier, reference), out, "packed_")
     return out, sent
+
+
+def many_chunks(words: int) -> None:
+    """One window of ``words`` one-word chunks (words of at most 3 letters): API vs local, per chunk; the client
+    counts tokens with the model's tokenizer, so it knows the document fits one window."""
+    folder = build_checkpoint(tempfile.mkdtemp())
+    local = Embedder.local(str(folder), device="cpu", dtype="float32")
+    rng = random.Random(7)
+    vocabulary = sorted({w.strip(".,'") for s in CORPUS for w in s.split() if 0 < len(w.strip(".,'")) <= 3})
+    picked = [rng.choice(vocabulary) for _ in range(words)]
+    text, spans, at = " ".join(picked), [], 0
+    for word in picked:
+        spans.append((at, at + len(word)))
+        at += len(word) + 1
+    with BackgroundServer(create_app(local, ServerConfig())) as server, Embedder.api(
+        base_url=server.base_url, full_dimensions=local.dimensions, tokenizer=folder,
+    ) as api:
+        sent, read = TokenUsage(), TokenUsage()
+        remote = np.stack([c.embedding for c in api.late_chunk(text, spans=spans, normalized=False, usage=sent)])
+    reference = np.stack([c.embedding for c in local.late_chunk(text, spans=spans, normalized=False, usage=read)])
+    cos = cosines(remote, reference)
+    print(f"{words} one-word chunks, one window of {read.tokens} tokens (local); tokens sent {sent.tokens}")
+    print(f"min cos {cos.min():.6f}  median cos {np.median(cos):.6f}  max |api - local| "
+          f"{np.abs(remote - reference).max():.2e}")
 
 
 def main() -> None:
@@ -108,7 +140,12 @@ def main() -> None:
                         help="tokens of chunks per request for the packed rule (default: the same as now; 228 with "
                              "--packed-overlap 57 replays what the client learnt from MiniLM's refusals before)")
     parser.add_argument("--packed-overlap", type=int, default=None)
+    parser.add_argument("--words", type=int, default=None,
+                        help="measure one window of this many one-word chunks instead (tiny model)")
     args = parser.parse_args()
+    if args.words:
+        many_chunks(args.words)
+        return
     if args.model == "tiny":
         folder, name, task = build_checkpoint(tempfile.mkdtemp()), "jina-embeddings-v3", "retrieval.passage"
     else:

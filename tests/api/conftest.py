@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -64,9 +65,10 @@ def fake_vector(text: str) -> np.ndarray:
 
 @dataclass
 class FaultServer:
-    """Answers Jina-shaped requests with :func:`fake_vector`; ``script`` lists behaviours for the next requests
-    in arrival order (``ok``, ``429``, ``503``, ``500``, ``400``, ``401``, ``slow``, ``trickle`` (a 200 answer sent
-    one byte every ``slow_seconds``), ``garbage``, ``short``, ``drop``); when it is empty, ``default`` applies.
+    """Answers Jina-shaped requests with :func:`fake_vector`; ``script`` lists behaviours
+    for the next requests in arrival order (``ok``, ``429``, ``503``, ``500``, ``400``, ``401``, ``slow``,
+    ``trickle`` (a 200 answer sent one byte every ``slow_seconds``), ``garbage``, ``short``, ``drop``); when it is
+    empty, ``default`` applies.
     ``retry_after`` is sent with 429 and 503. ``late_token_limit`` makes it count one token per character of a
     late-chunking request's joined inputs (far more than any estimate) and refuse, as a real server does, those
     over the limit. ``bodies`` and ``headers`` record every request."""
@@ -168,17 +170,32 @@ def _handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+@contextmanager
+def loopback_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threading ``http.server`` with ``handler`` on a free port of 127.0.0.1, for as long as the block runs;
+    yields its base URL (``http://127.0.0.1:PORT/v1``)."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def loopback() -> Callable[[type[BaseHTTPRequestHandler]], AbstractContextManager[str]]:
+    """:func:`loopback_http`, for tests that serve their own handler."""
+    return loopback_http
+
+
 @pytest.fixture
 def fault_server() -> Iterator[FaultServer]:
     state = FaultServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
-    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    with loopback_http(_handler(state)) as state.base_url:
+        yield state
 
 
 @pytest.fixture

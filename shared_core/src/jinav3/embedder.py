@@ -208,7 +208,8 @@ class Embedder:
         self._check_output(dimensions, embedding_type)
         if not items:
             return self._finish(np.zeros((0, self.dimensions), np.float32), dimensions, normalized, embedding_type)
-        raw = self.backend.embed(items, task, truncate=truncate, show_progress=show_progress, usage=usage)
+        raw = self.backend.embed(items, task, truncate=truncate, show_progress=show_progress, usage=usage,
+                                 normalized=normalized)
         return self._finish(raw, dimensions, normalized, embedding_type)
 
     async def aembed(
@@ -227,7 +228,7 @@ class Embedder:
         self._check_output(dimensions, embedding_type)
         if not items:
             return self._finish(np.zeros((0, self.dimensions), np.float32), dimensions, normalized, embedding_type)
-        raw = await self.backend.aembed(items, task, truncate=truncate, usage=usage)
+        raw = await self.backend.aembed(items, task, truncate=truncate, usage=usage, normalized=normalized)
         return self._finish(raw, dimensions, normalized, embedding_type)
 
     def embed_query(self, text: str, dimensions: int | None = None, **kwargs: Any) -> Any:
@@ -329,7 +330,7 @@ class Embedder:
             return []
         raws = self.backend.late_chunk(
             docs, all_spans, task, include_special_tokens=include_special_tokens, window=window, overlap=overlap,
-            show_progress=show_progress, usage=usage,
+            show_progress=show_progress, usage=usage, normalized=normalized,
         )
         return self._chunks(docs, all_spans, raws, dimensions, normalized, embedding_type)
 
@@ -373,7 +374,7 @@ class Embedder:
             return []
         raws = await self.backend.alate_chunk(
             docs, all_spans, task, include_special_tokens=include_special_tokens, window=window, overlap=overlap,
-            usage=usage,
+            usage=usage, normalized=normalized,
         )
         return self._chunks(docs, all_spans, raws, dimensions, normalized, embedding_type)
 

@@ -1,4 +1,9 @@
-"""Backends turn texts into raw (full-width, unnormalised) vectors. The :class:`jinav3.Embedder` does the rest."""
+"""Backends turn texts into raw (full-width, unnormalised) vectors. The :class:`jinav3.Embedder` does the rest.
+
+``normalized=True`` tells a backend that the caller will normalise the vectors: a local model ignores it; the API
+backend then refuses a server's vector that normalisation cannot turn into a unit one (all zeros, a vanishing or
+overflowing norm).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ class Backend(Protocol):
     tokenizer: Any | None  # a ``tokenizers.Tokenizer`` when the backend has one (token chunker, counting)
 
     def embed(self, texts: Sequence[str], task: str | None, *, truncate: bool, show_progress: bool | None,
-              usage: TokenUsage | None = None) -> np.ndarray:
+              usage: TokenUsage | None = None, normalized: bool = False) -> np.ndarray:
         """One raw vector per text, in input order; the tokens consumed are added to ``usage``."""
         ...
 
@@ -37,12 +42,13 @@ class Backend(Protocol):
         overlap: int | None,
         show_progress: bool | None,
         usage: TokenUsage | None = None,
+        normalized: bool = False,
     ) -> list[np.ndarray]:
         """For every document, one raw contextual vector per span (documents never share a sequence)."""
         ...
 
     async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool,
-                     usage: TokenUsage | None = None) -> np.ndarray: ...
+                     usage: TokenUsage | None = None, normalized: bool = False) -> np.ndarray: ...
 
     async def alate_chunk(
         self,
@@ -54,6 +60,7 @@ class Backend(Protocol):
         window: int | None,
         overlap: int | None,
         usage: TokenUsage | None = None,
+        normalized: bool = False,
     ) -> list[np.ndarray]: ...
 
     def describe(self) -> dict[str, Any]:

@@ -2,7 +2,13 @@
 
 It returns raw full-width vectors like every backend: it asks for ``normalized: false``, no ``dimensions`` and
 base64 float32 (exact and compact); the :class:`jinav3.Embedder` then applies dimensions, normalisation and
-encoding, identically for every backend.
+encoding, identically for every backend (so ``jinav3 serve`` answers equal the local backend's bit for bit).
+
+- Values are checked before any reaches the caller (:mod:`jinav3.backends.api_checks`): every vector finite, of the
+  model's width and, where the caller wants normalised vectors, of a norm float32 normalisation turns into one
+  (not zero, not vanishing, not overflowing); the reported usage a plausible whole number. A bad answer raises
+  :class:`ApiAnswerError`, naming the server and the caller's row, and is not retried (a server that computed a
+  NaN computes it again).
 
 - One implementation: the async code. Sync calls run it on a private event loop thread, one request at a time;
   async calls run up to ``max_concurrency`` requests at once.
@@ -11,10 +17,12 @@ encoding, identically for every backend.
   else estimated (:mod:`jinav3.backends.api_tokens`).
 - Late chunking: the API treats all inputs of one request as consecutive chunks of ONE text (joined with a
   space). A request therefore carries the chunks of one document only, in document order whatever order the
-  spans were listed in, with the document's separators where the join can carry them; a longer document (or
-  one of more than ``max_batch_inputs`` chunks) is covered by overlapping requests placed at the local backend's
-  macro windows, rounded to chunk boundaries; a request the server refuses as too long teaches the client the
-  server's window and is planned again (:mod:`jinav3.backends.api_late`). No chunk is ever dropped.
+  spans were listed in, with the document's separators where the join can carry them; a longer document is
+  covered by overlapping requests placed at the local backend's macro windows, rounded to chunk boundaries; a
+  window of more chunks than ``max_batch_inputs`` is sent as several requests that each carry the whole window,
+  the chunks outside their share joined into context-only inputs, so every chunk gets exactly the window's vector;
+  a request the server refuses as too long teaches the client the server's window and is planned again
+  (:mod:`jinav3.backends.api_late`). No chunk is ever dropped.
 - Time limits: ``timeout`` bounds each network operation (connect, every read or write); ``request_timeout``
   bounds one attempt from connecting to the last byte; ``retry_budget`` bounds the retries of one request, long
   enough by default to ride out a server restart (:mod:`jinav3.backends.api_retry`). A call returns one vector
@@ -31,22 +39,27 @@ import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import numpy as np
 
+from jinav3.backends.api_checks import first_bad_row, usage_problem
 from jinav3.backends.api_late import (
+    Part,
     Request,
     assemble,
     count_rejection,
     document_order,
     fitted_budget,
+    kept_rows,
     length_rejection,
     plan_requests,
     sent_texts,
     shrunk,
+    split_request,
 )
 from jinav3.backends.api_retry import (
     RETRY_STATUSES,
@@ -64,7 +77,7 @@ from jinav3.runtime.progress import progress_bar
 from jinav3.tasks import TASKS, validate_task
 from jinav3.usage import TokenUsage
 
-__all__ = ["DEFAULT_BASE_URL", "RETRY_STATUSES", "ApiBackend", "ApiError", "estimate_tokens"]
+__all__ = ["DEFAULT_BASE_URL", "RETRY_STATUSES", "ApiAnswerError", "ApiBackend", "ApiError", "estimate_tokens"]
 
 log = logging.getLogger("jinav3.api")
 
@@ -92,6 +105,54 @@ class ApiError(BackendError):
         self.status, self.code, self.detail, self.request_id, self.attempts = status, code, detail, request_id, attempts
 
 
+class ApiAnswerError(ApiError):
+    """A 200 answer whose values are wrong (:mod:`jinav3.backends.api_checks`): ``server`` answered it, ``row`` is
+    the caller's input (for late chunking the span's index in its document's list; None for the usage or a
+    context-only input). Nothing of the answer was used."""
+
+    def __init__(self, message: str, *, server: str, row: int | None) -> None:
+        super().__init__(message, status=200)
+        self.server, self.row = server, row
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """How the rows of one request are named to the caller: ``name(k)`` gives row ``k``'s label and the caller's
+    index (None for a context-only input), ``request`` names the whole request; ``normalisable``: the caller wants
+    normalised vectors, so a row normalisation cannot make a unit vector is refused."""
+
+    name: Callable[[int], tuple[str, int | None]]
+    request: str
+    normalisable: bool
+
+
+@dataclass(frozen=True)
+class _LateDocument:
+    """One document's late-chunking work: its ``index`` in the call, the chunk texts sent (document order) and their
+    token counts, the caller's ``spans`` in document order and ``where`` each listed span sits among them, and the
+    call's settings (``normalisable``: the caller normalises, as in :class:`_Rows`)."""
+
+    index: int
+    gate: asyncio.Semaphore
+    chunks: list[str]
+    counts: list[int]
+    task: str | None
+    usage: TokenUsage | None
+    progress: Callable[[], None] | None
+    ordered: list[Span]
+    where: list[int]
+    normalisable: bool
+
+    def name(self, chunk: int | None) -> tuple[str, int | None]:
+        """The label of ``chunk`` (document order) and its first row in the caller's list of spans; a context-only
+        input (None) has no row."""
+        if chunk is None:
+            return f"a context-only input of a request for document {self.index}", None
+        row = self.where.index(chunk)
+        start, end = self.ordered[chunk]
+        return f"document {self.index}, span {row} (characters {start}..{end})", row
+
+
 def _error_fields(response: httpx.Response) -> tuple[str, str | None, str | None]:
     """``(detail, code, request_id)`` of an error answer, parsed defensively (Jina has used several shapes)."""
     try:
@@ -112,8 +173,9 @@ def _error_fields(response: httpx.Response) -> tuple[str, str | None, str | None
             request_id if isinstance(request_id, str) else None)
 
 
-def _decode(payload: Any, count: int) -> np.ndarray:
-    """``(count, width)`` float32 vectors from a 200 body; ValueError/KeyError/TypeError when malformed."""
+def _decode(payload: Any, count: int) -> list[np.ndarray]:
+    """``count`` float32 vectors from a 200 body, in input order (widths checked later, row by row);
+    ValueError/KeyError/TypeError when malformed."""
     data = payload["data"]
     if not isinstance(data, list) or len(data) != count:
         raise ValueError(f"expected {count} embeddings, got {len(data) if isinstance(data, list) else type(data)}")
@@ -125,11 +187,8 @@ def _decode(payload: Any, count: int) -> np.ndarray:
         if isinstance(value, str):
             rows[index] = np.frombuffer(base64.b64decode(value, validate=True), dtype="<f4")
         else:
-            rows[index] = np.asarray(value, dtype=np.float32)
-    widths = {len(r) for r in rows if r is not None}
-    if len(widths) != 1:
-        raise ValueError(f"embeddings of different widths {sorted(widths)}")
-    return np.stack(rows).astype(np.float32)  # type: ignore[arg-type]
+            rows[index] = np.asarray(value, dtype=np.float32).reshape(-1)
+    return rows  # type: ignore[return-value]
 
 
 def _safe_url(url: str) -> str:
@@ -335,22 +394,38 @@ class ApiBackend:
             body["late_chunking"] = True
         return body
 
-    def _vectors(self, response: httpx.Response, count: int, usage: TokenUsage | None) -> np.ndarray:
-        """Vectors of a 200 answer (its reported tokens added to ``usage``); raises Transient (retry) or ApiError
-        (give up at once)."""
+    def _checked(self, payload: dict, rows: list[np.ndarray], body: dict, names: _Rows) -> np.ndarray:
+        """``rows`` stacked, once every value of the answer passed :mod:`jinav3.backends.api_checks`; else
+        :class:`ApiAnswerError` naming the server and the row."""
+        server = _safe_url(self.base_url)
+        widths = {row.size for row in rows}
+        if len(widths) == 1 and self.full_dimensions not in widths:  # a server of another model: say what to set
+            width, (label, row) = widths.pop(), names.name(0)
+            raise ApiAnswerError(f"{server} answered {width}-dimensional vectors (from {label}) but full_dimensions="
+                                 f"{self.full_dimensions}; pass full_dimensions={width} for this server",
+                                 server=server, row=row)
+        bad = first_bad_row(rows, self.full_dimensions, normalisable=names.normalisable)
+        if bad is not None:
+            label, row = names.name(bad[0])
+            raise ApiAnswerError(f"{server} answered {bad[1]} for {label}; the answer was refused", server=server,
+                                 row=row)
+        problem = usage_problem(payload.get("usage"), body["input"])
+        if problem is not None:
+            raise ApiAnswerError(f"{server} answered {problem} for {names.request}; the answer was refused",
+                                 server=server, row=None)
+        return np.stack(rows)
+
+    def _vectors(self, response: httpx.Response, body: dict, usage: TokenUsage | None, names: _Rows) -> np.ndarray:
+        """Checked vectors of a 200 answer (its reported tokens added to ``usage``); raises Transient (retry) or
+        ApiError (give up at once)."""
         status = response.status_code
         if status == 200:
             try:
                 payload = response.json()
-                vectors = _decode(payload, count)
+                rows = _decode(payload, len(body["input"]))
             except (ValueError, KeyError, TypeError, IndexError) as exc:
                 raise Transient(f"malformed response body ({exc})", status, kind="malformed body") from None
-            if vectors.shape[1] != self.full_dimensions:
-                raise ApiError(
-                    f"{_safe_url(self.url)} returned {vectors.shape[1]}-dimensional vectors but full_dimensions="
-                    f"{self.full_dimensions}; pass full_dimensions={vectors.shape[1]} for this server",
-                    status=status,
-                )
+            vectors = self._checked(payload, rows, body, names)
             if usage is not None:
                 reported = payload.get("usage")
                 usage.add(reported.get("total_tokens") if isinstance(reported, dict) else None)
@@ -366,7 +441,7 @@ class ApiBackend:
         raise ApiError(message + (f" ({hint})" if hint else ""), status=status, code=code, detail=detail,
                        request_id=request_id)
 
-    async def _attempt(self, body: dict, count: int, usage: TokenUsage | None) -> np.ndarray:
+    async def _attempt(self, body: dict, usage: TokenUsage | None, names: _Rows) -> np.ndarray:
         """One HTTP attempt, bounded in total by ``request_timeout``."""
         try:
             response = await asyncio.wait_for(
@@ -378,15 +453,15 @@ class ApiBackend:
         except httpx.RequestError as exc:
             raise Transient(self._scrub(f"{type(exc).__name__}: {exc}"), unavailable=connection_failure(exc),
                             kind=type(exc).__name__) from None
-        return self._vectors(response, count, usage)
+        return self._vectors(response, body, usage, names)
 
-    async def _send(self, body: dict, count: int, usage: TokenUsage | None) -> np.ndarray:
+    async def _send(self, body: dict, usage: TokenUsage | None, names: _Rows) -> np.ndarray:
         """Vectors for one request body, retried as :mod:`jinav3.backends.api_retry` says."""
         state = RetryState(self.policy)
         while True:
             state.attempts += 1
             try:
-                return await self._attempt(body, count, usage)
+                return await self._attempt(body, usage, names)
             except Transient as failure:
                 try:
                     delay = state.delay(failure)
@@ -401,9 +476,9 @@ class ApiBackend:
                 log.warning("embeddings request failed (%s); retry %d in %.2fs", failure, state.attempts, delay)
             await asyncio.sleep(delay)
 
-    async def _gated(self, gate: asyncio.Semaphore, body: dict, count: int, usage: TokenUsage | None) -> np.ndarray:
+    async def _gated(self, gate: asyncio.Semaphore, body: dict, usage: TokenUsage | None, names: _Rows) -> np.ndarray:
         async with gate:
-            return await self._send(body, count, usage)
+            return await self._send(body, usage, names)
 
     @staticmethod
     async def _in_order(jobs: Sequence[Awaitable[T]]) -> list[T]:
@@ -446,15 +521,16 @@ class ApiBackend:
             batches.append((start, len(texts)))
         return batches
 
-    async def _embed(self, texts: Sequence[str], task: str | None, truncate: bool, concurrency: int,
+    async def _embed(self, texts: Sequence[str], task: str | None, truncate: bool, normalized: bool, concurrency: int,
                      usage: TokenUsage | None, progress: Callable[[], None] | None = None) -> np.ndarray:
         validate_task(task)
         gate = asyncio.Semaphore(concurrency)
 
         async def one(a: int, b: int) -> np.ndarray:
             body = self._body(texts[a:b], task, truncate=truncate, late_chunking=False)
+            names = _Rows(lambda k: (f"input {a + k}", a + k), f"inputs {a}..{b - 1}", normalized)
             try:
-                vectors = await self._gated(gate, body, b - a, usage)
+                vectors = await self._gated(gate, body, usage, names)
             except ApiError as exc:
                 self._learn_input_limit(exc, b - a)
                 step = self._max_inputs()
@@ -468,14 +544,16 @@ class ApiBackend:
 
     def embed(
         self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool | None = False,
-        usage: TokenUsage | None = None,
+        usage: TokenUsage | None = None, normalized: bool = False,
     ) -> np.ndarray:
+        """One raw vector per text; ``normalized``: the caller normalises them, so a vector float32 normalisation
+        cannot turn into a unit one is refused."""
         with progress_bar(show_progress, desc="embedding", unit="request") as bar:
-            return self._run(self._embed(texts, task, truncate, 1, usage, lambda: bar.update(1)))
+            return self._run(self._embed(texts, task, truncate, normalized, 1, usage, lambda: bar.update(1)))
 
     async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool = False,
-                     usage: TokenUsage | None = None) -> np.ndarray:
-        return await self._embed(texts, task, truncate, self.max_concurrency, usage)
+                     usage: TokenUsage | None = None, normalized: bool = False) -> np.ndarray:
+        return await self._embed(texts, task, truncate, normalized, self.max_concurrency, usage)
 
     # -- late chunking -----------------------------------------------------------------------------------
     def _late_limits(self, include_special_tokens: bool, window: int | None, overlap: int | None) -> tuple[int, int]:
@@ -498,21 +576,46 @@ class ApiBackend:
             budget, shared = learnt, min(shared, learnt // 4)
         return budget, shared
 
-    async def _late_request(self, gate: asyncio.Semaphore, chunks: Sequence[str], counts: Sequence[int],
-                            task: str | None, plan: Request, budget: int, overlap: int,
-                            usage: TokenUsage | None, progress: Callable[[], None] | None) -> np.ndarray:
-        """Vectors of the chunks ``plan`` keeps (weighted); on a "too many tokens" refusal the server's window is
-        learnt (exactly where the counts allow) and those chunks are planned again within it."""
-        start, end = plan.start, plan.end
-        body = self._body(chunks[start:end], task, truncate=False, late_chunking=True)
+    def _planning_inputs(self, chunks: int) -> int:
+        """The input limit requests are planned within: none while the server takes 3 inputs or more (a window of
+        more chunks is split into requests with context-only inputs, :func:`split_request`), else the server's."""
+        limit = self._max_inputs()
+        return limit if limit < 3 else max(chunks, 1)
+
+    async def _late_part(self, doc: _LateDocument, part: Part) -> np.ndarray | None:
+        """The vectors of the chunks ``part`` sends on their own; None when the server refused it as holding too
+        many inputs (its limit is then learnt and the request split again)."""
+        inputs = part.inputs(doc.chunks)
+        body = self._body(inputs, doc.task, truncate=False, late_chunking=True)
+        names = _Rows(lambda k: doc.name(part.chunk_of(k)),
+                      f"a late-chunking request for document {doc.index} (chunks {part.a}..{part.b - 1})",
+                      doc.normalisable)
         try:
-            vectors = await self._gated(gate, body, end - start, usage)
+            vectors = await self._gated(doc.gate, body, doc.usage, names)
+        except ApiError as exc:
+            if length_rejection(exc.status, exc.code, exc.detail) is not None:
+                raise
+            self._learn_input_limit(exc, len(inputs))  # re-raises any other refusal
+            return None
+        if doc.progress is not None:
+            doc.progress()
+        return part.rows(vectors)
+
+    async def _late_request(self, doc: _LateDocument, plan: Request, budget: int, overlap: int) -> np.ndarray:
+        """Vectors of the chunks ``plan`` keeps (weighted), in as many requests as the server's input limit needs,
+        each carrying the whole window; on a "too many tokens" refusal the server's window is learnt (exactly
+        where the counts allow) and those chunks are planned again within it."""
+        start, end = plan.start, plan.end
+        if end - start > self._max_inputs() and self._max_inputs() < 3:  # no room for context-only inputs
+            return await self._late_replanned(doc, plan, budget, overlap)
+        parts = split_request(plan, self._max_inputs())
+        try:
+            rows = await self._in_order([self._late_part(doc, part) for part in parts])
         except ApiError as exc:
             factor = length_rejection(exc.status, exc.code, exc.detail)
             if factor is None:
-                self._learn_input_limit(exc, end - start)
-                return await self._late_replanned(gate, chunks, counts, task, plan, budget, overlap, usage, progress)
-            sent = sum(counts[start:end])
+                raise
+            sent = sum(doc.counts[start:end])
             if end - start == 1:
                 raise ApiError(
                     f"the server refused chunk {start} of a document on its own as too long for one late-chunking "
@@ -527,45 +630,41 @@ class ApiBackend:
             overlap = min(overlap, smaller // 4)
             log.info("late-chunking request of %d tokens refused as too long; re-planning with %d-token requests",
                      sent, smaller)
-            return await self._late_replanned(gate, chunks, counts, task, plan, smaller, overlap, usage, progress)
-        if progress is not None:
-            progress()
-        return plan.kept(vectors)
+            return await self._late_replanned(doc, plan, smaller, overlap)
+        if any(row is None for row in rows):  # a part held more inputs than the server takes: split again
+            return await self._late_request(doc, plan, budget, overlap)
+        return kept_rows(plan, parts, rows)  # type: ignore[arg-type]
 
-    async def _late_replanned(self, gate: asyncio.Semaphore, chunks: Sequence[str], counts: Sequence[int],
-                              task: str | None, plan: Request, budget: int, overlap: int,
-                              usage: TokenUsage | None, progress: Callable[[], None] | None) -> np.ndarray:
+    async def _late_replanned(self, doc: _LateDocument, plan: Request, budget: int, overlap: int) -> np.ndarray:
         """The chunks ``plan`` keeps (weighted as it weighs them), planned again within smaller limits (``budget``,
         the learnt input limit: the whole document's plan kept to those chunks) after the server refused ``plan``."""
-        subs = plan_requests(counts, budget, overlap, self._max_inputs(), plan.keep_start, plan.keep_end)
-        parts = await self._in_order([
-            self._late_request(gate, chunks, counts, task, sub, budget, overlap, usage, progress) for sub in subs
-        ])
+        inputs = self._planning_inputs(len(doc.counts))
+        subs = plan_requests(doc.counts, budget, overlap, inputs, plan.keep_start, plan.keep_end)
+        parts = await self._in_order([self._late_request(doc, sub, budget, overlap) for sub in subs])
         return plan.weigh(assemble(subs, parts, plan.keep_start, plan.keep_end))
 
     async def _late(self, documents: Sequence[str], spans: Sequence[Sequence[Span]], task: str | None,
-                    include_special_tokens: bool, window: int | None, overlap: int | None, concurrency: int,
-                    usage: TokenUsage | None, progress: Callable[[], None] | None = None) -> list[np.ndarray]:
+                    include_special_tokens: bool, window: int | None, overlap: int | None, normalized: bool,
+                    concurrency: int, usage: TokenUsage | None,
+                    progress: Callable[[], None] | None = None) -> list[np.ndarray]:
         validate_task(task)
         budget, shared = self._late_limits(include_special_tokens, window, overlap)
         if len(documents) != len(spans):
             raise InvalidInputError(f"{len(documents)} documents but {len(spans)} span lists")
         gate = asyncio.Semaphore(concurrency)
 
-        async def document(text: str, doc_spans: Sequence[Span]) -> np.ndarray:
+        async def document(index: int, text: str, doc_spans: Sequence[Span]) -> np.ndarray:
             ordered, where = document_order([(int(s), int(e)) for s, e in doc_spans])
             chunks = sent_texts(text, ordered)
             counts = self._counter.count(chunks, special_tokens=False)
-            plans = plan_requests(counts, budget, shared, self._max_inputs())
-            parts = await self._in_order([
-                self._late_request(gate, chunks, counts, task, plan, budget, shared, usage, progress) for plan in plans
-            ])
+            doc = _LateDocument(index, gate, chunks, counts, task, usage, progress, ordered, where, normalized)
+            plans = plan_requests(counts, budget, shared, self._planning_inputs(len(counts)))
+            parts = await self._in_order([self._late_request(doc, plan, budget, shared) for plan in plans])
             if not parts:
                 return np.zeros((0, self.full_dimensions), np.float32)
             return assemble(plans, parts, 0, len(chunks))[where]
 
-        pairs = zip(documents, spans, strict=True)
-        return await self._in_order([document(text, doc_spans) for text, doc_spans in pairs])
+        return await self._in_order([document(i, *pair) for i, pair in enumerate(zip(documents, spans, strict=True))])
 
     def late_chunk(
         self,
@@ -578,14 +677,16 @@ class ApiBackend:
         overlap: int | None = None,
         show_progress: bool | None = False,
         usage: TokenUsage | None = None,
+        normalized: bool = False,
     ) -> list[np.ndarray]:
         """One raw contextual vector per span, per document. ``window`` is the token budget of one request
         (default ``max_request_tokens``, or the server's own window once it has refused a longer request),
         ``overlap`` the tokens of chunks neighbouring requests share (default, as for the local backend,
-        ``min(512, window // 4)``); requests sit where the local macro windows do and hand over where they do."""
+        ``min(512, window // 4)``); requests sit where the local macro windows do and hand over where they do.
+        ``normalized``: as for :meth:`embed`."""
         with progress_bar(show_progress, desc="late chunking", unit="request") as bar:
-            return self._run(self._late(documents, spans, task, include_special_tokens, window, overlap, 1, usage,
-                                        lambda: bar.update(1)))
+            return self._run(self._late(documents, spans, task, include_special_tokens, window, overlap, normalized, 1,
+                                        usage, lambda: bar.update(1)))
 
     async def alate_chunk(
         self,
@@ -597,7 +698,8 @@ class ApiBackend:
         window: int | None = None,
         overlap: int | None = None,
         usage: TokenUsage | None = None,
+        normalized: bool = False,
     ) -> list[np.ndarray]:
-        return await self._late(documents, spans, task, include_special_tokens, window, overlap,
+        return await self._late(documents, spans, task, include_special_tokens, window, overlap, normalized,
                                 self.max_concurrency, usage)
 

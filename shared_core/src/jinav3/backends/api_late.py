@@ -1,8 +1,8 @@
 """Planning late-chunking requests for the API, and recognising a server's "too many tokens" answer.
 
 The API embeds all inputs of one late-chunking request as ONE text (joined with a space), so a document is sent as
-its chunks in document order. A document that does not fit one request (``budget`` tokens of chunks, ``max_inputs``
-inputs) is covered by overlapping requests placed where the local backend puts its macro windows
+its chunks in document order. A document that does not fit one request (``budget`` tokens of chunks) is covered by
+overlapping requests placed where the local backend puts its macro windows
 (:func:`jinav3.late_chunking.windows.plan_windows` over the chunks' tokens, with ``budget`` as the window and the
 same overlap), each window's start, end and hand-over rounded to the nearest chunk boundary. Once a server's limit
 is known, ``budget`` is its window less its special tokens, so every chunk is embedded at the positions and with the
@@ -10,6 +10,11 @@ context the local backend gives it: for a model with absolute positions (BERT-st
 context. Where rounded windows cannot hold their chunks (more than ``max_inputs`` chunks, a chunk longer than the
 overlap allows), requests are packed greedily instead, sharing about ``overlap`` tokens and handing over at the
 middle of them. The vectors of the shared chunks that a request does not keep are discarded.
+
+A window of more chunks than a request may carry (``max_inputs``) is not cut: :func:`split_request` sends it as
+several requests that each carry the whole window, the chunks outside their share joined into context-only inputs
+(:class:`Part`), so every chunk gets exactly the window's vector. Only a server taking fewer than 3 inputs leaves no
+room for that; requests are then planned within its limit.
 
 When a server counts more tokens than planned and refuses a request, the chunks it was to keep are planned again
 with a smaller budget (the whole document's plan at that budget, kept to those chunks), until each fits or a
@@ -53,6 +58,61 @@ class Request:
         rows[0] *= self.first_weight
         rows[-1] *= self.last_weight
         return rows
+
+
+@dataclass(frozen=True)
+class Part:
+    """One request for the window of chunks ``[start, end)``: chunks ``[a, b)`` go as inputs of their own, the chunks
+    before ``a`` as ONE context-only input and those from ``b`` as another. The server joins inputs with one space,
+    so the joined text, its tokens and the character spans of chunks ``[a, b)`` are those of the whole window: their
+    vectors are exactly the whole window's, whatever the number of chunks in it (the context inputs' vectors are
+    discarded; the first input takes ``<s>`` and the instruction, the last ``</s>``, as in the whole window)."""
+
+    start: int
+    a: int
+    b: int
+    end: int
+
+    def inputs(self, chunks: Sequence[str]) -> list[str]:
+        """The texts sent: the context before, chunks ``[a, b)``, the context after."""
+        before = [" ".join(chunks[self.start : self.a])] if self.a > self.start else []
+        after = [" ".join(chunks[self.b : self.end])] if self.b < self.end else []
+        return [*before, *chunks[self.a : self.b], *after]
+
+    def chunk_of(self, row: int) -> int | None:
+        """The chunk whose vector is row ``row`` of the answer; None for a context-only input."""
+        chunk = self.a + row - (1 if self.a > self.start else 0)
+        return chunk if self.a <= chunk < self.b else None
+
+    def rows(self, vectors: np.ndarray) -> np.ndarray:
+        """The answer's rows of chunks ``[a, b)``."""
+        first = 1 if self.a > self.start else 0
+        return vectors[first : first + self.b - self.a]
+
+
+def split_request(plan: Request, max_inputs: int) -> list[Part]:
+    """Parts of at most ``max_inputs`` inputs (3 at least) that together give the vectors of every chunk ``plan``
+    keeps exactly as one request of the whole window would: the window itself when its chunks fit one request,
+    else the kept chunks in consecutive runs, each sent with the rest of the window as context-only inputs."""
+    if plan.end - plan.start <= max_inputs:
+        return [Part(plan.start, plan.start, plan.end, plan.end)]
+    if max_inputs < 3:
+        raise ValueError(f"context-only inputs need at least 3 inputs per request, got {max_inputs}")
+    parts: list[Part] = []
+    a = plan.keep_start
+    while a < plan.keep_end:
+        room = max_inputs - (1 if a > plan.start else 0)
+        b = plan.end if plan.end - a <= room else min(plan.keep_end, a + room - 1)
+        parts.append(Part(plan.start, a, b, plan.end))
+        a = b
+    return parts
+
+
+def kept_rows(plan: Request, parts: Sequence[Part], rows: Sequence[np.ndarray]) -> np.ndarray:
+    """The weighted vectors of the chunks ``plan`` keeps, from the rows of its ``parts`` (:meth:`Part.rows`)."""
+    joined = np.concatenate(rows)
+    first = parts[0].a
+    return plan.weigh(joined[plan.keep_start - first : plan.keep_end - first])
 
 
 def assemble(plans: Sequence[Request], parts: Sequence[np.ndarray], lo: int, hi: int) -> np.ndarray:

@@ -227,7 +227,7 @@ class LocalBase:
     # -- protocol ----------------------------------------------------------------------------------------
     def embed(
         self, texts: Sequence[str], task: str | None, *, truncate: bool = False, show_progress: bool | None = False,
-        usage: TokenUsage | None = None,
+        usage: TokenUsage | None = None, normalized: bool = False,
     ) -> np.ndarray:
         task_id = self._task_id(task)
         sequences = self.encode_ids(texts, task, truncate=truncate)
@@ -259,6 +259,7 @@ class LocalBase:
         overlap: int | None = None,
         show_progress: bool | None = False,
         usage: TokenUsage | None = None,
+        normalized: bool = False,
     ) -> list[np.ndarray]:
         prepared = self.prepare(documents, spans, task, include_special_tokens)
         return self.late_chunk_prepared(prepared, window=window, overlap=overlap, show_progress=show_progress,
@@ -328,7 +329,7 @@ class LocalBase:
         return late.PoolingStream(item.tokens, item.pooling, self.full_dimensions)
 
     async def aembed(self, texts: Sequence[str], task: str | None, *, truncate: bool = False,
-                     usage: TokenUsage | None = None) -> np.ndarray:
+                     usage: TokenUsage | None = None, normalized: bool = False) -> np.ndarray:
         return await asyncio.to_thread(self.embed, texts, task, truncate=truncate, usage=usage)
 
     async def alate_chunk(
@@ -341,6 +342,7 @@ class LocalBase:
         window: int | None = None,
         overlap: int | None = None,
         usage: TokenUsage | None = None,
+        normalized: bool = False,
     ) -> list[np.ndarray]:
         return await asyncio.to_thread(
             self.late_chunk,
