@@ -40,6 +40,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 # No test may reach outside 127.0.0.1: Haystack's telemetry would try to on first use (examples, docs, adapters).
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # Chroma's, likewise
 
 
 @pytest.fixture(scope="session")
