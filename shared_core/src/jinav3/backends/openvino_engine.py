@@ -20,6 +20,7 @@ from typing import Any
 from jinav3.backends.onnx_engine import Forward, OnnxBackend
 from jinav3.errors import InvalidInputError, ModelLoadError
 from jinav3.runtime.hardware import cpu_features
+from jinav3.runtime.settings import ENGINE_DTYPES
 
 OPENVINO_INSTALL = "pip install 'jinav3[openvino]'"
 #: The int8-weight graph's name beside ``model.onnx`` (its tensors in ``model_int8_weights.onnx_data``).
@@ -40,7 +41,7 @@ class OpenVinoBackend(OnnxBackend):
     """Runs ``onnx/model.onnx`` with OpenVINO on the CPU. Thread-safe: forward passes are serialised."""
 
     engine = "openvino"
-    dtypes = ("float32", "bfloat16", "int8")
+    dtypes = ENGINE_DTYPES["openvino"]
     #: int8: one activation scale per this many values (OpenVINO's ``DYNAMIC_QUANTIZATION_GROUP_SIZE``); measured
     #: against 32, 64 and 384 by benchmarks/bench_graph_choices.py (docs/performance.md).
     activation_group = 128

@@ -64,7 +64,8 @@ def kept_beside(graph: Path, name: str, write: Callable[[Path], object]) -> Iter
     _require_onnx(cached)
     if os.access(graph.parent, os.W_OK):
         partial = graph.with_name(f"{name}.{os.getpid()}.partial")
-        write(partial)
+        with _no_leftovers(graph, partial):
+            write(partial)
         partial.replace(cached)  # atomic: a concurrent reader sees the old state or the whole file
         yield cached
     else:
@@ -72,6 +73,20 @@ def kept_beside(graph: Path, name: str, write: Callable[[Path], object]) -> Iter
             target = Path(scratch) / name
             write(target)
             yield target
+
+
+@contextmanager
+def _no_leftovers(graph: Path, partial: Path) -> Iterator[None]:
+    """A failed write leaves nothing beside the model: neither the partial graph nor the shape-inferred copy that
+    ONNX Runtime's quantiser writes there (``model-inferred.onnx``) and removes only when it succeeds."""
+    inferred = graph.with_name(f"{graph.stem}-inferred{graph.suffix}")
+    had_inferred = inferred.exists()
+    try:
+        yield
+    except BaseException:
+        for path in (partial, partial.with_name(partial.name + "_data"), *(() if had_inferred else (inferred,))):
+            path.unlink(missing_ok=True)
+        raise
 
 
 def quantize_graph(graph: Path, scratch: Path, name: str = "model_int8.onnx") -> Path:
