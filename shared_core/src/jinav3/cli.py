@@ -466,7 +466,8 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
         import onnx  # noqa: F401
     except ImportError:
         raise ModelLoadError("jinav3 export-onnx writes the graph with the onnx package, which is not installed; "
-                             "pip install 'jinav3[local,onnx-int8]'") from None
+                             "pip install -e 'shared_core[local,onnx-int8]' (at the root of a clone of the jinav3 "
+                             "repository)") from None
     from jinav3.model.choice import check_model_source
 
     check_model_source(args.checkpoint)
@@ -486,8 +487,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         require_local("jinav3 serve")
     missing = missing_modules(("fastapi", "uvicorn", "prometheus_client"))
     if missing:
-        raise UsageError(f"jinav3 serve needs {' and '.join(missing)}: pip install 'jinav3[server]' (from a clone "
-                         "of the jinav3 repository: pip install -e 'shared_core[server]')")
+        raise UsageError(f"jinav3 serve needs {' and '.join(missing)}: pip install -e 'shared_core[server]' (at the "
+                         "root of a clone of the jinav3 repository)")
     from jinav3.server.keys import resolve_keys
     from jinav3.server.run import bind_sockets, run_server
 

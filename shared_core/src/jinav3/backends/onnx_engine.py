@@ -37,19 +37,21 @@ from jinav3.model.files import (
     task_instructions,
 )
 from jinav3.model.graph_files import check_graph_files, graph_load_error, missing_inputs_error
+from jinav3.runtime.extras import FROM_CLONE
 from jinav3.runtime.settings import ENGINE_DTYPES, check_dtype
 
 #: The graph inside a model folder, and what a hub download fetches (never the safetensors weights).
 GRAPH_FILE = "onnx/model.onnx"
 HUB_FILES = ["*.json", "*.txt", "*.model", GRAPH_FILE, "onnx/model.onnx_data"]
-ONNX_INSTALL = "pip install 'jinav3[onnx]'"
+ONNX_INSTALL = "pip install -e 'shared_core[onnx]'"
 
 
 def _onnxruntime() -> Any:
     try:
         import onnxruntime
     except ImportError:
-        raise ModelLoadError(f"engine='onnx' needs onnxruntime, which is not installed; {ONNX_INSTALL}") from None
+        raise ModelLoadError(f"engine='onnx' needs onnxruntime, which is not installed; {ONNX_INSTALL} "
+                             f"({FROM_CLONE})") from None
     return onnxruntime
 
 

@@ -111,7 +111,8 @@ def run_index(args: argparse.Namespace) -> int:
 
         from jinav3.distributed.pipeline import index_corpus
     except ImportError as exc:
-        raise UsageError(f"jinav3 index needs the ray extra: pip install 'jinav3[ray]' ({exc})") from None
+        raise UsageError(f"jinav3 index needs the ray extra: pip install -e 'shared_core[ray]' (in a "
+                         f"clone of the jinav3 repository; {exc})") from None
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address)

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from jinav3.errors import ModelLoadError
+from jinav3.runtime.extras import FROM_CLONE
 from jinav3.runtime.hardware import cpu_features
 
 #: The onnx package writes the derived graphs; jinav3[onnx] leaves it out to stay small.
-ONNX_INT8_INSTALL = "pip install 'jinav3[onnx-int8]'"
+ONNX_INT8_INSTALL = "pip install -e 'shared_core[onnx-int8]'"
 
 
 def _require_onnx(cached: Path) -> None:
@@ -32,7 +33,7 @@ def _require_onnx(cached: Path) -> None:
     except ImportError:
         raise ModelLoadError(
             f"dtype='int8' writes an int8 graph ({cached.name}, kept beside {cached.parent}) with the onnx package, "
-            f"which is not installed; {ONNX_INT8_INSTALL} (once written, the int8 graph loads without it)"
+            f"which is not installed; {ONNX_INT8_INSTALL} ({FROM_CLONE}; once written, the int8 graph loads without it)"
         ) from None
 
 
