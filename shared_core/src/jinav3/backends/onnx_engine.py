@@ -19,6 +19,7 @@ The OpenVINO engine (:mod:`jinav3.backends.openvino_engine`) runs the same file:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -36,7 +37,12 @@ from jinav3.model.files import (
     resolve_model_dir,
     task_instructions,
 )
-from jinav3.model.graph_files import check_graph_files, graph_load_error, missing_inputs_error
+from jinav3.model.graph_files import (
+    check_external_data,
+    check_graph_files,
+    graph_load_error,
+    missing_inputs_error,
+)
 from jinav3.runtime.extras import FROM_CLONE
 from jinav3.runtime.settings import ENGINE_DTYPES, check_dtype
 
@@ -118,6 +124,8 @@ class OnnxBackend(LocalBase):
             max_length=max_length, token_budget=token_budget or 4_096, max_batch=max_batch,
         )
         check_graph_files(graph)
+        if self.precision == "int8" and importlib.util.find_spec("onnx") is not None:
+            check_external_data(graph)  # before int8's first load spends seconds on imports and quantising
         try:
             inputs, self._forward = self._open(graph, threads)
         except JinaV3Error:

@@ -69,6 +69,33 @@ def check_graph_files(graph: Path) -> None:
         raise ModelLoadError(f"{data} is missing: {graph.name} keeps its weights in it; {_refetch(graph)}")
 
 
+def check_external_data(graph: Path) -> None:
+    """With the onnx package (which writing an int8 graph needs anyway): the graph parses, and every weight it keeps
+    outside lies inside its data file. Quantising first would take seconds before failing on the same files."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        model = onnx.load(str(graph), load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise graph_load_error(graph, RuntimeError(f"protobuf parsing failed: {exc}")) from exc
+    needed: dict[str, int] = {}
+    for tensor in model.graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        entries = {entry.key: entry.value for entry in tensor.external_data}
+        end = int(entries.get("offset", 0)) + int(entries.get("length", 0))
+        location = entries.get("location", "")
+        needed[location] = max(needed.get(location, 0), end)
+    for location, end in needed.items():
+        data = graph.parent / location
+        if not data.is_file():
+            raise ModelLoadError(f"{data} is missing: {graph.name} keeps its weights in it; {_refetch(graph)}")
+        if data.stat().st_size < end:
+            raise ModelLoadError(f"{data} ({data.stat().st_size:,} bytes) is cut short: {graph.name} reads its "
+                                 f"weights up to byte {end:,}; {_refetch(graph)}")
+
+
 def missing_inputs_error(graph: Path, missing: set[str], found: set[str]) -> ModelLoadError:
     """The graph loads but is not a text encoder in the official layout (inputs ``input_ids``, ``attention_mask``
     and, with task adapters, ``task_id``)."""
