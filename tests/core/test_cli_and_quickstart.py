@@ -91,6 +91,17 @@ def test_quickstart_with_explicit_model(tiny_checkpoint):
     assert "(16 dimensions)" in result.stdout and "query: some query" in result.stdout
 
 
+def test_an_explicit_model_without_task_adapters_is_one_note_line(minilm_dir):
+    """Without the fallback notice, the missing task adapters are said in one ``note:`` line per task, not as
+    Python's warning block (a file path and a line of source)."""
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), "--model", str(minilm_dir),
+                             "--top", "1", "Which city was divided by a wall?"], capture_output=True, text=True,
+                            check=True, timeout=300)
+    notes = [line for line in result.stderr.splitlines() if "has no task adapters" in line]
+    assert notes and all(line.startswith("note: ") for line in notes), result.stderr
+    assert "NoTaskAdaptersWarning" not in result.stderr and "warnings.warn" not in result.stderr
+
+
 def test_setup_and_quickstart_scripts_say_each_step():
     """No long step is silent: each install is announced, and the long ones keep pip's own progress (no -q)."""
     setup = (ROOT / "scripts" / "setup.sh").read_text()
