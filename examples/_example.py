@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
-from jinav3.model.choice import resolve_model
+from jinav3 import NoTaskAdaptersWarning
+from jinav3.model.choice import display_name, resolve_model
+from jinav3.model.files import load_tokenizer, resolve_model_dir
 
 CORPUS = Path(__file__).parent / "corpus"
 #: The collection (Haystack: index) the examples write to in a local Qdrant database (``--qdrant PATH``).
@@ -49,7 +54,44 @@ def parse_args(
     model, notice = resolve_model(args.model)
     if notice:
         print(notice, file=sys.stderr)
+    one_line_task_notes(announced=bool(notice))
     return args, model
+
+
+def one_line_task_notes(announced: bool) -> None:
+    """A model without task adapters is said once, in one line: not at all after the fallback notice (which says
+    so), else as a ``note:`` line instead of Python's warning block (file path and source line)."""
+    if announced:
+        warnings.filterwarnings("ignore", category=NoTaskAdaptersWarning)
+        return
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, NoTaskAdaptersWarning):
+            print(f"note: {message}", file=sys.stderr)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+
+
+@functools.cache
+def _tokenizer(model: str) -> Any:
+    return load_tokenizer(resolve_model_dir(model))
+
+
+def language_note(model: str, query: str) -> str | None:
+    """A one-line note when ``model`` cannot read ``query``'s language: its tokenizer cuts at least half of the
+    query's letters into single non-Latin characters or unknown tokens (all-MiniLM-L6-v2, an English model, on
+    Japanese or Russian), so its hits for that query come from the model, not from the pipeline."""
+    tokens = [token.removeprefix("##") for token in _tokenizer(model).encode(query, add_special_tokens=False).tokens]
+    words = [token for token in tokens if any(c.isalpha() for c in token) or token in ("[UNK]", "<unk>")]
+    unread = [token for token in words if (len(token) == 1 and not token.isascii()) or token in ("[UNK]", "<unk>")]
+    if len(words) < 3 or len(unread) < len(words) / 2:
+        return None
+    return (f"note: {display_name(model)} reads this query character by character ({len(unread)} of {len(words)} "
+            "tokens): it was not trained on its language, so these hits mean little; jina-embeddings-v3 is "
+            "multilingual")
 
 
 def qdrant_collection_exists(path: Path) -> bool:
@@ -64,9 +106,14 @@ def qdrant_collection_exists(path: Path) -> bool:
         client.close()
 
 
-def print_hits(query: str, hits: Iterable[tuple[float, str, int, int, str]], seconds: float | None = None) -> None:
-    """One query and its ``(score, source, start, end, text)`` hits (and how long the search took, if given)."""
+def print_hits(query: str, hits: Iterable[tuple[float, str, int, int, str]], seconds: float | None = None,
+               model: str | None = None) -> None:
+    """One query and its ``(score, source, start, end, text)`` hits (and how long the search took, if given), with
+    a note when ``model`` cannot read the query's language."""
     print(f"query: {query}" + ("" if seconds is None else f"  ({seconds * 1000:.0f} ms)"))
+    note = language_note(model, query) if model is not None else None
+    if note:
+        print(f"  {note}")
     for score, source, start, end, text in hits:
         print(f"  {score:.3f}  {source}[{start}:{end}]  {text.replace(chr(10), ' ')[:90]}")
     print()

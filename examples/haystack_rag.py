@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             (doc.score, Path(str(doc.meta.get("file_path", "?"))).name, doc.meta["split_idx_start"],
              doc.meta["split_idx_start"] + len(doc.content), doc.content)
             for doc in found
-        ))
+        ), model=model)
     return 0
 
 

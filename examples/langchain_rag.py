@@ -13,7 +13,8 @@ With ``--qdrant`` the collection persists on disk: a later run (a fresh process)
 About the Japanese query ("日本の古い都はどこですか？"): offline, the fallback model is all-MiniLM-L6-v2, an
 English-only model (a fifth of kyoto_ja.txt's tokens are [UNK]). It ranks Hamburg or Lyon above Kyoto with plain
 chunk vectors too (no late chunking at all: best plain chunk per file, cosine 0.27 Hamburg, 0.32 Lyon, 0.17 Kyoto),
-so that ranking comes from the model, not from this pipeline. jina-embeddings-v3 is multilingual.
+so that ranking comes from the model, not from this pipeline (the output says so under that query). jina-embeddings-v3
+is multilingual.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 (score, hit.metadata["source"], hit.metadata["start_index"],
                  hit.metadata["start_index"] + len(hit.page_content), hit.page_content)
                 for hit, score in store.similarity_search_with_score(query, k=args.top)
-            ))
+            ), model=model)
     finally:
         if args.qdrant is not None:
             store.client.close()  # local mode: release the folder for the next process

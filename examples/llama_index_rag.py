@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             (hit.score, hit.node.metadata.get("file_name", "?"), hit.node.start_char_idx, hit.node.end_char_idx,
              hit.node.get_content())
             for hit in retriever.retrieve(query)
-        ))
+        ), model=model)
     return 0
 
 

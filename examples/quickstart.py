@@ -36,6 +36,18 @@ def search(embedder: Embedder, entries: list[tuple[str, Chunk]], matrix: np.ndar
     return [(float(scores[i]), *entries[i]) for i in best]
 
 
+def download_hint(model: str) -> str:
+    """Why the first load may take a while, only where it does: a hub model not yet in the local cache (a folder,
+    the bundled model among them, is read from disk)."""
+    if Path(model).expanduser().exists():
+        return ""
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return " (from the Hugging Face cache)"
+    return " (a first run downloads it; progress bars show the download)"
+
+
 def say(step: str) -> None:
     """What the quickstart is doing now, on stderr at once (the results go to stdout)."""
     print(f"quickstart: {step}...", file=sys.stderr, flush=True)
@@ -43,7 +55,7 @@ def say(step: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args, model = parse_args(__doc__.splitlines()[0], argv)
-    say(f"loading the model {display_name(model)} (a first run downloads it; progress bars show the download)")
+    say(f"loading the model {display_name(model)}{download_hint(model)}")
     started = time.perf_counter()
     embedder = Embedder.local(model)
     loaded = time.perf_counter()
@@ -59,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         hits = search(embedder, entries, matrix, query, args.top, args.dimensions)
         print_hits(query, ((score, source, c.start, c.end, c.text) for score, source, c in hits),
-                   seconds=time.perf_counter() - began)
+                   seconds=time.perf_counter() - began, model=model)
     return 0
 
 

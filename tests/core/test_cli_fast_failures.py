@@ -13,10 +13,11 @@ from importlib.metadata import version
 
 import pytest
 
-from jinav3.cli import build_parser
+from jinav3.cli import build_parser, shows_default
 
 #: Runs ``jinav3.cli.main`` on the arguments, then reports whether torch or transformers got imported.
-PROBE = ("import sys\nfrom jinav3.cli import main\ncode = main(sys.argv[1:])\n"
+PROBE = ("import sys\nfrom jinav3.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
+         "except SystemExit as exc:\n    code = exc.code\n"
          "print('heavy' if {'torch', 'transformers'} & set(sys.modules) else 'light', code)")
 
 
@@ -38,6 +39,46 @@ def assert_refused_early(command: str, args: list[str], *fragments: str,
         assert fragment in errors[0], errors[0]
     assert seconds < 30, f"took {seconds:.1f} s"  # ~0.5 s here; loading the model alone takes longer
     return errors[0]
+
+
+NO_MODEL = "/nonexistent/model"  # would fail too, later: the argument's error must come first
+
+
+@pytest.mark.parametrize(("args", "fragments"), [
+    (["embed", "x", "--dtype", "float16x"], ["unknown dtype 'float16x'", "float32"]),
+    (["chunk", "doc.txt", "--dtype", "fp8"], ["unknown dtype 'fp8'"]),
+    (["embed", "x", "--device", "tpu"], ["unknown device 'tpu'", "cpu, cuda"]),
+    (["embed", "x", "--device", "gpu"], ["unknown device 'gpu'"]),
+    (["embed", "x", "--engine", "onnx", "--device", "cuda"], ["--engine onnx runs on the CPU only"]),
+    (["embed", "x", "--engine", "onnx", "--dtype", "bf16"], ["--engine onnx runs float32 or int8", "--engine torch"]),
+    (["eval", "beir", "--window", "5"], ["argument --window", "at least 16, got 5", "jinav3 eval --help"]),
+    (["eval", "beir", "--limit-queries", "-5"], ["argument --limit-queries", "at least 1, got -5"]),
+    (["eval", "beir", "--limit-docs", "0"], ["argument --limit-docs", "at least 1"]),
+    (["eval", "beir", "--window", "64", "--overlap", "64"], ["--overlap (64) must be less than --window (64)"]),
+    (["serve", "--dtype", "float16x"], ["unknown dtype 'float16x'"]),
+    (["index", "docs.jsonl", "-o", "out", "--ray", "--device", "tpu"], ["unknown device 'tpu'"]),
+])
+def test_arguments_are_checked_before_the_model_and_torch(args, fragments):
+    """Each wrong argument is one line naming it, before torch is imported and before the (missing) model is
+    looked at."""
+    command, *rest = args
+    model = [] if command in ("eval",) else ["--model", NO_MODEL]
+    line = assert_refused_early(command, [*rest, *model], *fragments)
+    assert NO_MODEL not in line
+
+
+@pytest.mark.skipif(not version("torch").endswith("+cpu"), reason="needs a CPU-only torch build")
+def test_a_gpu_on_a_cpu_only_torch_is_refused_before_torch_loads():
+    assert_refused_early("embed", ["x", "--device", "cuda", "--model", NO_MODEL], "--device cuda",
+                         f"torch ({version('torch')}) is a CPU-only build", "--device cpu")
+
+
+def test_export_onnx_into_a_folder_that_is_not_empty_says_overwrite(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    assert_refused_early("export-onnx", [NO_MODEL, str(out)], str(out), "not empty", "--overwrite")
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
 @pytest.mark.parametrize("command", ["embed", "chunk"])
@@ -123,18 +164,26 @@ def _subcommands() -> dict[str, object]:
 
 @pytest.mark.parametrize("name", sorted(_subcommands()))
 def test_every_help_shows_every_default(name):
-    """Each option with a default (not None/False/empty) shows it in its subcommand's ``--help``."""
+    """Each option with a default (anything but None, a flag's False or an empty list; 0 included) shows it, value
+    and all, in its own entry of the subcommand's ``--help`` as argparse renders it (an option without help text
+    would show nothing at all)."""
     sub = _subcommands()[name]
     formatter = sub._get_formatter()
-    text = " ".join(sub.format_help().split())
     for action in sub._actions:
-        if action.default in (None, False, [], "==SUPPRESS==") or not action.option_strings:
+        if not action.option_strings or not shows_default(action):
             continue
-        shown = formatter._get_help_string(action) % {"default": action.default}
-        assert "default" in shown.lower(), f"{name} {action.option_strings[0]} hides its default"
-    if name == "serve":
-        for fragment in ("(default: 8080)", "(default: 127.0.0.1)", "(default: 65536)", "(default: info)"):
-            assert fragment in text
+        entry = " ".join(formatter._format_action(action).split())
+        values = action.default if isinstance(action.default, list) else [action.default]
+        assert "default" in entry and all(str(value) in entry for value in values), \
+            f"jinav3 {name} {action.option_strings[0]} hides its default {action.default!r}: {entry}"
+    text = " ".join(sub.format_help().split())
+    expected = {"serve": ["(default: 8080)", "(default: 127.0.0.1)", "(default: 65536)", "(default: info)"],
+                "chunk": ["--chunk-overlap CHUNK_OVERLAP tokens shared by neighbouring token chunks (less than "
+                          "--chunk-size) (default: 0)", "(default: sentences)"],
+                "embed": ["(default: jsonl)"], "eval": ["(default: ['naive', 'late', 'whole'])", "(default: local)"],
+                "index": ["(default: retrieval.passage)", "(default: id)", "(default: text)", "(default: 1.0)"]}
+    for fragment in expected.get(name, []):
+        assert fragment in text, fragment
 
 
 def test_help_runs_without_torch():

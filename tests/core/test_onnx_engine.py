@@ -274,7 +274,7 @@ def test_bad_settings_are_named(tiny_onnx, tiny_onnx_dir, tiny_checkpoint):
 
 def test_a_missing_openvino_is_named_with_its_extra(tiny_onnx_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # "import openvino" fails, as where it is not installed
-    with pytest.raises(ModelLoadError, match=r"pip install 'jinav3\[openvino\]'"):
+    with pytest.raises(ModelLoadError, match=r"pip install -e 'shared_core\[openvino\]'"):
         Embedder.local(str(tiny_onnx_dir), engine="openvino")
 
 

@@ -26,7 +26,7 @@ def check_light_install() -> None:
     try:
         Embedder.local("some-model")
     except ModelLoadError as exc:
-        assert "pip install 'jinav3[local]'" in str(exc), exc
+        assert "pip install -e 'shared_core[local]'" in str(exc), exc
     else:
         raise AssertionError("Embedder.local worked without the local extra")
 

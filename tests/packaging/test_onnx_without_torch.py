@@ -154,7 +154,7 @@ def test_int8_without_the_onnx_package_names_the_extra_until_the_graph_is_writte
     """
     refused = run_blocked(load)
     assert refused.returncode == 0, refused.stderr[-3000:]
-    assert "pip install 'jinav3[onnx-int8]'" in refused.stdout and "not installed" in refused.stdout
+    assert "pip install -e 'shared_core[onnx-int8]'" in refused.stdout and "not installed" in refused.stdout
     written = subprocess.run([sys.executable, "-c", f"from jinav3 import Embedder; Embedder.local({str(folder)!r}, "
                               f"engine={engine!r}, dtype='int8')"], capture_output=True, text=True, timeout=300)
     assert written.returncode == 0, written.stderr[-3000:]

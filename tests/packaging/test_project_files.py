@@ -51,7 +51,8 @@ def test_adapters_bound_the_core_and_offer_the_local_extra(folder):
 def fake_checkout(tmp_path: Path) -> Path:
     """The files setup.sh fingerprints, a ``.venv/bin/python`` and an importable ``jinav3`` inside the copy."""
     root = tmp_path / "checkout"
-    for relative in ("scripts/setup.sh", "scripts/setup_state.py", "pyproject.toml", "shared_core/pyproject.toml",
+    for relative in ("scripts/setup.sh", "scripts/setup_state.py", "scripts/install_torch_cpu.py", "pyproject.toml",
+                     "shared_core/pyproject.toml",
                      *(str(p.relative_to(ROOT)) for p in (ROOT / "packages").glob("*/pyproject.toml"))):
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / relative, root / relative)

@@ -63,7 +63,7 @@ def test_the_local_backend_without_the_extra_names_it(call):
             print(exc)
     """)
     assert result.returncode == 0, result.stderr
-    assert "pip install 'jinav3[local]'" in result.stdout and "pip install -e 'shared_core[local]'" in result.stdout
+    assert "pip install -e 'shared_core[local]'" in result.stdout and "clone of the jinav3 repository" in result.stdout
     assert "torch" in result.stdout
 
 
@@ -78,7 +78,7 @@ def test_the_cli_without_the_extra_is_one_line_naming_it(tmp_path, command):
     """)
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert f"jinav3 {command}: error:" in result.stderr and "pip install 'jinav3[local]'" in result.stderr
+    assert f"jinav3 {command}: error:" in result.stderr and "pip install -e 'shared_core[local]'" in result.stderr
 
 
 def test_the_api_client_runs_without_torch():

@@ -14,6 +14,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -30,8 +31,9 @@ from jinav3.cli_inputs import (
 )
 from jinav3.distributed.cli import add_index_parser, run_index
 from jinav3.errors import InputTooLongError, InvalidInputError, JinaV3Error, ModelLoadError, NoTaskAdaptersWarning
+from jinav3.late_chunking.windows import MIN_WINDOW
 from jinav3.runtime import openmp
-from jinav3.runtime.settings import DTYPE_HELP, ENGINES
+from jinav3.runtime.settings import DEVICE_NAMES, DTYPE_HELP, ENGINES, check_engine_precision
 from jinav3.tasks import TASKS
 
 #: Above this many characters in all, ``jinav3 chunk`` shows progress bars (late chunking is a minute per ~100k
@@ -81,9 +83,16 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+        if "default" in text or not shows_default(action):
             return text
         return super()._get_help_string(action)
+
+
+def shows_default(action: argparse.Action) -> bool:
+    """Whether ``--help`` should name ``action``'s default: any value but none, a flag's False and an empty list
+    (a 0 default is shown: ``0 in (False,)`` would hide it)."""
+    default = action.default
+    return not (default is None or default is False or default is argparse.SUPPRESS or default == [])
 
 
 def _version() -> str:
@@ -95,6 +104,7 @@ def _version() -> str:
         return "unknown (the jinav3 distribution is not installed; running from a source tree)"
 
 
+DEVICE_HELP = f"{DEVICE_NAMES} (default: the best available)"
 ENGINE_HELP = ("local model engine: torch (default), onnx (ONNX Runtime on the folder's onnx/model.onnx, no torch; "
                "write one with jinav3 export-onnx) or openvino (OpenVINO on the same file, no torch)")
 
@@ -107,25 +117,28 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="Matryoshka size, 1..the model's width (jina-embeddings-v3: 1024; trained: 32..1024)")
     parser.add_argument("--encoding", type=check_encoding, default="utf-8",
                         help="text encoding of the input files and standard input")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
+    parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--dtype", help=DTYPE_HELP)
     parser.add_argument("--engine", choices=ENGINES, default="torch", help=ENGINE_HELP)
     parser.add_argument("--output", "-o", help="output file (default: standard output)")
 
 
 class _SubParser(argparse.ArgumentParser):
-    """Subcommands show their defaults in ``--help`` too."""
+    """Every parser of the command: its defaults in ``--help``, and a wrong argument is one line on standard error
+    (exit status 2) that points at ``--help`` instead of argparse's usage block."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _SubParser(
         prog="jinav3",
         description="jina-embeddings-v3 with task adapters, late chunking and Matryoshka dimensions.",
-        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubParser)
@@ -135,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "or a (n, d) float32 array with --format npy.")
     embed.add_argument("texts", nargs="*", help="texts to embed (omit to read --file or standard input)")
     embed.add_argument("--file", "-f", action="append", default=[], help="a text file; every line is one text")
-    embed.add_argument("--format", choices=["jsonl", "npy"], default="jsonl")
+    embed.add_argument("--format", choices=["jsonl", "npy"], default="jsonl",
+                       help="jsonl: one record per text on standard output or --output; npy: one (n, d) float32 "
+                       "array, needs --output")
     embed.add_argument("--truncate", action="store_true", help="cut texts longer than the context instead of failing")
     _add_model_options(embed)
 
@@ -143,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Each file is one document: it is embedded whole, then cut into chunks "
                            "whose vectors keep the document's context. One JSONL record per chunk.")
     chunk.add_argument("files", nargs="+", help="text files, one document each")
-    chunk.add_argument("--chunker", choices=["sentences", "paragraphs", "tokens"], default="sentences")
+    chunk.add_argument("--chunker", choices=["sentences", "paragraphs", "tokens"], default="sentences",
+                       help="how each file is cut into chunks")
     chunk.add_argument("--chunk-size", type=_int_at_least(1), default=256, help="tokens per chunk for --chunker tokens")
     chunk.add_argument("--chunk-overlap", type=_int_at_least(0), default=0,
                        help="tokens shared by neighbouring token chunks (less than --chunk-size)")
@@ -164,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "micro-batching across concurrent requests. Needs the server extra (fastapi, uvicorn).")
     serve.add_argument("--model", help="model folder or hub id (default: jina-embeddings-v3, else a small "
                        "bundled model when offline)")
-    serve.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
+    serve.add_argument("--device", help=DEVICE_HELP)
     serve.add_argument("--dtype", help=DTYPE_HELP)
     serve.add_argument("--engine", choices=ENGINES, default="torch", help=ENGINE_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
@@ -223,35 +239,85 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
                         "--embedding-types re-uses them.")
     ev.add_argument("folder", help="BEIR folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
     ev.add_argument("--split", default="test", help="qrels file to use (default: test)")
-    ev.add_argument("--limit-queries", type=int, help="evaluate only the first N judged queries")
-    ev.add_argument("--limit-docs", type=int, help="shrink the corpus to N documents (relevant ones always kept)")
+    ev.add_argument("--limit-queries", type=_int_at_least(1), help="evaluate only the first N judged queries")
+    ev.add_argument("--limit-docs", type=_int_at_least(1),
+                    help="shrink the corpus to N documents (relevant ones always kept)")
     ev.add_argument("--chunker", nargs="+", choices=["tokens", "sentences", "paragraphs"],
                     default=["tokens", "sentences"], help="chunkings to compare (default: tokens sentences)")
-    ev.add_argument("--chunk-size", type=int, nargs="+", default=[256],
+    ev.add_argument("--chunk-size", type=_int_at_least(1), nargs="+", default=[256],
                     help="tokens per chunk for the tokens chunker; several sizes compare several chunkings")
-    ev.add_argument("--settings", nargs="+", choices=["naive", "late", "whole"], default=["naive", "late", "whole"])
-    ev.add_argument("--matryoshka", type=int, nargs="*", default=[],
+    ev.add_argument("--settings", nargs="+", choices=["naive", "late", "whole"], default=["naive", "late", "whole"],
+                    help="what to compare: chunks embedded alone, late chunking, whole documents")
+    ev.add_argument("--matryoshka", type=_int_at_least(1), nargs="*", default=[],
                     help="also score these Matryoshka sizes, e.g. 32 64 128 256 512")
     ev.add_argument("--embedding-types", nargs="+", choices=["float", "binary", "ubinary"], default=["float"],
                     help="encodings to score: float by cosine, binary/ubinary (packed sign bits) by Hamming distance")
-    ev.add_argument("--backend", choices=["local", "api"], default="local")
+    ev.add_argument("--backend", choices=["local", "api"], default="local",
+                    help="local: the model in this process; api: the Jina API or a jinav3 serve server")
     ev.add_argument("--model", help="local: folder or hub id (default: jina-embeddings-v3, else the bundled "
                     "MiniLM when offline); api: model name (default: jina-embeddings-v3)")
     ev.add_argument("--base-url", help="api backend: server base URL (default: the Jina API; key in JINA_API_KEY)")
     ev.add_argument("--tokenizer", help="api backend: the served model's folder, whose tokenizer cuts the token "
                     "chunks (the api backend has no tokenizer of its own)")
-    ev.add_argument("--full-dimensions", type=int, default=1024,
+    ev.add_argument("--full-dimensions", type=_int_at_least(1), default=1024,
                     help="api backend: the served model's width (default: 1024, jina-embeddings-v3)")
-    ev.add_argument("--device", help="local backend: cpu, cuda, mps (default: best available)")
+    ev.add_argument("--device", help="local backend: " + DEVICE_HELP)
     ev.add_argument("--dtype", help="local backend: " + DTYPE_HELP)
     ev.add_argument("--engine", choices=ENGINES, default="torch", help="local backend: " + ENGINE_HELP)
-    ev.add_argument("--window", type=int, help="late chunking macro window in tokens (default: the context)")
-    ev.add_argument("--overlap", type=int, help="tokens shared by neighbouring macro windows")
+    ev.add_argument("--window", type=_int_at_least(MIN_WINDOW),
+                    help="late chunking macro window in tokens (default: the model's context)")
+    ev.add_argument("--overlap", type=_int_at_least(0), help="tokens shared by neighbouring macro windows "
+                    "(less than --window; default: a quarter of the window, at most 512)")
     ev.add_argument("--cache-dir", help="where raw vectors are cached (default: $JINAV3_CACHE/eval, else "
                     "~/.cache/jinav3/eval)")
     ev.add_argument("--no-cache", action="store_true", help="neither read nor write cached vectors")
     ev.add_argument("--output", "-o", help="write the full report as JSON to this file")
     ev.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+_PYTHON_OPTION = re.compile(r"\b(engine|dtype|device)=(['\"])([^'\"]*)\2")
+
+
+def _in_cli_words(message: str) -> str:
+    """A Python-level message in command-line words: ``engine='onnx'`` -> ``--engine onnx`` (the core's errors
+    name the Python arguments)."""
+    return _PYTHON_OPTION.sub(r"--\1 \3", message)
+
+
+def _cpu_only_torch() -> str | None:
+    """The installed torch's version when its distribution says it is a CPU-only build (``2.13.0+cpu``), read from
+    its metadata without importing it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("torch")
+    except PackageNotFoundError:
+        return None
+    return installed if installed.endswith("+cpu") else None
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Every argument check that needs neither torch nor the model, before either is loaded: precision and device
+    names and what the engine runs, a GPU asked of a CPU-only torch, eval's windows, export-onnx's target."""
+    engine = getattr(args, "engine", "torch")
+    dtype, device = getattr(args, "dtype", None), getattr(args, "device", None)
+    try:
+        check_engine_precision(engine, dtype, device)
+    except InvalidInputError as exc:
+        raise UsageError(_in_cli_words(str(exc))) from None
+    cpu_build = _cpu_only_torch() if engine == "torch" and device and device.lower().startswith("cuda") else None
+    if cpu_build:
+        raise UsageError(f"--device {device}: the installed torch ({cpu_build}) is a CPU-only build; use --device cpu, "
+                         "or install a CUDA build of torch (pytorch.org)")
+    window, overlap = getattr(args, "window", None), getattr(args, "overlap", None)
+    if window is not None and overlap is not None and overlap >= window:
+        raise UsageError(f"--overlap ({overlap}) must be less than --window ({window})")
+    if args.command == "export-onnx":
+        out = Path(args.out).expanduser()
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"{out} is a file; export-onnx writes a folder")
+        if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+            raise UsageError(f"{out} exists and is not empty; choose a new folder or pass --overwrite")
 
 
 def _warn(args: argparse.Namespace, message: str) -> None:
@@ -400,7 +466,11 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
         import onnx  # noqa: F401
     except ImportError:
         raise ModelLoadError("jinav3 export-onnx writes the graph with the onnx package, which is not installed; "
-                             "pip install 'jinav3[local,onnx-int8]'") from None
+                             "pip install -e 'shared_core[local,onnx-int8]' (at the root of a clone of the jinav3 "
+                             "repository)") from None
+    from jinav3.model.choice import check_model_source
+
+    check_model_source(args.checkpoint)
     from jinav3.model.onnx_export import export_onnx
 
     graph = export_onnx(args.checkpoint, args.out, overwrite=args.overwrite)
@@ -417,8 +487,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         require_local("jinav3 serve")
     missing = missing_modules(("fastapi", "uvicorn", "prometheus_client"))
     if missing:
-        raise UsageError(f"jinav3 serve needs {' and '.join(missing)}: pip install 'jinav3[server]' (from a clone "
-                         "of the jinav3 repository: pip install -e 'shared_core[server]')")
+        raise UsageError(f"jinav3 serve needs {' and '.join(missing)}: pip install -e 'shared_core[server]' (at the "
+                         "root of a clone of the jinav3 repository)")
     from jinav3.server.keys import resolve_keys
     from jinav3.server.run import bind_sockets, run_server
 
@@ -483,6 +553,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         embedder = _embedder(argparse.Namespace(model=args.model, device=args.device, dtype=args.dtype,
                                                engine=args.engine))
     print(f"jinav3 eval: model ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    context = getattr(embedder.backend, "max_length", None)
+    if args.window is not None and context is not None and args.window > context:
+        raise UsageError(f"--window {args.window} is longer than the model's context ({context} tokens); pass at most "
+                         f"{context}, or omit it")
     cache = VectorCache(None if args.no_cache else (args.cache_dir or default_cache_dir()))
     report = evaluate(embedder, dataset, config, cache=cache, tokenizer=tokenizer)
     print(format_report(report))
@@ -496,13 +570,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a user error (bad input, missing file or model, the wrong encoding) is one line on
     standard error and exit status 2, an interrupt exit status 130."""
     args = build_parser().parse_args(argv)
-    openmp.prepare(getattr(args, "dtype", None))  # before anything imports torch (see jinav3.runtime.openmp)
     handlers = {"embed": _cmd_embed, "chunk": _cmd_chunk, "serve": _cmd_serve, "eval": _cmd_eval, "index": run_index,
                 "export-onnx": _cmd_export_onnx}
     try:
+        _check_arguments(args)
+        openmp.prepare(getattr(args, "dtype", None))  # before anything imports torch (see jinav3.runtime.openmp)
         return handlers[args.command](args)
     except (JinaV3Error, OSError, UnicodeError) as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
+        message = _in_cli_words(" ".join(str(exc).split())) or type(exc).__name__
         print(f"jinav3 {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from jinav3.backends.local_base import Abandoned, LocalBase
-from jinav3.errors import InvalidInputError, PerformanceWarning
+from jinav3.errors import InvalidInputError, ModelLoadError, PerformanceWarning
 from jinav3.late_chunking import pooling_torch
 from jinav3.late_chunking import windows as late
 from jinav3.late_chunking.preparation import PreparedDocument
@@ -28,7 +28,7 @@ from jinav3.model import packing
 from jinav3.model.checkpoint import load_jina_v3, load_plain_encoder
 from jinav3.model.files import DEFAULT_MODEL, is_jina_v3_original, load_tokenizer, read_config, resolve_model_dir
 from jinav3.runtime import hardware, openmp
-from jinav3.runtime.settings import check_dtype
+from jinav3.runtime.settings import check_device, check_dtype
 
 __all__ = ["Abandoned", "LocalBackend", "load_tokenizer", "pick_attention", "pick_device", "pick_dtype"]
 
@@ -36,13 +36,37 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
+    """The device asked for (refused at once, naming the way out, when this machine or this torch build lacks it),
+    else the best available."""
     if device is not None:
-        return torch.device(device)
+        chosen = device if isinstance(device, torch.device) else torch.device(check_device(device))
+        check_device_available(chosen)
+        return chosen
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def check_device_available(device: torch.device) -> None:
+    """A :class:`ModelLoadError` before any weight moves when ``device`` is not usable here: a CUDA device on a
+    CPU-only torch build or on a machine without that GPU, MPS or XPU where there is none."""
+    if device.type == "cuda":
+        if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+            raise ModelLoadError(f"device {str(device)!r}: this torch ({torch.__version__}) is a CPU-only build; use "
+                                 "device='cpu' (--device cpu), or install a CUDA build of torch (pytorch.org)")
+        count = torch.cuda.device_count()
+        if count == 0 or (device.index or 0) >= count:
+            found = "no CUDA GPU is visible" if count == 0 else f"only cuda:0..cuda:{count - 1} are visible"
+            raise ModelLoadError(f"device {str(device)!r}: {found}; use device='cpu' (--device cpu) or check "
+                                 "CUDA_VISIBLE_DEVICES and the driver (nvidia-smi)")
+    elif device.type == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise ModelLoadError(f"device {str(device)!r}: no Apple GPU (MPS) is available here; use device='cpu'")
+    elif device.type == "xpu":
+        if getattr(torch, "xpu", None) is None or not torch.xpu.is_available():
+            raise ModelLoadError(f"device {str(device)!r}: no Intel GPU (XPU) is available here; use device='cpu'")
 
 
 def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:

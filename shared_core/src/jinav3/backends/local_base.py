@@ -279,8 +279,9 @@ class LocalBase:
         so memory is bounded by that group, not by the longest document. The tokens of every window fed to the
         model are added to ``usage``."""
         window = self.max_length if window is None else window
-        if not 16 <= window <= self.max_length:
-            raise InvalidInputError(f"window must be between 16 and max_length={self.max_length}, got {window}")
+        if not late.MIN_WINDOW <= window <= self.max_length:
+            raise InvalidInputError(f"window must be between {late.MIN_WINDOW} and max_length={self.max_length}, "
+                                    f"got {window}")
         if overlap is not None and overlap < 0:
             raise InvalidInputError(f"overlap must be at least 0 tokens, got {overlap}")
         plans = [self._window_plan(item.tokens, window, overlap) for item in prepared]

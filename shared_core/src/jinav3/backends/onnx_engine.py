@@ -19,6 +19,7 @@ The OpenVINO engine (:mod:`jinav3.backends.openvino_engine`) runs the same file:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from jinav3.backends.local_base import LocalBase
-from jinav3.errors import InvalidInputError, ModelLoadError
+from jinav3.errors import InvalidInputError, JinaV3Error, ModelLoadError
 from jinav3.model.files import (
     DEFAULT_MODEL,
     encoder_max_positions,
@@ -36,19 +37,27 @@ from jinav3.model.files import (
     resolve_model_dir,
     task_instructions,
 )
-from jinav3.runtime.settings import check_dtype
+from jinav3.model.graph_files import (
+    check_external_data,
+    check_graph_files,
+    graph_load_error,
+    missing_inputs_error,
+)
+from jinav3.runtime.extras import FROM_CLONE
+from jinav3.runtime.settings import ENGINE_DTYPES, check_dtype
 
 #: The graph inside a model folder, and what a hub download fetches (never the safetensors weights).
 GRAPH_FILE = "onnx/model.onnx"
 HUB_FILES = ["*.json", "*.txt", "*.model", GRAPH_FILE, "onnx/model.onnx_data"]
-ONNX_INSTALL = "pip install 'jinav3[onnx]'"
+ONNX_INSTALL = "pip install -e 'shared_core[onnx]'"
 
 
 def _onnxruntime() -> Any:
     try:
         import onnxruntime
     except ImportError:
-        raise ModelLoadError(f"engine='onnx' needs onnxruntime, which is not installed; {ONNX_INSTALL}") from None
+        raise ModelLoadError(f"engine='onnx' needs onnxruntime, which is not installed; {ONNX_INSTALL} "
+                             f"({FROM_CLONE})") from None
     return onnxruntime
 
 
@@ -70,7 +79,7 @@ class OnnxBackend(LocalBase):
 
     engine = "onnx"
     #: The precisions this engine runs; the first is the default.
-    dtypes: tuple[str, ...] = ("float32", "int8")
+    dtypes: tuple[str, ...] = ENGINE_DTYPES["onnx"]
 
     def __init__(
         self,
@@ -114,12 +123,21 @@ class OnnxBackend(LocalBase):
             max_positions=None if jina else encoder_max_positions(folder, config),
             max_length=max_length, token_budget=token_budget or 4_096, max_batch=max_batch,
         )
-        inputs, self._forward = self._open(graph, threads)
+        check_graph_files(graph)
+        if self.precision == "int8" and importlib.util.find_spec("onnx") is not None:
+            check_external_data(graph)  # before int8's first load spends seconds on imports and quantising
+        try:
+            inputs, self._forward = self._open(graph, threads)
+        except JinaV3Error:
+            raise
+        except Exception as exc:  # the engines' native errors: a missing, cut-short or foreign file
+            raise graph_load_error(graph, exc) from exc
         missing = {"input_ids", "attention_mask"} - inputs
         if missing:
-            raise ModelLoadError(f"{graph} lacks the input(s) {sorted(missing)} of the official layout")
+            raise missing_inputs_error(graph, missing, inputs)
         if jina and "task_id" not in inputs:
-            raise ModelLoadError(f"{graph} has no task_id input, but config.json declares task adapters")
+            raise ModelLoadError(f"{graph} has no task_id input, but config.json declares task adapters; write the "
+                                 "folder anew with `jinav3 export-onnx CHECKPOINT OUT`")
 
     def _precision(self, dtype: str | None) -> str:
         """The canonical precision asked for, refused when this engine does not run it."""

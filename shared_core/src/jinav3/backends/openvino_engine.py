@@ -19,9 +19,11 @@ from typing import Any
 
 from jinav3.backends.onnx_engine import Forward, OnnxBackend
 from jinav3.errors import InvalidInputError, ModelLoadError
+from jinav3.runtime.extras import FROM_CLONE
 from jinav3.runtime.hardware import cpu_features
+from jinav3.runtime.settings import ENGINE_DTYPES
 
-OPENVINO_INSTALL = "pip install 'jinav3[openvino]'"
+OPENVINO_INSTALL = "pip install -e 'shared_core[openvino]'"
 #: The int8-weight graph's name beside ``model.onnx`` (its tensors in ``model_int8_weights.onnx_data``).
 INT8_NAME = "model_int8_weights.onnx"
 #: OpenVINO's name of each precision of the hint.
@@ -32,7 +34,8 @@ def _openvino() -> Any:
     try:
         import openvino
     except ImportError:
-        raise ModelLoadError(f"engine='openvino' needs openvino, which is not installed; {OPENVINO_INSTALL}") from None
+        raise ModelLoadError(f"engine='openvino' needs openvino, which is not installed; {OPENVINO_INSTALL} "
+                             f"({FROM_CLONE})") from None
     return openvino
 
 
@@ -40,7 +43,7 @@ class OpenVinoBackend(OnnxBackend):
     """Runs ``onnx/model.onnx`` with OpenVINO on the CPU. Thread-safe: forward passes are serialised."""
 
     engine = "openvino"
-    dtypes = ("float32", "bfloat16", "int8")
+    dtypes = ENGINE_DTYPES["openvino"]
     #: int8: one activation scale per this many values (OpenVINO's ``DYNAMIC_QUANTIZATION_GROUP_SIZE``); measured
     #: against 32, 64 and 384 by benchmarks/bench_graph_choices.py (docs/performance.md).
     activation_group = 128

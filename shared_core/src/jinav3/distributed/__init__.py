@@ -39,5 +39,6 @@ def __getattr__(name: str) -> Any:
     try:
         module = importlib.import_module(f"jinav3.distributed.{_HOMES[name]}")
     except ImportError as exc:
-        raise ImportError(f"jinav3.distributed needs Ray Data and pyarrow: pip install 'jinav3[ray]' ({exc})") from exc
+        raise ImportError(f"jinav3.distributed needs Ray Data and pyarrow: pip install -e 'shared_core[ray]' (in a "
+                          f"clone of the jinav3 repository; {exc})") from exc
     return getattr(module, name)

@@ -41,22 +41,23 @@ def add_index_parser(sub: Any) -> None:
                        "this file")
     index.add_argument("--model", help="model folder or hub id (default: jina-embeddings-v3, else a small bundled "
                        "model when offline); must be readable on every node")
-    index.add_argument("--task", choices=[*TASKS, "none"], default="retrieval.passage")
+    index.add_argument("--task", choices=[*TASKS, "none"], default="retrieval.passage",
+                       help="task adapter of the chunk vectors (none: the base weights)")
     index.add_argument("--dimensions", type=int, help="Matryoshka size, 1..1024 (trained: 32..1024)")
     index.add_argument("--chunker", choices=["sentences", "paragraphs", "tokens", "none"], default="sentences",
                        help="how documents are cut; none = one vector per document")
     index.add_argument("--chunk-size", type=int, default=256, help="tokens per chunk for --chunker tokens")
     index.add_argument("--chunk-overlap", type=int, default=0, help="tokens shared by neighbouring token chunks")
     index.add_argument("--no-late-chunking", action="store_true", help="embed each chunk on its own instead")
-    index.add_argument("--id-column", default="id")
-    index.add_argument("--text-column", default="text")
+    index.add_argument("--id-column", default="id", help="input column that names each document")
+    index.add_argument("--text-column", default="text", help="input column that holds each document's text")
     index.add_argument("--carry", action="append", default=[], metavar="COLUMN",
                        help="copy this input column onto every chunk row (repeatable)")
     index.add_argument("--actors", type=int, default=1, help="model replicas (actor pool size)")
     index.add_argument("--gpus-per-actor", type=float, default=0.0, help="e.g. 1, or 0.5 for two per GPU")
-    index.add_argument("--cpus-per-actor", type=float, default=1.0)
+    index.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPU cores Ray reserves for each actor")
     index.add_argument("--batch-size", type=int, default=64, help="documents per batch")
-    index.add_argument("--device", help="cpu, cuda (default: cuda when the actor has a GPU)")
+    index.add_argument("--device", help="cpu or cuda (default: cuda when the actor has a GPU)")
     index.add_argument("--dtype", help=DTYPE_HELP)
     index.add_argument("--engine", choices=ENGINES, default="torch",
                        help="torch (default), onnx (ONNX Runtime on the folder's onnx/model.onnx) or openvino "
@@ -110,7 +111,8 @@ def run_index(args: argparse.Namespace) -> int:
 
         from jinav3.distributed.pipeline import index_corpus
     except ImportError as exc:
-        raise UsageError(f"jinav3 index needs the ray extra: pip install 'jinav3[ray]' ({exc})") from None
+        raise UsageError(f"jinav3 index needs the ray extra: pip install -e 'shared_core[ray]' (in a "
+                         f"clone of the jinav3 repository; {exc})") from None
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address)

@@ -35,7 +35,8 @@ def _ray() -> Any:
         import ray
         import ray.data  # the Data library is a separate extra of ray
     except ImportError as exc:
-        raise ImportError(f"jinav3.distributed needs Ray Data: pip install 'jinav3[ray]' ({exc})") from None
+        raise ImportError(f"jinav3.distributed needs Ray Data: pip install -e 'shared_core[ray]' (in a "
+                         f"clone of the jinav3 repository; {exc})") from None
     return ray
 
 

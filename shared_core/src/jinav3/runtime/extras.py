@@ -14,8 +14,10 @@ from jinav3.errors import ModelLoadError
 #: Modules the local backend imports (``huggingface_hub`` is optional there: only hub ids need it).
 LOCAL_MODULES: tuple[str, ...] = ("torch", "transformers", "safetensors")
 
-LOCAL_INSTALL = "pip install 'jinav3[local]'"
-LOCAL_INSTALL_FROM_CLONE = "pip install -e 'shared_core[local]'"
+#: jinav3 is not on a package index: an extra is installed from a clone of the repository, at its root
+#: (tests/docs/test_install_lines.py checks that every install line in the docs and in messages works so).
+FROM_CLONE = "at the root of a clone of the jinav3 repository; jinav3 is not on PyPI"
+LOCAL_INSTALL = "pip install -e 'shared_core[local]'"
 
 
 def missing_modules(modules: tuple[str, ...] = LOCAL_MODULES) -> list[str]:
@@ -39,6 +41,6 @@ def require_local(what: str = "the local backend") -> None:
         raise ModelLoadError(
             f"{what} runs the model in this process and needs {_and(missing)}, which "
             f"{'is' if len(missing) == 1 else 'are'} not installed. Install the local extra: {LOCAL_INSTALL} "
-            f"(from a clone of the jinav3 repository: {LOCAL_INSTALL_FROM_CLONE}), or use the API backend "
+            f"({FROM_CLONE}), or use the API backend "
             "(Embedder.api / backend='api')."
         )

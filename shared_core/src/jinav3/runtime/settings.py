@@ -3,6 +3,7 @@ misspelt option is the same clear error everywhere, never a ``TypeError`` deep i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,6 +68,40 @@ def check_dtype(dtype: str) -> str:
         ) from None
 
 
+#: Precisions each engine of the local backend runs; the first is the engine's default where it has one.
+ENGINE_DTYPES: dict[str, tuple[str, ...]] = {
+    "torch": ("float32", "bfloat16", "float16", "int8"),
+    "onnx": ("float32", "int8"),
+    "openvino": ("float32", "bfloat16", "int8"),
+}
+
+#: Device names of the local backend: a torch device type, optionally with an index (``cuda:1``).
+_DEVICE = re.compile(r"(cpu|cuda|mps|xpu)(:\d+)?")
+DEVICE_NAMES = "cpu, cuda, cuda:N (the N-th GPU), mps (Apple GPU) or xpu (Intel GPU)"
+
+
+def check_device(device: str) -> str:
+    """``device`` as given when it names a device type the local backend can run on; an unknown name (``tpu``,
+    ``gpu``, ``cuda1``) is an :class:`InvalidInputError` listing the valid ones, before torch is imported."""
+    if not isinstance(device, str) or _DEVICE.fullmatch(device.strip().lower()) is None:
+        raise InvalidInputError(f"unknown device {device!r}; use {DEVICE_NAMES}, or leave it unset to pick the "
+                                "best available")
+    return device.strip().lower()
+
+
+def check_engine_precision(engine: str, dtype: str | None, device: str | None) -> None:
+    """Refuse, before anything is loaded, a precision or a device the chosen engine does not run."""
+    if dtype is not None:
+        chosen = check_dtype(dtype)
+        offered = ENGINE_DTYPES.get(engine, ENGINE_DTYPES["torch"])
+        if chosen not in offered:
+            raise InvalidInputError(f"engine={engine!r} runs {', '.join(offered[:-1])} or {offered[-1]}, not "
+                                    f"{dtype!r}; use engine='torch' for {chosen}")
+    if device is not None and check_device(device) != "cpu" and engine != "torch":
+        raise InvalidInputError(f"engine={engine!r} runs on the CPU only, not on {device!r}; use engine='torch' "
+                                "there")
+
+
 def check_backend(backend: str) -> str:
     if backend not in BACKEND_OPTIONS:
         raise InvalidInputError(f"unknown backend {backend!r}; use 'local' or 'api'")
@@ -96,6 +131,8 @@ def backend_options(backend: str, settings: Mapping[str, Any]) -> dict[str, Any]
         raise InvalidInputError("; ".join(parts))
     if isinstance(given.get("dtype"), str):
         check_dtype(given["dtype"])
+    if isinstance(given.get("device"), str):
+        check_device(given["device"])
     return given
 
 

@@ -1,6 +1,7 @@
 """``jinav3 serve``: a self-hosted server speaking the Jina Embeddings API contract over the local backend.
 
-Needs the ``server`` extra (``pip install 'jinav3[server]'``: fastapi and uvicorn); the rest of jinav3 does not.
+Needs the ``server`` extra (``pip install -e 'shared_core[server]'``
+in a clone of the repository: fastapi and uvicorn); the rest of jinav3 does not.
 Names are imported on first use, so that ``jinav3 serve`` can check its port and arguments before torch loads.
 """
 
