@@ -65,12 +65,14 @@ class DocumentPreparer:
         include_special_tokens: bool = True,
         chunk_size: int = 256,
         chunk_overlap: int = 0,
+        language: str = "auto",
     ) -> PreparedDocument:
-        """Chunk (explicit ``spans`` win over ``chunker``), tokenise and plan the pooling of one document."""
+        """Chunk (explicit ``spans`` win over ``chunker``; ``language`` as for :class:`jinav3.SentenceChunker`),
+        tokenise and plan the pooling of one document."""
         validate_task(task)
         if not isinstance(document, str):
             raise InvalidInputError(f"document must be a string, got {type(document).__name__}")
-        found = resolve_spans(document, chunker, spans, self.tokenizer, chunk_size, chunk_overlap)
+        found = resolve_spans(document, chunker, spans, self.tokenizer, chunk_size, chunk_overlap, language)
         tokens = self.tokenize(document, task)
         plan = late.plan_pooling(tokens, found, include_special_tokens)
         return PreparedDocument(document, tuple(found), task, tokens, plan)
