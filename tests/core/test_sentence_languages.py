@@ -4,6 +4,7 @@ PyThaiNLP, Lao refused with a message, and ``language=`` accepted wherever a chu
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -124,3 +125,18 @@ async def test_language_reaches_the_chunker_from_the_async_twins(tiny_embedder):
     text = "Am 3. Oktober kam sie. Im 2. Stock wohnt er."
     assert len(await tiny_embedder.alate_chunk(text, language="de")) == 2
     assert [len(c) for c in await tiny_embedder.alate_chunk_many([text], language="en")] == [4]
+
+
+def test_the_chunk_command_takes_a_language_and_refuses_a_bad_one(tiny_checkpoint, tmp_path, capsys):
+    from jinav3.cli import main
+
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Am 3. Oktober kam sie. Im 2. Stock wohnt er.", encoding="utf-8")
+    out = tmp_path / "chunks.jsonl"
+    assert main(["chunk", str(doc), "--language", "de", "--model", str(tiny_checkpoint), "-o", str(out)]) == 0
+    assert [json.loads(line)["text"] for line in out.read_text(encoding="utf-8").splitlines()] == [
+        "Am 3. Oktober kam sie.", "Im 2. Stock wohnt er."]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["chunk", str(doc), "--language", "German", "--model", str(tiny_checkpoint)])
+    assert refused.value.code == 2 and "ISO 639" in capsys.readouterr().err
