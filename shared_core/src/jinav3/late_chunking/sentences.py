@@ -18,8 +18,8 @@ On top of sentencex, the rules of this project hold: a sentence ends only before
 end of a text; a blank line (in any line-break convention) always ends a sentence; and three kinds of period that
 sentencex takes for a sentence end are not one (:func:`_not_an_end`): a reference abbreviation before a number
 ("Eq. 4", "Vol. 3", "approx. 5", "pág. 12", "рис. 3"), a German ordinal after an article or preposition
-("im 2. Stock", "im 19. Jahrhundert") and a word of at most three letters before a lowercase word ("1990 r. w
-Krakowie", "т. д. в магазине").
+("im 2. Stock", "im 19. Jahrhundert"), a word of at most three letters before a lowercase word ("1990 r. w
+Krakowie", "т. д. в магазине") and a capital letter alone after a sentence end (French "... 1990. M. Dupont").
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ GERMAN_ORDINAL_LEADS = frozenset({
     "jedem", "ihrem", "seinem", "ihr", "sein",
 })
 _LAST_WORDS = re.compile(r"(?:(\w+)\s+)?(\w+)\.$")  # "im 2." -> ("im", "2"); matched on the text before a cut
+_OPENING_INITIAL = re.compile(r"(?:^\s*|[.!?][\"')\]»”’]?\s+)(\w)\.$")  # "... 1990. M." (matched before a cut)
 _NEXT_WORD = re.compile(r"\s*[\"'«„“‘(\[¿¡]?(\w)")  # the first letter or digit after a cut
 
 
@@ -94,4 +95,7 @@ def _not_an_end(text: str, cut: int, language: str) -> bool:
         return word.lower() in NUMBERED_ABBREVIATIONS
     if word.isdigit() and language == "de" and len(word) <= 3 and lead in GERMAN_ORDINAL_LEADS:
         return True
+    opening = _OPENING_INITIAL.search(text, max(0, end - 8), end)
+    if opening is not None and opening.group(1).isupper():
+        return True  # an initial or "M." that opens a sentence ("... 1990. M. Dupont"), not a sentence of its own
     return following.islower() and len(word) <= 3 and word.isalpha()
