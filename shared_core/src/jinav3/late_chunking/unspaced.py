@@ -11,6 +11,7 @@ whole document as one sentence.
 
 from __future__ import annotations
 
+import os
 import re
 
 from jinav3.errors import InvalidInputError
@@ -32,6 +33,7 @@ def unspaced_cuts(text: str, language: str) -> list[int]:
 
 
 def _thai_cuts(text: str) -> list[int]:
+    os.environ.setdefault("PYTHAINLP_READ_ONLY", "1")  # its bundled model is all we use: no data folder in $HOME
     try:
         from pythainlp.tokenize import sent_tokenize
     except ImportError:
