@@ -29,7 +29,8 @@ def test_defaults_to_dict_and_back_with_a_nested_splitter():
             "api_key": {"type": "env_var", "env_vars": ["JINA_API_KEY", "JINAAI_API_KEY"], "strict": False},
             "task": "retrieval.passage", "dimensions": None, "backend_options": None, "base_url": None,
             "embedding_type": "float", "chunker": "sentences",
-            "chunk_size": 256, "chunk_overlap": 0, "min_chars": 0, "document_splitter": None, "window": None,
+            "chunk_size": 256, "chunk_overlap": 0, "min_chars": 0, "language": "auto", "document_splitter": None,
+            "window": None,
             "overlap": None, "normalized": True, "batch_size": 8, "progress_bar": True,
         },
     }
@@ -112,3 +113,13 @@ async def test_sync_equals_async_and_token_chunks(tiny):
     assert len(sync) > 2 and [d.id for d in sync] == [d.id for d in asyn]
     for a, b in zip(sync, asyn, strict=True):
         np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-5)
+
+
+def test_language_goes_to_the_cores_sentence_chunker(tiny):
+    text = "Am 3. Oktober kam sie. Im 2. Stock wohnt er."
+    german = JinaV3LateChunkingSplitter(**tiny, language="de", progress_bar=False)
+    assert [d.content for d in german.run(documents=[Document(content=text)])["documents"]] == [
+        "Am 3. Oktober kam sie.", "Im 2. Stock wohnt er."]
+    assert JinaV3LateChunkingSplitter.from_dict(german.to_dict()).language == "de"
+    with pytest.raises(InvalidInputError, match="ISO 639"):
+        JinaV3LateChunkingSplitter(**tiny, language="German")

@@ -145,3 +145,12 @@ def test_repeated_text_is_late_chunked_where_langchain_places_each_chunk(embeddi
     spans = [(d.metadata["start_index"], d.metadata["start_index"] + len(d.page_content)) for d in truth]
     expected = tiny_embedder.late_chunk(text, spans=spans, task="retrieval.passage", dimensions=DIMS)
     assert same_vectors(vectors, [c.embedding for c in expected])
+
+
+def test_language_goes_to_the_cores_sentence_chunker(embeddings):
+    text = "Am 3. Oktober kam sie. Im 2. Stock wohnt er."
+    assert JinaV3LateChunkingSplitter(embeddings, language="de").split_text(text) == [
+        "Am 3. Oktober kam sie.", "Im 2. Stock wohnt er."]
+    assert len(JinaV3LateChunkingSplitter(embeddings, language="en").split_text(text)) == 4
+    with pytest.raises(InvalidInputError, match="ISO 639"):
+        JinaV3LateChunkingSplitter(embeddings, language="German")

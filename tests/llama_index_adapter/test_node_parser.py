@@ -188,3 +188,12 @@ def test_repeated_text_gets_disjoint_nodes_in_order(embed_model, tiny_embedder, 
     np.testing.assert_array_equal(np.array([n.embedding for n in nodes]),
                                   _core_vectors(tiny_embedder, [Document(text=text, id_="doc")], nodes,
                                                 embed_model.dimensions))
+
+
+def test_language_goes_to_the_cores_sentence_chunker(tiny_model):
+    text = "Am 3. Oktober kam sie. Im 2. Stock wohnt er."
+    parser = JinaV3LateChunkingNodeParser(model_name=tiny_model, device="cpu", chunker="sentences", language="de")
+    assert [n.text for n in parser.get_nodes_from_documents([Document(text=text)])] == [
+        "Am 3. Oktober kam sie.", "Im 2. Stock wohnt er."]
+    with pytest.raises(ValueError, match="ISO 639"):
+        JinaV3LateChunkingNodeParser(model_name=tiny_model, device="cpu", chunker="sentences", language="German")

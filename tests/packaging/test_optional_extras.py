@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXTRAS = {
     "int8": (("onnxruntime", "onnx"), ("tests/core/test_quantization.py",)),
     "openvino": (("openvino",), ()),  # its tests are parameters of the ONNX engine's, skipped when they run
+    "thai": (("pythainlp", "pycrfsuite"), ()),  # the Thai test skips; Thai text is refused with the install line
     "ray": (("ray", "pyarrow"), ("tests/distributed/",)),
     "server": (("fastapi", "uvicorn", "prometheus_client"), ("tests/api/", "tests/evaluation/test_api_eval.py")),
     "adapters": (("haystack", "langchain_core", "llama_index"),

@@ -22,6 +22,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter, TextSplitte
 
 from jinav3 import Chunk, InvalidInputError, check_texts
 from jinav3.late_chunking.chunking import ChunkerLike
+from jinav3.late_chunking.languages import check_language
 from langchain_jinav3.embeddings import JinaV3Embeddings
 from langchain_jinav3.handoff import Vector, digest, with_late_chunk
 
@@ -57,7 +58,9 @@ class JinaV3LateChunkingSplitter(TextSplitter):
     any LangChain ``TextSplitter``, a ``jinav3.Chunker`` or a callable returning chunk texts or ``(start, end)``
     spans. The default is ``"sentences"``, or ``"recursive"`` when a ``length_function`` is given (so
     ``from_huggingface_tokenizer(tokenizer, embeddings=..., chunk_size=...)`` measures chunks in that tokenizer's
-    tokens). ``window``/``overlap`` set the macro windows (in tokens) for documents longer than the model's context.
+    tokens). ``language``: the ``"sentences"`` chunker's rules, ``"auto"`` (each document's detected language) or an
+    ISO 639 code such as ``"de"``. ``window``/``overlap`` set the macro windows (in tokens) for documents longer
+    than the model's context.
     Chunks keep their document's metadata, plus ``start_index`` with ``add_start_index=True`` (LangChain's default
     is False). Empty and whitespace-only chunks are dropped, as LangChain splitters drop empty chunks.
     """
@@ -69,6 +72,7 @@ class JinaV3LateChunkingSplitter(TextSplitter):
         *,
         chunk_size: int = 256,
         chunk_overlap: int = 0,
+        language: str = "auto",
         window: int | None = None,
         overlap: int | None = None,
         add_start_index: bool = False,
@@ -94,7 +98,8 @@ class JinaV3LateChunkingSplitter(TextSplitter):
         self.embeddings = embeddings
         self.chunker = chunker
         self._options: dict[str, Any] = {
-            "window": window, "overlap": overlap, "chunk_size": chunk_size, "chunk_overlap": chunk_overlap
+            "window": window, "overlap": overlap, "chunk_size": chunk_size, "chunk_overlap": chunk_overlap,
+            "language": check_language(language),
         }
 
     def _boundaries(self) -> ChunkerLike | Callable[[str], list[str] | list[tuple[int, int]]]:

@@ -24,6 +24,7 @@ from jinav3.cli_inputs import (
     UsageError,
     check_argument_text,
     check_encoding,
+    check_language_argument,
     check_output_path,
     line_texts,
     read_stdin,
@@ -163,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     chunk.add_argument("--chunk-size", type=_int_at_least(1), default=256, help="tokens per chunk for --chunker tokens")
     chunk.add_argument("--chunk-overlap", type=_int_at_least(0), default=0,
                        help="tokens shared by neighbouring token chunks (less than --chunk-size)")
+    chunk.add_argument("--language", type=check_language_argument, default="auto",
+                       help="the sentences chunker's language: an ISO 639 code such as de, or auto to detect it per "
+                       "document (default: %(default)s)")
     _add_model_options(chunk)
 
     export = sub.add_parser("export-onnx", help="write a checkpoint as onnx/model.onnx for --engine onnx",
@@ -442,7 +446,7 @@ def _cmd_chunk(args: argparse.Namespace) -> int:
     documents = [document for _, document in sources]
     results = embedder.late_chunk_many(
         documents, chunker=args.chunker, task=_task(args, "retrieval.passage"), dimensions=args.dimensions,
-        chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
+        chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap, language=args.language,
         show_progress=len(documents) > 1 or sum(map(len, documents)) >= _CHUNK_PROGRESS_CHARS,
     )
     out = _open_output(args.output)

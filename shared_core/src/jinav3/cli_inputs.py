@@ -34,6 +34,18 @@ def check_encoding(name: str) -> str:
     return name
 
 
+def check_language_argument(value: str) -> str:
+    """``value`` as the sentence chunker's language (``auto`` or an ISO 639 code; for argparse ``type=``)."""
+    import argparse
+
+    from jinav3.late_chunking.languages import check_language
+
+    try:
+        return check_language(value)
+    except InvalidInputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 _TEXT_CONTROLS = set(b"\t\n\r\f\v\x1b")
 
 

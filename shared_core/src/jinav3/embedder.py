@@ -258,9 +258,11 @@ class Embedder:
         *,
         chunk_size: int = 256,
         chunk_overlap: int = 0,
+        language: str = "auto",
     ) -> list[Span]:
-        """The spans a late-chunking call would use for ``document`` (explicit ``spans`` win over ``chunker``)."""
-        return resolve_spans(document, chunker, spans, self.tokenizer, chunk_size, chunk_overlap)
+        """The spans a late-chunking call would use for ``document`` (explicit ``spans`` win over ``chunker``).
+        ``language``: the sentence chunker's language, ``auto`` (detected per document) or an ISO 639 code."""
+        return resolve_spans(document, chunker, spans, self.tokenizer, chunk_size, chunk_overlap, language)
 
     def _prepare_many(
         self,
@@ -272,6 +274,7 @@ class Embedder:
         embedding_type: str,
         chunk_size: int,
         chunk_overlap: int,
+        language: str,
     ) -> tuple[str | None, list[str], list[list[Span]]]:
         """Check a late-chunking request; return its task, documents and each document's spans."""
         task = self.roles.document if task is _UNSET else task
@@ -282,7 +285,7 @@ class Embedder:
             raise InvalidInputError(f"got {len(spans)} span lists for {len(docs)} documents")
         all_spans = [
             self.chunk_spans(doc, chunker, None if spans is None else spans[i], chunk_size=chunk_size,
-                             chunk_overlap=chunk_overlap)
+                             chunk_overlap=chunk_overlap, language=language)
             for i, doc in enumerate(docs)
         ]
         return task, docs, all_spans
@@ -314,17 +317,20 @@ class Embedder:
         overlap: int | None = None,
         chunk_size: int = 256,
         chunk_overlap: int = 0,
+        language: str = "auto",
         show_progress: bool | None = None,
         usage: TokenUsage | None = None,
     ) -> list[list[Chunk]]:
         """Late-chunk every document on its own: one pass over the whole document (macro windows past the
         context), then each chunk's vector is the mean of its tokens' vectors. ``task`` defaults to the
         document role's task. ``chunker``: ``sentences``/``paragraphs``/``tokens``, a Chunker, or a callable
-        returning spans or chunk texts; ``spans`` (one list per document) overrides it. Memory is bounded by the
+        returning spans or chunk texts; ``spans`` (one list per document) overrides it. ``language``: the
+        sentence chunker's rules, ``auto`` (each document's detected language) or an ISO 639 code such as ``de``
+        (:class:`jinav3.SentenceChunker`). Memory is bounded by the
         window, not the document. ``show_progress`` as for :meth:`embed`; ``usage`` receives the tokens the model
         consumed."""
         task, docs, all_spans = self._prepare_many(
-            documents, chunker, spans, task, dimensions, embedding_type, chunk_size, chunk_overlap
+            documents, chunker, spans, task, dimensions, embedding_type, chunk_size, chunk_overlap, language
         )
         if not docs:
             return []
@@ -365,10 +371,11 @@ class Embedder:
         overlap: int | None = None,
         chunk_size: int = 256,
         chunk_overlap: int = 0,
+        language: str = "auto",
         usage: TokenUsage | None = None,
     ) -> list[list[Chunk]]:
         task, docs, all_spans = self._prepare_many(
-            documents, chunker, spans, task, dimensions, embedding_type, chunk_size, chunk_overlap
+            documents, chunker, spans, task, dimensions, embedding_type, chunk_size, chunk_overlap, language
         )
         if not docs:
             return []
@@ -405,6 +412,7 @@ class Embedder:
         include_special_tokens: bool = True,
         chunk_size: int = 256,
         chunk_overlap: int = 0,
+        language: str = "auto",
     ) -> list[PreparedDocument]:
         """Chunk and tokenise documents without running the model (local backend only; the API plans its own).
         Feed the result to :meth:`late_chunk_prepared`, in this process or another one."""
@@ -412,7 +420,7 @@ class Embedder:
         if prepare is None:
             raise InvalidInputError("prepare_late_chunks needs the local backend (the API tokenises server-side)")
         task, docs, all_spans = self._prepare_many(documents, chunker, spans, task, None, "float", chunk_size,
-                                                   chunk_overlap)
+                                                   chunk_overlap, language)
         return prepare(docs, all_spans, task, include_special_tokens)
 
     def late_chunk_prepared(

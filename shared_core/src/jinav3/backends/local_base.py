@@ -239,12 +239,14 @@ class LocalBase:
         return self.preparer.tokenize(document, task)
 
     def prepare(
-        self, documents: Sequence[str], spans: Sequence[Sequence[Span]], task: str | None, include_special_tokens: bool
+        self, documents: Sequence[str], spans: Sequence[Sequence[Span]], task: str | None, include_special_tokens: bool,
+        show_progress: bool | None = False,
     ) -> list[PreparedDocument]:
-        """Tokenise every document with its spans (the CPU half of late chunking)."""
+        """Tokenise every document with its spans (the CPU half of late chunking); a long one shows its progress."""
         self._task_id(task)
         return [
-            self.preparer.prepare(doc, task, spans=doc_spans, include_special_tokens=include_special_tokens)
+            self.preparer.prepare(doc, task, spans=doc_spans, include_special_tokens=include_special_tokens,
+                                  show_progress=show_progress)
             for doc, doc_spans in zip(documents, spans, strict=True)
         ]
 
@@ -261,7 +263,7 @@ class LocalBase:
         usage: TokenUsage | None = None,
         normalized: bool = False,
     ) -> list[np.ndarray]:
-        prepared = self.prepare(documents, spans, task, include_special_tokens)
+        prepared = self.prepare(documents, spans, task, include_special_tokens, show_progress)
         return self.late_chunk_prepared(prepared, window=window, overlap=overlap, show_progress=show_progress,
                                         usage=usage)
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from jinav3.cli_inputs import UsageError
+from jinav3.cli_inputs import UsageError, check_language_argument
 from jinav3.runtime.settings import DTYPE_HELP, ENGINES
 from jinav3.tasks import TASKS
 
@@ -47,6 +47,9 @@ def add_index_parser(sub: Any) -> None:
     index.add_argument("--chunker", choices=["sentences", "paragraphs", "tokens", "none"], default="sentences",
                        help="how documents are cut; none = one vector per document")
     index.add_argument("--chunk-size", type=int, default=256, help="tokens per chunk for --chunker tokens")
+    index.add_argument("--language", type=check_language_argument, default="auto",
+                       help="the sentences chunker's language: an ISO 639 code such as de, or auto to detect it per "
+                       "document (default: %(default)s)")
     index.add_argument("--chunk-overlap", type=int, default=0, help="tokens shared by neighbouring token chunks")
     index.add_argument("--no-late-chunking", action="store_true", help="embed each chunk on its own instead")
     index.add_argument("--id-column", default="id", help="input column that names each document")
@@ -100,7 +103,7 @@ def run_index(args: argparse.Namespace) -> int:
         print(notice, file=sys.stderr)
     options = IndexOptions(
         model=model, task=None if args.task == "none" else args.task, dimensions=args.dimensions,
-        chunker=None if args.chunker == "none" else args.chunker, chunk_size=args.chunk_size,
+        chunker=None if args.chunker == "none" else args.chunker, chunk_size=args.chunk_size, language=args.language,
         chunk_overlap=args.chunk_overlap, late_chunking=not args.no_late_chunking, id_column=args.id_column,
         text_column=args.text_column, carry_columns=tuple(args.carry), device=args.device, dtype=args.dtype,
         actors=args.actors, gpus_per_actor=args.gpus_per_actor, cpus_per_actor=args.cpus_per_actor,

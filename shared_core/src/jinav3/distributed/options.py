@@ -11,6 +11,7 @@ from typing import Any
 
 from jinav3.errors import InvalidInputError
 from jinav3.late_chunking.chunking import Chunker
+from jinav3.late_chunking.languages import check_language
 from jinav3.matryoshka import check_dimensions
 from jinav3.tasks import validate_task
 
@@ -23,6 +24,7 @@ class IndexOptions:
 
     ``chunker=None`` keeps each document whole (one vector per document: late-chunked over the whole text, or a
     plain embedding with ``late_chunking=False``). With ``late_chunking=False`` each chunk is embedded on its own.
+    ``language``: the sentence chunker's rules, ``auto`` (detected per document) or an ISO 639 code.
     ``embedder_options`` go to ``Embedder.local`` (``max_length``, ``token_budget``, ``max_batch``...).
     """
 
@@ -32,6 +34,7 @@ class IndexOptions:
     chunker: ChunkerOption = "sentences"
     chunk_size: int = 256
     chunk_overlap: int = 0
+    language: str = "auto"
     late_chunking: bool = True
     truncate: bool = False
     id_column: str = "id"
@@ -48,6 +51,7 @@ class IndexOptions:
 
     def __post_init__(self) -> None:
         validate_task(self.task)
+        check_language(self.language)
         check_dimensions(self.dimensions)  # the model's own width is checked when it loads
         if self.batch_size < 1:
             raise InvalidInputError(f"batch_size must be at least 1, got {self.batch_size}")

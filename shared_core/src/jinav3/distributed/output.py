@@ -40,7 +40,7 @@ def job_settings(options: IndexOptions) -> dict[str, Any]:
         chunker = getattr(chunker, "__qualname__", None) or type(chunker).__qualname__
     return {
         "model": options.model, "task": options.task, "dimensions": options.dimensions, "chunker": chunker,
-        "chunk_size": options.chunk_size, "chunk_overlap": options.chunk_overlap,
+        "chunk_size": options.chunk_size, "chunk_overlap": options.chunk_overlap, "language": options.language,
         "late_chunking": options.late_chunking, "truncate": options.truncate, "id_column": options.id_column,
         "text_column": options.text_column, "carry_columns": list(options.carry_columns),
     }

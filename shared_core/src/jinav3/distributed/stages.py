@@ -46,7 +46,7 @@ def _spans(document: str, options: IndexOptions) -> list[Span]:
         return [(0, len(document))]
     needs_tokenizer = isinstance(options.chunker, str) and options.chunker in ("tokens", "token")
     tokenizer = _preparer(options.model).tokenizer if needs_tokenizer else None
-    chunker = make_chunker(options.chunker, tokenizer, options.chunk_size, options.chunk_overlap)
+    chunker = make_chunker(options.chunker, tokenizer, options.chunk_size, options.chunk_overlap, options.language)
     found = chunk_spans(document, chunker)
     if not found:
         raise JinaV3Error("the chunker produced no chunks for the document")

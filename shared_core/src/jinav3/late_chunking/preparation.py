@@ -18,6 +18,7 @@ from jinav3.late_chunking import tokenizing
 from jinav3.late_chunking import windows as late
 from jinav3.late_chunking.chunking import ChunkerLike, Span, resolve_spans
 from jinav3.model.files import load_tokenizer, read_config, resolve_model_dir, task_instructions
+from jinav3.runtime.progress import progress_bar
 from jinav3.tasks import validate_task
 
 
@@ -50,10 +51,14 @@ class DocumentPreparer:
         """The text prepended for ``task`` (empty for tasks without one and for models without adapters)."""
         return self.instructions.get(task, "") if task else ""
 
-    def tokenize(self, document: str, task: str | None) -> late.TokenizedDocument:
-        prefix = self.instruction(task)
-        ids, offsets, special = tokenizing.encode(self.tokenizer, prefix + document)  # a piece at a time
-        return late.split_encoding(ids, offsets, special, len(prefix))
+    def tokenize(self, document: str, task: str | None, show_progress: bool | None = False) -> late.TokenizedDocument:
+        """The document's tokens after its task's instruction; a text long enough to be tokenised a piece at a time
+        reports its progress (:func:`jinav3.runtime.progress.progress_bar`; 20 MB take about a minute)."""
+        text = self.instruction(task) + document
+        with progress_bar(show_progress if tokenizing.in_pieces(text) else False, total=len(text), desc="tokenising",
+                          unit="char", unit_scale=True) as bar:
+            ids, offsets, special = tokenizing.encode(self.tokenizer, text, bar.update)  # a piece at a time
+        return late.split_encoding(ids, offsets, special, len(text) - len(document))
 
     def prepare(
         self,
@@ -65,12 +70,15 @@ class DocumentPreparer:
         include_special_tokens: bool = True,
         chunk_size: int = 256,
         chunk_overlap: int = 0,
+        language: str = "auto",
+        show_progress: bool | None = False,
     ) -> PreparedDocument:
-        """Chunk (explicit ``spans`` win over ``chunker``), tokenise and plan the pooling of one document."""
+        """Chunk (explicit ``spans`` win over ``chunker``; ``language`` as for :class:`jinav3.SentenceChunker`),
+        tokenise and plan the pooling of one document."""
         validate_task(task)
         if not isinstance(document, str):
             raise InvalidInputError(f"document must be a string, got {type(document).__name__}")
-        found = resolve_spans(document, chunker, spans, self.tokenizer, chunk_size, chunk_overlap)
-        tokens = self.tokenize(document, task)
+        found = resolve_spans(document, chunker, spans, self.tokenizer, chunk_size, chunk_overlap, language)
+        tokens = self.tokenize(document, task, show_progress)
         plan = late.plan_pooling(tokens, found, include_special_tokens)
         return PreparedDocument(document, tuple(found), task, tokens, plan)

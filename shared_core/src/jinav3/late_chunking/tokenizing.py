@@ -13,6 +13,7 @@ that of one pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,18 +40,26 @@ def _pieced(encoding: Any, shift: int = 0) -> Pieced:
     return (*_arrays(encoding, shift), starts)
 
 
-def encode(tokenizer: Any, text: str) -> Arrays:
+def in_pieces(text: str) -> bool:
+    """Whether :func:`encode` tokenises ``text`` a piece at a time (and so can report progress)."""
+    return len(text) > PIECE_CHARS + 2 * OVERLAP_CHARS
+
+
+def encode(tokenizer: Any, text: str, progress: Callable[[int], object] | None = None) -> Arrays:
     """Ids, character offsets and special-token mask of ``text`` with the tokenizer's special tokens, as one
-    ``tokenizer.encode`` gives them, computed a piece at a time for long texts."""
-    if len(text) <= PIECE_CHARS + 2 * OVERLAP_CHARS:
+    ``tokenizer.encode`` gives them, computed a piece at a time for long texts. ``progress`` is called with the
+    characters done after each piece (a ``tqdm.update``)."""
+    if not in_pieces(text):
         return _arrays(tokenizer.encode_batch([text])[0])
-    return _in_pieces(tokenizer, text) or _arrays(tokenizer.encode_batch([text])[0])
+    return _in_pieces(tokenizer, text, progress) or _arrays(tokenizer.encode_batch([text])[0])
 
 
-def _in_pieces(tokenizer: Any, text: str) -> Arrays | None:
+def _in_pieces(tokenizer: Any, text: str, progress: Callable[[int], object] | None = None) -> Arrays | None:
     """The pieced encoding, or None where two pieces could not be brought in step."""
+    progress = progress or (lambda _: None)
     cuts = list(range(PIECE_CHARS, len(text) - PIECE_CHARS // 2, PIECE_CHARS))
     first = _pieced(tokenizer.encode_batch([text[: cuts[0] + OVERLAP_CHARS]])[0])
+    progress(cuts[0])
     content = np.flatnonzero(~first[2])
     if not len(content):
         return None
@@ -68,6 +77,7 @@ def _in_pieces(tokenizer: Any, text: str) -> Arrays | None:
         mine, theirs = step
         done.append(tuple(a[:mine] for a in current))
         current = tuple(a[theirs:] for a in following)
+        progress((cuts[k + 1] if k + 1 < len(cuts) else len(text)) - cut)
     done += [current, tail]
     return tuple(np.concatenate([part[i] for part in done]) for i in range(3))  # type: ignore[return-value]
 

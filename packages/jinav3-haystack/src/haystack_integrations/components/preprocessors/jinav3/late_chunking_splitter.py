@@ -66,6 +66,7 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
         chunk_size: int = 256,
         chunk_overlap: int = 0,
         min_chars: int = 0,
+        language: str = "auto",
         document_splitter: Any | None = None,
         window: int | None = None,
         overlap: int | None = None,
@@ -88,6 +89,8 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
         :param chunk_overlap: Tokens shared by neighbouring chunks for ``chunker="tokens"``.
         :param min_chars: For ``sentences``/``paragraphs``: pieces shorter than this join the next one, so
             headings and fragments do not become chunks of their own.
+        :param language: For ``sentences``: ``auto`` (each document's detected language) or an ISO 639 code such
+            as ``de``; it picks the abbreviations and rules (see ``jinav3.SentenceChunker``).
         :param document_splitter: A Haystack splitter component (``run(documents=...) -> {"documents": ...}`` with
             ``source_id``/``split_idx_start`` meta, e.g. ``DocumentSplitter``) that decides the chunks instead.
         :param window: Macro-window size in tokens for sources longer than the context (None = the model's).
@@ -112,6 +115,7 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self.min_chars = min_chars
+        self.language = SentenceChunker(language=language).language  # checked by the core now, not at run time
         self.document_splitter = document_splitter
         self.window = window
         self.overlap = overlap
@@ -134,6 +138,7 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
             chunk_size=self.chunk_size,
             chunk_overlap=self.chunk_overlap,
             min_chars=self.min_chars,
+            language=self.language,
             document_splitter=None if splitter is None else component_to_dict(splitter, "document_splitter"),
             window=self.window,
             overlap=self.overlap,
@@ -152,7 +157,7 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
     # -- splitting ----------------------------------------------------------------------------------------------
     def _core_chunker(self) -> Any:
         if self.chunker == "sentences":
-            return SentenceChunker(min_chars=self.min_chars)
+            return SentenceChunker(min_chars=self.min_chars, language=self.language)
         if self.chunker == "paragraphs":
             return ParagraphChunker(min_chars=self.min_chars)
         return "tokens"
