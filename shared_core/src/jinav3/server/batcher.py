@@ -2,14 +2,16 @@
 
 Requests are tokenised (and checked against the limits) by the request handler, then queued as jobs. One worker
 keeps every waiting job in a pool and computes it in *sub-rounds* of about one backend batch (``token_budget``
-tokens), choosing each sub-round afresh from everything waiting at that moment: shortest remaining work first, so a
-small request that arrives while a large one is being computed goes in the very next sub-round instead of waiting
-for the large one to finish, and its sub-round takes as company only jobs of comparable size
-(:func:`company_limit`), never a large job's rows. A plain job is split by rows across sub-rounds (its rows are
-computed exactly as alone: rows never depend on their batch-mates) and answered when its last row is done; a
-late-chunking job is one sequence, grouped with others of its task. A job waiting longer than ``max_delay`` goes
-first, in arrival order, so a stream of small requests cannot starve a large one. Output choices (dimensions,
-normalisation, encoding) are per request and applied by the caller to the raw vectors.
+tokens), choosing each sub-round afresh from everything waiting at that moment (:func:`next_sub_round`): the jobs
+with the least work done so far first, then the least left, so a small request that arrives while a large one is
+being computed goes in the very next sub-round instead of waiting for the large one to finish: it waits for the work
+ahead of it at the scale of one sub-round, never for a whole heavy neighbour. Its sub-round takes as company only jobs
+of comparable size (:func:`company_limit`), never a large job's rows. A plain job is split by rows across sub-rounds
+(its rows are computed exactly as alone: rows never depend on their batch-mates) and answered when its last row is
+done; a late-chunking job is one sequence. Plain rows and late-chunking documents (of any task) share sub-rounds, so
+neither kind waits for the other. A job without progress for ``max_delay`` seconds goes first, so a stream of small
+requests cannot starve a large one, but it fills at most half a sub-round while newer jobs wait. Output choices
+(dimensions, normalisation, encoding) are per request and applied by the caller to the raw vectors.
 
 Work nobody waits for is never computed: a job whose future was cancelled (its client went away) leaves the pool
 before the next sub-round, and a sub-round whose jobs have all been cancelled stops before its next encoder layer
@@ -93,6 +95,7 @@ class _Job:
     prepared: PreparedDocument | None = None  # late chunking: checked and tokenised before it was queued
     queued_at: float = field(default_factory=time.perf_counter)
     started_at: float | None = None  # when its first sub-round began
+    progressed_at: float | None = None  # when its last piece was done (None: nothing done yet)
     done_rows: int = 0  # plain: rows computed so far, their vectors in ``parts``
     parts: list[np.ndarray] = field(default_factory=list)
 
@@ -134,7 +137,7 @@ class MicroBatcher:
 
     ``max_wait`` is how long an idle worker waits for company once a job arrives (or until ``max_batch_tokens``
     tokens are waiting); ``max_pending`` bounds the inputs waiting, beyond which :class:`Overloaded` is raised;
-    ``max_delay`` is the wait after which a job goes first whatever its size.
+    ``max_delay`` is the wait without progress after which a job goes first whatever its size.
     """
 
     def __init__(
@@ -337,58 +340,87 @@ class MicroBatcher:
             return self._compute_pieces(pieces[:half]) + self._compute_pieces(pieces[half:])
 
     def _run_pieces(self, pieces: Sequence[_Piece]) -> list[Any]:
-        """One forward pass for ``pieces`` (all plain, or all late chunking of one task)."""
-        if pieces[0].job.late:
-            return list(self.backend.late_chunk_prepared([piece.job.prepared for piece in pieces]))  # type: ignore[misc]
-        rows = [s for piece in pieces for s in piece.sequences]
-        vectors = self.backend.embed_ids(rows, [piece.job.task_id for piece in pieces
-                                                for _ in range(piece.hi - piece.lo)])
-        bounds = np.cumsum([0, *(piece.hi - piece.lo for piece in pieces)])
-        return [vectors[lo:hi] for lo, hi in pairwise(bounds)]
+        """The forward passes of one sub-round: the plain pieces' rows together, then the late-chunking documents
+        together (of any tasks); the outcomes in the order of ``pieces``."""
+        plain = [piece for piece in pieces if not piece.job.late]
+        late = [piece for piece in pieces if piece.job.late]
+        outcomes: dict[int, Any] = {}
+        if plain:
+            rows = [s for piece in plain for s in piece.sequences]
+            vectors = self.backend.embed_ids(rows, [piece.job.task_id for piece in plain
+                                                    for _ in range(piece.hi - piece.lo)])
+            bounds = np.cumsum([0, *(piece.hi - piece.lo for piece in plain)])
+            outcomes.update((id(piece), vectors[lo:hi]) for piece, (lo, hi) in zip(plain, pairwise(bounds),
+                                                                                     strict=True))
+        if late:
+            documents = self.backend.late_chunk_prepared([piece.job.prepared for piece in late])  # type: ignore[misc]
+            outcomes.update((id(piece), vectors) for piece, vectors in zip(late, documents, strict=True))
+        return [outcomes[id(piece)] for piece in pieces]
 
 
-#: Company for a sub-round led by a small job: only jobs with at most this many times its remaining work (or
-#: ``COMPANY_FLOOR`` tokens). Filling the budget with a large job's rows made every small request's sub-round as slow
-#: as the large one's; on its own sub-rounds the large job still fills the budget.
+#: Company for a sub-round led by a small fresh job: only fresh jobs with at most this many times its remaining work
+#: (or ``COMPANY_FLOOR`` tokens). Filling the budget with a large job's rows made every small request's sub-round as
+#: slow as the large one's; on its own sub-rounds the large job still fills the budget.
 COMPANY_FACTOR = 4
 COMPANY_FLOOR = 512
+#: The share of a sub-round that overdue work may fill while fresh work waits (the first overdue job always gets
+#: at least one row): overdue jobs cannot starve, and cannot hold newer small requests up for more than a sub-round.
+OVERDUE_SHARE = 0.5
+
+
+def is_overdue(job: _Job, overdue_before: float) -> bool:
+    """Whether ``job`` has made no progress (queued, or its last piece done) since ``overdue_before``."""
+    return (job.progressed_at or job.queued_at) < overdue_before
 
 
 def company_limit(head: _Job, overdue_before: float) -> float:
-    """The most remaining work a job may have to share a sub-round led by ``head`` (overdue jobs always may)."""
-    if head.queued_at < overdue_before:
+    """The most remaining work a fresh job may have to share a sub-round led by ``head`` (no bound when ``head``
+    is overdue: its sub-round is full-sized anyway)."""
+    if is_overdue(head, overdue_before):
         return math.inf
     return max(COMPANY_FACTOR * head.remaining_tokens(), COMPANY_FLOOR)
 
 
-def next_sub_round(pool: Sequence[_Job], budget: int, overdue_before: float) -> list[_Piece]:
-    """The next sub-round: about ``budget`` tokens of work of one kind (plain, or late chunking of one task).
+def urgency(job: _Job, overdue_before: float) -> tuple[float, ...]:
+    """Sort key of the scheduler: overdue jobs first, longest without progress first; then the fresh ones by least
+    work done so far (a new request before one already part-computed), then least work left, then arrival."""
+    if is_overdue(job, overdue_before):
+        return (0, job.progressed_at or job.queued_at, 0, 0)
+    return (1, job.tokens - job.remaining_tokens(), job.remaining_tokens(), job.queued_at)
 
-    Jobs queued before ``overdue_before`` come first in arrival order, then the rest by least remaining work; the
-    first job decides the kind, and others of that kind fill the budget (a plain job by whole rows; the first
-    piece always holds at least one row, however long) if they are overdue or within :func:`company_limit`.
+
+def next_sub_round(pool: Sequence[_Job], budget: int, overdue_before: float) -> list[_Piece]:
+    """The next sub-round: about ``budget`` tokens of work, plain rows and late-chunking documents together.
+
+    Jobs go in :func:`urgency` order, so a request that arrives while a heavy one is being computed goes in the
+    very next sub-round: it has had no work done yet, the heavy one has. A plain job is taken by whole rows (the
+    first piece always holds at least one row or document, however long); a fresh job joins only within
+    :func:`company_limit` of the first one; overdue jobs fill at most :data:`OVERDUE_SHARE` of the budget while a
+    fresh job waits. A job waiting longer than the overdue bound therefore always progresses, and never keeps newer
+    small jobs out of a sub-round.
     """
-    order = sorted(pool, key=lambda job: (0, job.queued_at, 0) if job.queued_at < overdue_before
-                   else (1, job.remaining_tokens(), job.queued_at))
+    order = sorted(pool, key=lambda job: urgency(job, overdue_before))
     head = order[0]
     limit = company_limit(head, overdue_before)
+    fresh_waiting = any(not is_overdue(job, overdue_before) for job in order)
+    overdue_budget = budget * OVERDUE_SHARE if fresh_waiting else budget
     pieces: list[_Piece] = []
     tokens = 0
     for job in order:
-        if job.late != head.late or (job.late and job.task != head.task):
+        overdue = is_overdue(job, overdue_before)
+        if not overdue and job.remaining_tokens() > limit:
             continue
-        if job.queued_at >= overdue_before and job.remaining_tokens() > limit:
-            continue
+        room = (overdue_budget if overdue else budget) - tokens
         if job.late:
-            if pieces and tokens + job.tokens > budget:
+            if pieces and job.tokens > room:
                 continue
             pieces.append(_Piece(job))
             tokens += job.tokens
         else:
             hi = job.done_rows
-            first_row_of_sub_round = not pieces
-            while hi < len(job.sequences) and (tokens + len(job.sequences[hi]) <= budget or first_row_of_sub_round):
-                first_row_of_sub_round = False
+            first_unit = not pieces  # the sub-round's first row goes in whatever its length
+            while hi < len(job.sequences) and (len(job.sequences[hi]) <= room or (first_unit and hi == job.done_rows)):
+                room -= len(job.sequences[hi])
                 tokens += len(job.sequences[hi])
                 hi += 1
             if hi > job.done_rows:
@@ -406,6 +438,7 @@ def _deliver(pieces: Sequence[_Piece], outcomes: Sequence[Any]) -> list[_Job]:
         job = piece.job
         if job.future.done():
             continue
+        job.progressed_at = time.perf_counter()
         if isinstance(outcome, BaseException):
             job.future.set_exception(outcome)
         elif job.late:
