@@ -171,11 +171,11 @@ def test_work_of_clients_that_went_away_is_dropped(start_server: Any) -> None:
     assert batcher.pending == 0
 
 
-def test_retry_after_follows_the_queue_and_the_measured_rate() -> None:
-    batcher = MicroBatcher.__new__(MicroBatcher)
-    batcher.tokens_per_second, batcher.pending_tokens = None, 10_000
+def test_retry_after_follows_the_queue_and_the_measured_speed(tiny_embedder: Any) -> None:
+    batcher = MicroBatcher(tiny_embedder.backend)
+    batcher.pending_tokens = 10_000
     assert batcher.retry_after() == 1  # nothing measured yet
-    batcher.tokens_per_second = 2_000.0
+    batcher.speed.add(1000, 0.5)
     assert batcher.retry_after() == 5
     batcher.pending_tokens = 10**9
     assert batcher.retry_after() == 120  # capped

@@ -18,7 +18,9 @@ before the next sub-round, and a sub-round whose jobs have all been cancelled st
 (:meth:`LocalBackend.stoppable`), so an abandoned request costs at most a layer's worth of work after it is noticed.
 Sub-rounds run on a daemon thread, so a stopping server answers the jobs it will not compute
 (:meth:`MicroBatcher.abort`) and exits without waiting for them. The worker measures its throughput (tokens per
-second) so an overloaded server can tell clients how long to wait (:meth:`MicroBatcher.retry_after`).
+second, as fixed cost plus cost per token: :mod:`jinav3.server.throughput`), from a calibration at start
+(:meth:`MicroBatcher.calibrate`) and every sub-round since, so an overloaded server can tell clients how long to
+wait (:meth:`MicroBatcher.retry_after`) and admission is right from the first request.
 
 One client never fails another's job. Every check that can fail for one input runs before its job is queued (the
 handler tokenises; a late-chunking document is fully prepared: chunked, tokenised and planned). If a shared
@@ -42,6 +44,11 @@ import numpy as np
 from jinav3.backends.local_base import LocalBase
 from jinav3.late_chunking.chunking import Span
 from jinav3.late_chunking.preparation import PreparedDocument
+from jinav3.server.throughput import ThroughputModel, calibration_rows
+
+#: A text for the calibration's token ids (any real text: only its length matters).
+_CALIBRATION_TEXT = ("Berlin is the capital and largest city of Germany, both by area and by population. Its more "
+                     "than 3.85 million inhabitants make it the most populous city of the European Union. ")
 
 
 class Overloaded(Exception):
@@ -156,7 +163,7 @@ class MicroBatcher:
         self.dropped = 0  # jobs dropped because their client went away
         self.isolations = 0  # failed shared sub-rounds split to find the failing job
         self.metrics: Any = None  # a ServerMetrics (sub_round, job_done) when the server exports metrics
-        self.tokens_per_second: float | None = None  # moving average over recent rounds
+        self.speed = ThroughputModel()
         self._live: set[_Job] = set()
         self._stopped: BaseException | None = None
         self._queue: asyncio.Queue[_Job | None] | None = None
@@ -188,11 +195,35 @@ class MicroBatcher:
             pass
         self._queue = self._worker = None
 
+    @property
+    def tokens_per_second(self) -> float | None:
+        """The measured marginal rate (None before the calibration or any sub-round)."""
+        return self.speed.tokens_per_second
+
+    def estimate_seconds(self, tokens: int) -> float | None:
+        """Seconds to compute ``tokens`` of queued work at the measured speed; None before any measurement."""
+        return self.speed.seconds(tokens, max(1, self.backend.token_budget))
+
+    def calibrate(self, tokens: int) -> None:
+        """Time two forward passes of known size (one short row, then rows adding up to ``tokens``) on this engine
+        and dtype, after a pass that warms the engine up, so admission and ``Retry-After`` are right from the first
+        request. Runs before the server accepts requests; ``tokens`` 0 skips it."""
+        if tokens <= 0:
+            return
+        ids = self.backend.encode_ids([_CALIBRATION_TEXT], None, truncate=True)[0]
+        short, long = calibration_rows(ids, tokens, self.backend.max_length)
+        self.backend.embed_ids(short, [-1])  # one-time costs (kernel selection, caches) out of the timings
+        for rows in (short, long):
+            started = time.perf_counter()
+            self.backend.embed_ids(rows, [-1] * len(rows))
+            self.speed.add(sum(len(row) for row in rows), time.perf_counter() - started, anchor=True)
+
     def retry_after(self) -> int:
-        """Whole seconds until the work waiting now is done at the measured rate (1 to 120)."""
-        if not self.tokens_per_second:
+        """Whole seconds until the work waiting now is done at the measured speed (1 to 120)."""
+        seconds = self.estimate_seconds(self.pending_tokens)
+        if seconds is None:
             return 1
-        return max(1, min(120, math.ceil(self.pending_tokens / self.tokens_per_second)))
+        return max(1, min(120, math.ceil(seconds)))
 
     # -- submitting --------------------------------------------------------------------------------------
     def _submit(self, job: _Job) -> asyncio.Future:
@@ -212,16 +243,17 @@ class MicroBatcher:
 
     def admit(self, tokens: int) -> None:
         """Refuse a job of ``tokens`` at once (:class:`Overloaded`) when the work it would wait for, plus its
-        own, exceeds ``max_queue_seconds`` at the measured rate. Shortest work goes first, so the work ahead of a job
+        own, exceeds ``max_queue_seconds`` at the measured speed (calibrated at start, updated by every sub-round).
+        Shortest work goes first, so the work ahead of a job
         is that of the jobs no larger than it: heavy requests are refused once the queue holds the bound, while a
-        small one still gets in beside them. A job into an empty queue, or before any rate is measured, is always
-        admitted. The handler also calls it before tokenising, with a low estimate, so a heavy request is refused
-        in milliseconds."""
-        bound, rate = self.max_queue_seconds, self.tokens_per_second
-        if bound is None or not rate or self.pending == 0:
+        small one still gets in beside them. A job into an empty queue (or, without a calibration, before the first
+        sub-round) is always admitted. The handler also calls it before tokenising, with a low estimate, so a heavy
+        request is refused in milliseconds."""
+        bound = self.max_queue_seconds
+        if bound is None or self.pending == 0 or self.speed.per_token is None:
             return
-        ahead = sum(other.tokens for other in self._live if other.tokens <= tokens) / rate
-        own = tokens / rate
+        ahead = self.estimate_seconds(sum(other.tokens for other in self._live if other.tokens <= tokens)) or 0.0
+        own = self.estimate_seconds(tokens) or 0.0
         if ahead + own > bound:
             raise Overloaded(f"about {ahead:.1f} s of work is queued ahead of this request, which adds {own:.1f} s "
                              f"(limit {bound:g} s)", "queue_seconds")
@@ -316,8 +348,7 @@ class MicroBatcher:
                 self.metrics.job_done(job.started_at - job.queued_at, now - job.started_at)
 
     def _measure(self, tokens: int, seconds: float) -> None:
-        rate = tokens / max(seconds, 1e-6)
-        self.tokens_per_second = rate if self.tokens_per_second is None else 0.7 * self.tokens_per_second + 0.3 * rate
+        self.speed.add(tokens, seconds)
 
     def _compute(self, pieces: Sequence[_Piece]) -> list[Any]:
         """One sub-round on the worker thread: the vectors per piece, or the exception for every piece. The pass
