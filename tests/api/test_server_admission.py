@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +25,21 @@ HEAVY = {"model": MODEL, "input": [f"Berlin is the capital of Germany, number {i
 SMALL = {"model": MODEL, "input": ["a small query"]}
 
 
+@contextmanager
+def one_heavy_queued(client: httpx.Client, url: str, batcher: Any) -> Iterator[list[httpx.Response]]:
+    """A heavy request sent on another thread and waiting in the queue; its answer in the list on the way out."""
+    first: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: first.append(client.post(url, json=HEAVY)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while batcher.pending == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    try:
+        yield first
+    finally:
+        thread.join(60)
+
+
 def test_heavy_requests_beyond_the_bound_are_refused_at_once_and_small_ones_get_in(
         start_server: Callable[..., BackgroundServer]) -> None:
     server = start_server(batch_wait_ms=1000)  # an idle worker waits 1 s for company: the queue fills meanwhile
@@ -33,17 +50,11 @@ def test_heavy_requests_beyond_the_bound_are_refused_at_once_and_small_ones_get_
         assert warm.status_code == 200
         heavy_seconds = batcher.estimate_seconds(warm.json()["usage"]["total_tokens"])
         batcher.max_queue_seconds = heavy_seconds  # one heavy request fits, two do not
-        first: list[httpx.Response] = []
-        thread = threading.Thread(target=lambda: first.append(client.post(url, json=HEAVY)))
-        thread.start()
-        deadline = time.monotonic() + 10
-        while batcher.pending == 0 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        started = time.perf_counter()
-        second = client.post(url, json=HEAVY)
-        refused_in = time.perf_counter() - started
-        small = client.post(url, json=SMALL)
-        thread.join(60)
+        with one_heavy_queued(client, url, batcher) as first:
+            started = time.perf_counter()
+            second = client.post(url, json=HEAVY)
+            refused_in = time.perf_counter() - started
+            small = client.post(url, json=SMALL)
     assert second.status_code == 503 and int(second.headers["Retry-After"]) >= 1, second.text
     assert "of work is queued ahead" in second.json()["detail"]
     assert refused_in < 1.0, refused_in
@@ -64,14 +75,8 @@ def test_a_fresh_server_is_calibrated_and_refuses_excess_work_from_the_first_req
     batcher.max_queue_seconds = 1.5 * heavy_seconds  # one heavy request fits, two do not
     url = f"{server.base_url}/embeddings"
     with httpx.Client(timeout=60) as client:
-        first: list[httpx.Response] = []
-        thread = threading.Thread(target=lambda: first.append(client.post(url, json=HEAVY)))
-        thread.start()
-        deadline = time.monotonic() + 10
-        while batcher.pending == 0 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        second = httpx.post(url, json=HEAVY, timeout=60)
-        thread.join(60)
+        with one_heavy_queued(client, url, batcher) as first:
+            second = httpx.post(url, json=HEAVY, timeout=60)
     assert second.status_code == 503 and int(second.headers["Retry-After"]) >= 1, second.text
     assert first[0].status_code == 200
 
