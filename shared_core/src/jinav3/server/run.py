@@ -48,7 +48,8 @@ def _uvicorn_server(app: Any, *, graceful_timeout: float | None, log_level: str,
 
     metrics = getattr(state, "metrics", None)
     protocol = guarded_protocol(AutoHTTPProtocol, config.header_timeout, config.max_connections,
-                                metrics.refused if metrics is not None else None)
+                                metrics.refused if metrics is not None else None,
+                                max_head_bytes=config.max_head_bytes, max_headers=config.max_headers)
     return Server(uvicorn.Config(
         app, http=protocol, lifespan="on", log_level=log_level, access_log=access_log,
         timeout_keep_alive=config.keep_alive_timeout, timeout_graceful_shutdown=graceful_timeout, **options,
