@@ -210,12 +210,14 @@ class MicroBatcher:
         request. Runs before the server accepts requests; ``tokens`` 0 skips it."""
         if tokens <= 0:
             return
-        ids = self.backend.encode_ids([_CALIBRATION_TEXT], None, truncate=True)[0]
+        task = self.backend.tasks[0] if self.backend.tasks else None  # a graph with adapters needs a task
+        task_id = self.backend._task_id(task)
+        ids = self.backend.encode_ids([_CALIBRATION_TEXT], task, truncate=True)[0]
         short, long = calibration_rows(ids, tokens, self.backend.max_length)
-        self.backend.embed_ids(short, [-1])  # one-time costs (kernel selection, caches) out of the timings
+        self.backend.embed_ids(short, [task_id])  # one-time costs (kernel selection, caches) out of the timings
         for rows in (short, long):
             started = time.perf_counter()
-            self.backend.embed_ids(rows, [-1] * len(rows))
+            self.backend.embed_ids(rows, [task_id] * len(rows))
             self.speed.add(sum(len(row) for row in rows), time.perf_counter() - started, anchor=True)
 
     def retry_after(self) -> int:
