@@ -233,3 +233,14 @@ async def test_late_chunking_sub_rounds_count_in_the_measured_throughput(small_b
         vectors = await batcher.late_chunk(document, [(0, 33), (34, len(document))], None, tokens)
         assert vectors.shape[0] == 2
         assert batcher.tokens_per_second and batcher.tokens_per_second > 0
+
+
+@pytest.mark.parametrize(("per_token", "expected"), [(None, 4096), (1e-6, 4096), (1e-4, 2500), (1e-2, 256)])
+def test_sub_rounds_are_cut_to_a_quarter_second_at_the_measured_speed(tiny_checkpoint, per_token, expected):
+    """A slow engine (or a loaded machine) gets smaller sub-rounds, so a small request's wait stays about the same;
+    never below 256 tokens, never above the backend's batch."""
+    backend = Embedder.local(str(tiny_checkpoint), device="cpu", token_budget=4096).backend
+    batcher = MicroBatcher(backend)
+    if per_token is not None:
+        batcher.speed.add(1000, 1000 * per_token)
+    assert batcher.sub_round_tokens() == expected

@@ -2,7 +2,8 @@
 
 Requests are tokenised (and checked against the limits) by the request handler, then queued as jobs. One worker
 keeps every waiting job in a pool and computes it in *sub-rounds* of about one backend batch (``token_budget``
-tokens), choosing each sub-round afresh from everything waiting at that moment (:func:`next_sub_round`): the jobs
+tokens, fewer where the measured speed says that takes longer than ``sub_round_seconds``), choosing each sub-round
+afresh from everything waiting at that moment (:func:`next_sub_round`): the jobs
 with the least work done so far first, then the least left, so a small request that arrives while a large one is
 being computed goes in the very next sub-round instead of waiting for the large one to finish: it waits for the work
 ahead of it at the scale of one sub-round, never for a whole heavy neighbour. Its sub-round takes as company only jobs
@@ -46,6 +47,8 @@ from jinav3.late_chunking.chunking import Span
 from jinav3.late_chunking.preparation import PreparedDocument
 from jinav3.server.throughput import ThroughputModel, calibration_rows
 
+#: The fewest tokens a sub-round is cut to by :meth:`MicroBatcher.sub_round_tokens` (smaller batches waste the engine).
+MIN_SUB_ROUND_TOKENS = 256
 #: A text for the calibration's token ids (any real text: only its length matters).
 _CALIBRATION_TEXT = ("Berlin is the capital and largest city of Germany, both by area and by population. Its more "
                      "than 3.85 million inhabitants make it the most populous city of the European Union. ")
@@ -144,12 +147,14 @@ class MicroBatcher:
 
     ``max_wait`` is how long an idle worker waits for company once a job arrives (or until ``max_batch_tokens``
     tokens are waiting); ``max_pending`` bounds the inputs waiting, beyond which :class:`Overloaded` is raised;
-    ``max_delay`` is the wait without progress after which a job goes first whatever its size.
+    ``max_delay`` is the wait without progress after which a job goes first whatever its size;
+    ``sub_round_seconds`` caps a sub-round's tokens to about that long at the measured speed.
     """
 
     def __init__(
         self, backend: LocalBase, *, max_batch_tokens: int = 65_536, max_wait: float = 0.002,
         max_pending: int = 100_000, max_delay: float = 2.0, max_queue_seconds: float | None = None,
+        sub_round_seconds: float | None = 0.25,
     ) -> None:
         self.backend = backend
         self.max_batch_tokens = max_batch_tokens
@@ -157,6 +162,7 @@ class MicroBatcher:
         self.max_pending = max_pending
         self.max_delay = max_delay
         self.max_queue_seconds = max_queue_seconds  # bound on the estimated seconds of queued work; None = none
+        self.sub_round_seconds = sub_round_seconds  # target length of a sub-round; None = the backend's batch
         self.pending = 0  # inputs waiting or running
         self.pending_tokens = 0
         self.rounds = 0  # sub-rounds computed
@@ -203,6 +209,17 @@ class MicroBatcher:
     def estimate_seconds(self, tokens: int) -> float | None:
         """Seconds to compute ``tokens`` of queued work at the measured speed; None before any measurement."""
         return self.speed.seconds(tokens, max(1, self.backend.token_budget))
+
+    def sub_round_tokens(self) -> int:
+        """Tokens per sub-round: the backend's batch, or fewer where the measured speed says that takes longer than
+        ``sub_round_seconds`` (at least :data:`MIN_SUB_ROUND_TOKENS`), so a small request beside heavy work waits
+        about that long, on any engine and on a loaded machine."""
+        budget = max(1, self.backend.token_budget)
+        per_token = self.speed.per_token
+        if per_token is None or self.sub_round_seconds is None:
+            return budget
+        fits = int(max(0.0, self.sub_round_seconds - self.speed.overhead) / per_token)
+        return min(budget, max(MIN_SUB_ROUND_TOKENS, fits))
 
     def calibrate(self, tokens: int) -> None:
         """Time two forward passes of known size (one short row, then rows adding up to ``tokens``) on this engine
@@ -325,7 +342,7 @@ class MicroBatcher:
             self.dropped += len(pool) - len(live)
             pool = live
             if pool:
-                pieces = next_sub_round(pool, max(1, self.backend.token_budget), time.perf_counter() - self.max_delay)
+                pieces = next_sub_round(pool, self.sub_round_tokens(), time.perf_counter() - self.max_delay)
                 started = time.perf_counter()
                 for piece in pieces:
                     piece.job.started_at = piece.job.started_at or started

