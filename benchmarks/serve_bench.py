@@ -131,6 +131,14 @@ def chaos_probe(target: Target, heavy: list[str], seconds: float) -> list[float]
     return asyncio.run(_chaos(target, heavy, seconds))
 
 
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now."""
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 @contextmanager
 def infinity(peer_python: Path, model: Path, log: Path) -> Iterator[Target]:
     """``infinity_emb v2`` on ``model`` (CPU, torch engine, offline) in its own venv, once ``/health`` answers."""
@@ -145,12 +153,7 @@ def infinity(peer_python: Path, model: Path, log: Path) -> Iterator[Target]:
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
+            while not answers(f"{base}/health"):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"infinity did not start (exit {process.poll()}):\n{log.read_text()[-2000:]}")
                 time.sleep(0.2)
