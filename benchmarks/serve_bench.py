@@ -230,10 +230,11 @@ def main() -> None:
     engines = {"bare": f"jinav3 {args.engine}, {args.dtype}, in-process, this thread",
                "bare, fresh thread": f"jinav3 {args.engine}, {args.dtype}, in-process, a new thread per call"}
     with tempfile.TemporaryDirectory() as scratch:
-        options = ["--engine", args.engine, "--dtype", args.dtype, "--log-level", "warning"]
+        options = ["--engine", args.engine, "--dtype", args.dtype, "--log-level", "warning", "--model-name",
+                   INFINITY_NAME]  # one name on both servers (the exported copy's folder has another)
         with served(str(model), Path(scratch) / "ours.log", options) as ours:
             base = f"http://127.0.0.1:{ours.port}"
-            target = Target("jinav3 serve", ours.url, f"{base}/health", "all-MiniLM-L6-v2",
+            target = Target("jinav3 serve", ours.url, f"{base}/health", INFINITY_NAME,
                             f"jinav3 serve --engine {args.engine} --dtype {args.dtype}")
             results[target.name], engines[target.name] = measure(target, args, heavy), target.engine
         peer = Path(args.peer_python) if args.peer_python else None
