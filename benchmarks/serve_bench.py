@@ -15,8 +15,9 @@ and 64 concurrent clients (requests of 8 short texts), beside the bare engine on
 another and on all of them as one batch (on this thread, and on a new thread per call as the server runs its
 sub-rounds: on a loaded machine torch's thread team on a long-lived thread can be many times slower); and the
 chaos mix: the 1-query probe's p95 while one client sends heavy requests (64 texts of 250 tokens) and 8 clients
-normal ones, over its p95 at idle. The load generator runs in this process and shares the CPU with the server:
-compare ratios measured in the same run.
+normal ones, over its p95 at idle; and admission on a fresh server (``--max-queue-seconds``, 8 heavy requests at
+once): the first refusal's ``Retry-After`` against the seconds until the queue was really empty. The load generator
+runs in this process and shares the CPU with the server: compare ratios measured in the same run.
 
     python benchmarks/serve_bench.py --engine openvino --dtype int8
 """
@@ -135,6 +136,26 @@ def chaos_probe(target: Target, heavy: list[str], seconds: float) -> list[float]
     return asyncio.run(_chaos(target, heavy, seconds))
 
 
+async def _admission(target: Target, heavy: list[str], senders: int) -> tuple[float, float]:
+    """Heavy requests at once until one is refused: its ``Retry-After`` and the seconds until the queue was empty."""
+    async with httpx.AsyncClient(timeout=600) as client:
+        tasks = [asyncio.ensure_future(client.post(target.url, json={"model": target.model, "input": heavy}))
+                 for _ in range(senders)]
+        refused_at, retry_after = 0.0, 0.0
+        for next_done in asyncio.as_completed(tasks):
+            answer = await next_done
+            if answer.status_code == 503 and not refused_at:
+                refused_at, retry_after = time.perf_counter(), float(answer.headers["Retry-After"])
+        while (await client.get(target.health)).json()["pending_inputs"]:
+            await asyncio.sleep(0.05)
+        return retry_after, (time.perf_counter() - refused_at) if refused_at else float("nan")
+
+
+def admission_check(target: Target, heavy: list[str], senders: int = 8) -> tuple[float, float]:
+    """``Retry-After`` of the first refused heavy request and the true wait (seconds until the queue emptied)."""
+    return asyncio.run(_admission(target, heavy, senders))
+
+
 def answers(url: str) -> bool:
     """Whether ``url`` answers 200 now."""
     try:
@@ -217,6 +238,8 @@ def main() -> None:
                         help="python of the venv with infinity-emb ('' skips infinity)")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each saturation and chaos run")
     parser.add_argument("--queries", type=int, default=100, help="requests per idle latency measurement")
+    parser.add_argument("--queue-seconds", type=float, default=8.0, help="--max-queue-seconds of the admission check")
+    parser.add_argument("--admission-only", action="store_true", help="run only the admission check")
     parser.add_argument("--clients", type=lambda s: [int(c) for c in s.split(",")], default=[1, 8, 64])
     args = parser.parse_args()
 
@@ -225,8 +248,8 @@ def main() -> None:
     embedder = Embedder.local(str(model), device="cpu", engine=args.engine, dtype=args.dtype)
     tokenizer = embedder.backend.tokenizer
     heavy = [text_of_tokens(tokenizer, 250, seed) for seed in range(64)]
-    results: dict[str, dict[str, object]] = {"bare": bare(embedder, args, False),
-                                             "bare, fresh thread": bare(embedder, args, True)}
+    results: dict[str, dict[str, object]] = {} if args.admission_only else {
+        "bare": bare(embedder, args, False), "bare, fresh thread": bare(embedder, args, True)}
     engines = {"bare": f"jinav3 {args.engine}, {args.dtype}, in-process, this thread",
                "bare, fresh thread": f"jinav3 {args.engine}, {args.dtype}, in-process, a new thread per call"}
     with tempfile.TemporaryDirectory() as scratch:
@@ -236,7 +259,18 @@ def main() -> None:
             base = f"http://127.0.0.1:{ours.port}"
             target = Target("jinav3 serve", ours.url, f"{base}/health", INFINITY_NAME,
                             f"jinav3 serve --engine {args.engine} --dtype {args.dtype}")
-            results[target.name], engines[target.name] = measure(target, args, heavy), target.engine
+            if not args.admission_only:
+                results[target.name], engines[target.name] = measure(target, args, heavy), target.engine
+        with served(str(model), Path(scratch) / "admission.log", [*options, "--max-queue-seconds",
+                                                                  str(args.queue_seconds)]) as bounded:
+            target = Target("jinav3 serve", bounded.url, f"http://127.0.0.1:{bounded.port}/health", INFINITY_NAME,
+                            target.engine)
+            retry_after, waited = admission_check(target, heavy)
+        print_table(f"Admission on a fresh server (--max-queue-seconds {args.queue_seconds:g}, 8 heavy requests)",
+                    ["Retry-After s", "true wait s", "ratio"], [[retry_after, round(waited, 1),
+                                                                  round(retry_after / waited, 2)]])
+        if args.admission_only:
+            return
         peer = Path(args.peer_python) if args.peer_python else None
         if peer is not None and peer.exists():
             try:
