@@ -101,19 +101,26 @@ def test_a_connection_beyond_the_cap_is_refused_when_every_slot_is_busy(start_se
         sock.close()
 
 
-def test_trickling_sockets_cannot_keep_normal_clients_out(start_server: Any) -> None:
-    """Twice as many trickling sockets as slots: normal requests still get in (the tricklers evict each other and
-    get the short head deadline under pressure)."""
-    server = start_server(max_connections=16, header_timeout=10.0)
+TRICKLED_HEAD = (b"POST /v1/embeddings HTTP/1.1\r\n", b"X")
+TRICKLED_BODY = (b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100000\r\n\r\n{", b" ")
+
+
+@pytest.mark.parametrize(("start", "byte"), [TRICKLED_HEAD, TRICKLED_BODY], ids=["head", "body"])
+def test_trickling_sockets_cannot_keep_normal_clients_out(start_server: Any, start: bytes, byte: bytes) -> None:
+    """Twice as many trickling sockets as slots, trickling their heads or (after a complete head) their bodies:
+    normal requests still get in (the tricklers evict each other, and heads get the short deadline under pressure;
+    before body tricklers were evicted too, every normal request was refused)."""
+    server = start_server(max_connections=16, header_timeout=10.0, body_timeout=60.0)
     stop = threading.Event()
 
     def trickle() -> None:
         while not stop.is_set():
             try:
                 sock = connect(server)
-                sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\n")
+                sock.sendall(start)
                 while not stop.is_set():
-                    sock.sendall(b"X")
+                    sock.sendall(byte)
                     time.sleep(0.2)
             except OSError:
                 time.sleep(0.05)  # evicted or timed out: come back, as an attacker would
@@ -121,7 +128,7 @@ def test_trickling_sockets_cannot_keep_normal_clients_out(start_server: Any) -> 
     threads = [threading.Thread(target=trickle, daemon=True) for _ in range(32)]
     for thread in threads:
         thread.start()
-    time.sleep(1.0)
+    time.sleep(2.0)  # every slot is taken by a trickler by now, for longer than the pressure deadline
     try:
         answers = []
         with httpx.Client(timeout=10) as client:
@@ -171,11 +178,11 @@ def test_work_of_clients_that_went_away_is_dropped(start_server: Any) -> None:
     assert batcher.pending == 0
 
 
-def test_retry_after_follows_the_queue_and_the_measured_rate() -> None:
-    batcher = MicroBatcher.__new__(MicroBatcher)
-    batcher.tokens_per_second, batcher.pending_tokens = None, 10_000
+def test_retry_after_follows_the_queue_and_the_measured_speed(tiny_embedder: Any) -> None:
+    batcher = MicroBatcher(tiny_embedder.backend)
+    batcher.pending_tokens = 10_000
     assert batcher.retry_after() == 1  # nothing measured yet
-    batcher.tokens_per_second = 2_000.0
+    batcher.speed.add(1000, 0.5)
     assert batcher.retry_after() == 5
     batcher.pending_tokens = 10**9
     assert batcher.retry_after() == 120  # capped

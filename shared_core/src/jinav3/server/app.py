@@ -72,7 +72,10 @@ class ServerConfig:
     batch_wait_ms: float = 2.0
     max_pending: int = 100_000
     max_queue_seconds: float | None = 60.0  # estimated seconds of queued work beyond which requests get 503 at once
+    calibration_tokens: int = 512  # tokens of the timed warm-up at start that seeds admission (0: none)
     header_timeout: float = 10.0  # seconds from connecting (or the previous answer) to a complete request head
+    max_head_bytes: int = 64 * 1024  # request line and headers; beyond it a 431 and the connection is closed
+    max_headers: int = 100  # header lines per request; beyond it a 431
     body_timeout: float = 30.0  # seconds to receive a request body, once the handler starts reading it
     keep_alive_timeout: float = 5.0  # idle seconds before a kept-alive connection is closed
     max_connections: int = 1024  # open connections; beyond it the longest-idle one (or the newcomer) gets a 503
@@ -321,6 +324,7 @@ def create_app(backend: LocalBase | Any, config: ServerConfig | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(batcher.calibrate, config.calibration_tokens)  # before the first request
         batcher.start()
         try:
             yield

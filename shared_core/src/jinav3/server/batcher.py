@@ -2,21 +2,26 @@
 
 Requests are tokenised (and checked against the limits) by the request handler, then queued as jobs. One worker
 keeps every waiting job in a pool and computes it in *sub-rounds* of about one backend batch (``token_budget``
-tokens), choosing each sub-round afresh from everything waiting at that moment: shortest remaining work first, so a
-small request that arrives while a large one is being computed goes in the very next sub-round instead of waiting
-for the large one to finish, and its sub-round takes as company only jobs of comparable size
-(:func:`company_limit`), never a large job's rows. A plain job is split by rows across sub-rounds (its rows are
-computed exactly as alone: rows never depend on their batch-mates) and answered when its last row is done; a
-late-chunking job is one sequence, grouped with others of its task. A job waiting longer than ``max_delay`` goes
-first, in arrival order, so a stream of small requests cannot starve a large one. Output choices (dimensions,
-normalisation, encoding) are per request and applied by the caller to the raw vectors.
+tokens, fewer where the measured speed says that takes longer than ``sub_round_seconds``), choosing each sub-round
+afresh from everything waiting at that moment (:func:`next_sub_round`): the jobs
+with the least work done so far first, then the least left, so a small request that arrives while a large one is
+being computed goes in the very next sub-round instead of waiting for the large one to finish: it waits for the work
+ahead of it at the scale of one sub-round, never for a whole heavy neighbour. Its sub-round takes as company only jobs
+of comparable size (:func:`company_limit`), never a large job's rows. A plain job is split by rows across sub-rounds
+(its rows are computed exactly as alone: rows never depend on their batch-mates) and answered when its last row is
+done; a late-chunking job is one sequence. Plain rows and late-chunking documents (of any task) share sub-rounds, so
+neither kind waits for the other. A job without progress for ``max_delay`` seconds goes first, so a stream of small
+requests cannot starve a large one, but it fills at most half a sub-round while newer jobs wait. Output choices
+(dimensions, normalisation, encoding) are per request and applied by the caller to the raw vectors.
 
 Work nobody waits for is never computed: a job whose future was cancelled (its client went away) leaves the pool
 before the next sub-round, and a sub-round whose jobs have all been cancelled stops before its next encoder layer
 (:meth:`LocalBackend.stoppable`), so an abandoned request costs at most a layer's worth of work after it is noticed.
 Sub-rounds run on a daemon thread, so a stopping server answers the jobs it will not compute
 (:meth:`MicroBatcher.abort`) and exits without waiting for them. The worker measures its throughput (tokens per
-second) so an overloaded server can tell clients how long to wait (:meth:`MicroBatcher.retry_after`).
+second, as fixed cost plus cost per token: :mod:`jinav3.server.throughput`), from a calibration at start
+(:meth:`MicroBatcher.calibrate`) and every sub-round since, so an overloaded server can tell clients how long to
+wait (:meth:`MicroBatcher.retry_after`) and admission is right from the first request.
 
 One client never fails another's job. Every check that can fail for one input runs before its job is queued (the
 handler tokenises; a late-chunking document is fully prepared: chunked, tokenised and planned). If a shared
@@ -40,6 +45,13 @@ import numpy as np
 from jinav3.backends.local_base import LocalBase
 from jinav3.late_chunking.chunking import Span
 from jinav3.late_chunking.preparation import PreparedDocument
+from jinav3.server.throughput import ThroughputModel, calibration_rows
+
+#: The fewest tokens a sub-round is cut to by :meth:`MicroBatcher.sub_round_tokens` (smaller batches waste the engine).
+MIN_SUB_ROUND_TOKENS = 256
+#: A text for the calibration's token ids (any real text: only its length matters).
+_CALIBRATION_TEXT = ("Berlin is the capital and largest city of Germany, both by area and by population. Its more "
+                     "than 3.85 million inhabitants make it the most populous city of the European Union. ")
 
 
 class Overloaded(Exception):
@@ -93,6 +105,7 @@ class _Job:
     prepared: PreparedDocument | None = None  # late chunking: checked and tokenised before it was queued
     queued_at: float = field(default_factory=time.perf_counter)
     started_at: float | None = None  # when its first sub-round began
+    progressed_at: float | None = None  # when its last piece was done (None: nothing done yet)
     done_rows: int = 0  # plain: rows computed so far, their vectors in ``parts``
     parts: list[np.ndarray] = field(default_factory=list)
 
@@ -134,12 +147,14 @@ class MicroBatcher:
 
     ``max_wait`` is how long an idle worker waits for company once a job arrives (or until ``max_batch_tokens``
     tokens are waiting); ``max_pending`` bounds the inputs waiting, beyond which :class:`Overloaded` is raised;
-    ``max_delay`` is the wait after which a job goes first whatever its size.
+    ``max_delay`` is the wait without progress after which a job goes first whatever its size;
+    ``sub_round_seconds`` caps a sub-round's tokens to about that long at the measured speed.
     """
 
     def __init__(
         self, backend: LocalBase, *, max_batch_tokens: int = 65_536, max_wait: float = 0.002,
         max_pending: int = 100_000, max_delay: float = 2.0, max_queue_seconds: float | None = None,
+        sub_round_seconds: float | None = 0.25,
     ) -> None:
         self.backend = backend
         self.max_batch_tokens = max_batch_tokens
@@ -147,13 +162,14 @@ class MicroBatcher:
         self.max_pending = max_pending
         self.max_delay = max_delay
         self.max_queue_seconds = max_queue_seconds  # bound on the estimated seconds of queued work; None = none
+        self.sub_round_seconds = sub_round_seconds  # target length of a sub-round; None = the backend's batch
         self.pending = 0  # inputs waiting or running
         self.pending_tokens = 0
         self.rounds = 0  # sub-rounds computed
         self.dropped = 0  # jobs dropped because their client went away
         self.isolations = 0  # failed shared sub-rounds split to find the failing job
         self.metrics: Any = None  # a ServerMetrics (sub_round, job_done) when the server exports metrics
-        self.tokens_per_second: float | None = None  # moving average over recent rounds
+        self.speed = ThroughputModel()
         self._live: set[_Job] = set()
         self._stopped: BaseException | None = None
         self._queue: asyncio.Queue[_Job | None] | None = None
@@ -185,11 +201,48 @@ class MicroBatcher:
             pass
         self._queue = self._worker = None
 
+    @property
+    def tokens_per_second(self) -> float | None:
+        """The measured marginal rate (None before the calibration or any sub-round)."""
+        return self.speed.tokens_per_second
+
+    def estimate_seconds(self, tokens: int) -> float | None:
+        """Seconds to compute ``tokens`` of queued work at the measured speed; None before any measurement."""
+        return self.speed.seconds(tokens, max(1, self.backend.token_budget))
+
+    def sub_round_tokens(self) -> int:
+        """Tokens per sub-round: the backend's batch, or fewer where the measured speed says that takes longer than
+        ``sub_round_seconds`` (at least :data:`MIN_SUB_ROUND_TOKENS`), so a small request beside heavy work waits
+        about that long, on any engine and on a loaded machine."""
+        budget = max(1, self.backend.token_budget)
+        per_token = self.speed.per_token
+        if per_token is None or self.sub_round_seconds is None:
+            return budget
+        fits = int(max(0.0, self.sub_round_seconds - self.speed.overhead) / per_token)
+        return min(budget, max(MIN_SUB_ROUND_TOKENS, fits))
+
+    def calibrate(self, tokens: int) -> None:
+        """Time two forward passes of known size (one short row, then rows adding up to ``tokens``) on this engine
+        and dtype, after a pass that warms the engine up, so admission and ``Retry-After`` are right from the first
+        request. Runs before the server accepts requests; ``tokens`` 0 skips it."""
+        if tokens <= 0:
+            return
+        task = self.backend.tasks[0] if self.backend.tasks else None  # a graph with adapters needs a task
+        task_id = self.backend._task_id(task)
+        ids = self.backend.encode_ids([_CALIBRATION_TEXT], task, truncate=True)[0]
+        short, long = calibration_rows(ids, tokens, self.backend.max_length)
+        self.backend.embed_ids(short, [task_id])  # one-time costs (kernel selection, caches) out of the timings
+        for rows in (short, long):
+            started = time.perf_counter()
+            self.backend.embed_ids(rows, [task_id] * len(rows))
+            self.speed.add(sum(len(row) for row in rows), time.perf_counter() - started, anchor=True)
+
     def retry_after(self) -> int:
-        """Whole seconds until the work waiting now is done at the measured rate (1 to 120)."""
-        if not self.tokens_per_second:
+        """Whole seconds until the work waiting now is done at the measured speed (1 to 120)."""
+        seconds = self.estimate_seconds(self.pending_tokens)
+        if seconds is None:
             return 1
-        return max(1, min(120, math.ceil(self.pending_tokens / self.tokens_per_second)))
+        return max(1, min(120, math.ceil(seconds)))
 
     # -- submitting --------------------------------------------------------------------------------------
     def _submit(self, job: _Job) -> asyncio.Future:
@@ -209,16 +262,17 @@ class MicroBatcher:
 
     def admit(self, tokens: int) -> None:
         """Refuse a job of ``tokens`` at once (:class:`Overloaded`) when the work it would wait for, plus its
-        own, exceeds ``max_queue_seconds`` at the measured rate. Shortest work goes first, so the work ahead of a job
+        own, exceeds ``max_queue_seconds`` at the measured speed (calibrated at start, updated by every sub-round).
+        Shortest work goes first, so the work ahead of a job
         is that of the jobs no larger than it: heavy requests are refused once the queue holds the bound, while a
-        small one still gets in beside them. A job into an empty queue, or before any rate is measured, is always
-        admitted. The handler also calls it before tokenising, with a low estimate, so a heavy request is refused
-        in milliseconds."""
-        bound, rate = self.max_queue_seconds, self.tokens_per_second
-        if bound is None or not rate or self.pending == 0:
+        small one still gets in beside them. A job into an empty queue (or, without a calibration, before the first
+        sub-round) is always admitted. The handler also calls it before tokenising, with a low estimate, so a heavy
+        request is refused in milliseconds."""
+        bound = self.max_queue_seconds
+        if bound is None or self.pending == 0 or self.speed.per_token is None:
             return
-        ahead = sum(other.tokens for other in self._live if other.tokens <= tokens) / rate
-        own = tokens / rate
+        ahead = self.estimate_seconds(sum(other.tokens for other in self._live if other.tokens <= tokens)) or 0.0
+        own = self.estimate_seconds(tokens) or 0.0
         if ahead + own > bound:
             raise Overloaded(f"about {ahead:.1f} s of work is queued ahead of this request, which adds {own:.1f} s "
                              f"(limit {bound:g} s)", "queue_seconds")
@@ -288,7 +342,7 @@ class MicroBatcher:
             self.dropped += len(pool) - len(live)
             pool = live
             if pool:
-                pieces = next_sub_round(pool, max(1, self.backend.token_budget), time.perf_counter() - self.max_delay)
+                pieces = next_sub_round(pool, self.sub_round_tokens(), time.perf_counter() - self.max_delay)
                 started = time.perf_counter()
                 for piece in pieces:
                     piece.job.started_at = piece.job.started_at or started
@@ -313,8 +367,7 @@ class MicroBatcher:
                 self.metrics.job_done(job.started_at - job.queued_at, now - job.started_at)
 
     def _measure(self, tokens: int, seconds: float) -> None:
-        rate = tokens / max(seconds, 1e-6)
-        self.tokens_per_second = rate if self.tokens_per_second is None else 0.7 * self.tokens_per_second + 0.3 * rate
+        self.speed.add(tokens, seconds)
 
     def _compute(self, pieces: Sequence[_Piece]) -> list[Any]:
         """One sub-round on the worker thread: the vectors per piece, or the exception for every piece. The pass
@@ -337,58 +390,87 @@ class MicroBatcher:
             return self._compute_pieces(pieces[:half]) + self._compute_pieces(pieces[half:])
 
     def _run_pieces(self, pieces: Sequence[_Piece]) -> list[Any]:
-        """One forward pass for ``pieces`` (all plain, or all late chunking of one task)."""
-        if pieces[0].job.late:
-            return list(self.backend.late_chunk_prepared([piece.job.prepared for piece in pieces]))  # type: ignore[misc]
-        rows = [s for piece in pieces for s in piece.sequences]
-        vectors = self.backend.embed_ids(rows, [piece.job.task_id for piece in pieces
-                                                for _ in range(piece.hi - piece.lo)])
-        bounds = np.cumsum([0, *(piece.hi - piece.lo for piece in pieces)])
-        return [vectors[lo:hi] for lo, hi in pairwise(bounds)]
+        """The forward passes of one sub-round: the plain pieces' rows together, then the late-chunking documents
+        together (of any tasks); the outcomes in the order of ``pieces``."""
+        plain = [piece for piece in pieces if not piece.job.late]
+        late = [piece for piece in pieces if piece.job.late]
+        outcomes: dict[int, Any] = {}
+        if plain:
+            rows = [s for piece in plain for s in piece.sequences]
+            vectors = self.backend.embed_ids(rows, [piece.job.task_id for piece in plain
+                                                    for _ in range(piece.hi - piece.lo)])
+            bounds = np.cumsum([0, *(piece.hi - piece.lo for piece in plain)])
+            outcomes.update((id(piece), vectors[lo:hi]) for piece, (lo, hi) in zip(plain, pairwise(bounds),
+                                                                                     strict=True))
+        if late:
+            documents = self.backend.late_chunk_prepared([piece.job.prepared for piece in late])  # type: ignore[misc]
+            outcomes.update((id(piece), vectors) for piece, vectors in zip(late, documents, strict=True))
+        return [outcomes[id(piece)] for piece in pieces]
 
 
-#: Company for a sub-round led by a small job: only jobs with at most this many times its remaining work (or
-#: ``COMPANY_FLOOR`` tokens). Filling the budget with a large job's rows made every small request's sub-round as slow
-#: as the large one's; on its own sub-rounds the large job still fills the budget.
+#: Company for a sub-round led by a small fresh job: only fresh jobs with at most this many times its remaining work
+#: (or ``COMPANY_FLOOR`` tokens). Filling the budget with a large job's rows made every small request's sub-round as
+#: slow as the large one's; on its own sub-rounds the large job still fills the budget.
 COMPANY_FACTOR = 4
 COMPANY_FLOOR = 512
+#: The share of a sub-round that overdue work may fill while fresh work waits (the first overdue job always gets
+#: at least one row): overdue jobs cannot starve, and cannot hold newer small requests up for more than a sub-round.
+OVERDUE_SHARE = 0.5
+
+
+def is_overdue(job: _Job, overdue_before: float) -> bool:
+    """Whether ``job`` has made no progress (queued, or its last piece done) since ``overdue_before``."""
+    return (job.progressed_at or job.queued_at) < overdue_before
 
 
 def company_limit(head: _Job, overdue_before: float) -> float:
-    """The most remaining work a job may have to share a sub-round led by ``head`` (overdue jobs always may)."""
-    if head.queued_at < overdue_before:
+    """The most remaining work a fresh job may have to share a sub-round led by ``head`` (no bound when ``head``
+    is overdue: its sub-round is full-sized anyway)."""
+    if is_overdue(head, overdue_before):
         return math.inf
     return max(COMPANY_FACTOR * head.remaining_tokens(), COMPANY_FLOOR)
 
 
-def next_sub_round(pool: Sequence[_Job], budget: int, overdue_before: float) -> list[_Piece]:
-    """The next sub-round: about ``budget`` tokens of work of one kind (plain, or late chunking of one task).
+def urgency(job: _Job, overdue_before: float) -> tuple[float, ...]:
+    """Sort key of the scheduler: overdue jobs first, longest without progress first; then the fresh ones by least
+    work done so far (a new request before one already part-computed), then least work left, then arrival."""
+    if is_overdue(job, overdue_before):
+        return (0, job.progressed_at or job.queued_at, 0, 0)
+    return (1, job.tokens - job.remaining_tokens(), job.remaining_tokens(), job.queued_at)
 
-    Jobs queued before ``overdue_before`` come first in arrival order, then the rest by least remaining work; the
-    first job decides the kind, and others of that kind fill the budget (a plain job by whole rows; the first
-    piece always holds at least one row, however long) if they are overdue or within :func:`company_limit`.
+
+def next_sub_round(pool: Sequence[_Job], budget: int, overdue_before: float) -> list[_Piece]:
+    """The next sub-round: about ``budget`` tokens of work, plain rows and late-chunking documents together.
+
+    Jobs go in :func:`urgency` order, so a request that arrives while a heavy one is being computed goes in the
+    very next sub-round: it has had no work done yet, the heavy one has. A plain job is taken by whole rows (the
+    first piece always holds at least one row or document, however long); a fresh job joins only within
+    :func:`company_limit` of the first one; overdue jobs fill at most :data:`OVERDUE_SHARE` of the budget while a
+    fresh job waits. A job waiting longer than the overdue bound therefore always progresses, and never keeps newer
+    small jobs out of a sub-round.
     """
-    order = sorted(pool, key=lambda job: (0, job.queued_at, 0) if job.queued_at < overdue_before
-                   else (1, job.remaining_tokens(), job.queued_at))
+    order = sorted(pool, key=lambda job: urgency(job, overdue_before))
     head = order[0]
     limit = company_limit(head, overdue_before)
+    fresh_waiting = any(not is_overdue(job, overdue_before) for job in order)
+    overdue_budget = budget * OVERDUE_SHARE if fresh_waiting else budget
     pieces: list[_Piece] = []
     tokens = 0
     for job in order:
-        if job.late != head.late or (job.late and job.task != head.task):
+        overdue = is_overdue(job, overdue_before)
+        if not overdue and job.remaining_tokens() > limit:
             continue
-        if job.queued_at >= overdue_before and job.remaining_tokens() > limit:
-            continue
+        room = (overdue_budget if overdue else budget) - tokens
         if job.late:
-            if pieces and tokens + job.tokens > budget:
+            if pieces and job.tokens > room:
                 continue
             pieces.append(_Piece(job))
             tokens += job.tokens
         else:
             hi = job.done_rows
-            first_row_of_sub_round = not pieces
-            while hi < len(job.sequences) and (tokens + len(job.sequences[hi]) <= budget or first_row_of_sub_round):
-                first_row_of_sub_round = False
+            first_unit = not pieces  # the sub-round's first row goes in whatever its length
+            while hi < len(job.sequences) and (len(job.sequences[hi]) <= room or (first_unit and hi == job.done_rows)):
+                room -= len(job.sequences[hi])
                 tokens += len(job.sequences[hi])
                 hi += 1
             if hi > job.done_rows:
@@ -406,6 +488,7 @@ def _deliver(pieces: Sequence[_Piece], outcomes: Sequence[Any]) -> list[_Job]:
         job = piece.job
         if job.future.done():
             continue
+        job.progressed_at = time.perf_counter()
         if isinstance(outcome, BaseException):
             job.future.set_exception(outcome)
         elif job.late:

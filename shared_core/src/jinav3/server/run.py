@@ -48,7 +48,8 @@ def _uvicorn_server(app: Any, *, graceful_timeout: float | None, log_level: str,
 
     metrics = getattr(state, "metrics", None)
     protocol = guarded_protocol(AutoHTTPProtocol, config.header_timeout, config.max_connections,
-                                metrics.refused if metrics is not None else None)
+                                metrics.refused if metrics is not None else None,
+                                max_head_bytes=config.max_head_bytes, max_headers=config.max_headers)
     return Server(uvicorn.Config(
         app, http=protocol, lifespan="on", log_level=log_level, access_log=access_log,
         timeout_keep_alive=config.keep_alive_timeout, timeout_graceful_shutdown=graceful_timeout, **options,
@@ -87,7 +88,7 @@ def bind_sockets(host: str, port: int) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     try:
         for family, address in unique[:1] if port == 0 else unique:
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY on it
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
@@ -131,10 +132,14 @@ class BackgroundServer:
     """
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, graceful_timeout: float | None = 30.0,
-                 log_level: str = "warning") -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
+                 log_level: str = "warning", sock: socket.socket | None = None) -> None:
+        """``sock``: a socket already bound (then ``host`` and ``port`` are its own); else one on ``host:port``."""
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        self._socket = sock
+        host = sock.getsockname()[0]
         self.host, self.port = host, self._socket.getsockname()[1]
         self.base_url = f"http://{host}:{self.port}/v1"
         self.app = app
