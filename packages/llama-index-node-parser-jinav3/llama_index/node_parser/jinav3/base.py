@@ -28,6 +28,7 @@ from typing import Any, Literal
 from llama_index.core import Settings
 from llama_index.core.node_parser import MetadataAwareTextSplitter, NodeParser, SentenceSplitter, TextSplitter
 from llama_index.core.node_parser.loading import load_parser
+from llama_index.core.node_parser.node_utils import default_id_func
 from llama_index.core.schema import BaseNode, Document, MetadataMode, NodeRelationship, TextNode
 from pydantic import Field, PrivateAttr, SerializeAsAny, field_validator, model_validator
 
@@ -292,7 +293,8 @@ class JinaV3LateChunkingNodeParser(JinaV3CoreSettings, NodeParser):
             document = unit.document
             assert document is not None
             source = {NodeRelationship.SOURCE: document.as_related_node_info()}
-            built += [self._sealed(document, chunk, unit, id_=self.id_func(i, document), relationships=dict(source))
+            id_func = self.id_func or default_id_func  # None on older llama-index-core
+            built += [self._sealed(document, chunk, unit, id_=id_func(i, document), relationships=dict(source))
                       for i, chunk in enumerate(doc_chunks)]
         return built
 
