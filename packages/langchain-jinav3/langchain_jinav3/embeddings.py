@@ -41,6 +41,12 @@ _OPTION_FIELDS = ("engine", "device", "dtype", "max_length", "token_budget", "ba
                   "full_dimensions")
 
 
+#: Texts that LangChain stores embed only to learn the vector width, never to store: langchain-qdrant's
+#: ``QdrantVectorStore`` calls ``embed_documents(["dummy_text"])`` when it opens or creates a collection. A strict
+#: embeddings answers them (plainly) so that a strict store can be opened at all.
+_WIDTH_PROBES = frozenset({"dummy_text"})
+
+
 class JinaV3Embeddings(BaseModel, Embeddings):
     """jina-embeddings-v3 for LangChain: ``retrieval.query`` for queries, ``retrieval.passage`` for documents.
 
@@ -184,7 +190,7 @@ class JinaV3Embeddings(BaseModel, Embeddings):
                        space=space, fix="Split and store with JinaV3Embeddings of the same settings.")
             carried.append(chunk.embedding.tolist())
         rest = [text for text, vector in zip(texts, carried, strict=True) if vector is None]
-        if rest and self.strict_late_chunking:
+        if self.strict_late_chunking and any(text not in _WIDTH_PROBES for text in rest):
             raise LateChunkingRequiredError(
                 f"{len(rest)} of {len(texts)} texts reached embed_documents of a strict_late_chunking JinaV3Embeddings "
                 f"without a late-chunked vector (e.g. {rest[0][:40]!r}), so they would be stored with plain, "
