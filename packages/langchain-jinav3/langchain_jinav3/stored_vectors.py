@@ -41,7 +41,7 @@ class StoredVectors(BaseDocumentTransformer):
             raise InvalidInputError("StoredVectors needs langchain-community (where LangChain's embedding filters "
                                     "live): pip install langchain-community") from exc
         ids = [_document_id(document) for document in documents]
-        vectors = read_vectors(self.vector_store, ids)
+        vectors, exact = read_vectors(self.vector_store, ids)
         handed: list[Document] = []
         for document, key in zip(documents, ids, strict=True):
             vector = vectors.get(key)
@@ -49,12 +49,13 @@ class StoredVectors(BaseDocumentTransformer):
                 raise InvalidInputError(f"the retrieved document {key!r} is not in the store (deleted since?)")
             if SEAL_KEY in document.metadata:
                 check_seal(document.metadata[SEAL_KEY], what=f"the stored chunk {key!r}",
-                           text=str(document.page_content), vector=vector,
+                           text=str(document.page_content), vector=vector if exact else None,
                            fix="Re-index its document with langchain_jinav3.index() (or add the splitter's chunks "
                                "again) through strict_late_chunking embeddings.")
-            stateful = _DocumentWithState.from_document(document)
-            stateful.state[STATE_KEY] = [float(value) for value in vector]
-            handed.append(stateful)
+            handed.append(_DocumentWithState(  # from_document would drop the id
+                id=key, page_content=document.page_content, metadata=document.metadata,
+                state={**getattr(document, "state", {}), STATE_KEY: [float(value) for value in vector]},
+            ))
         return handed
 
     async def atransform_documents(self, documents: Sequence[Document], **kwargs: Any) -> Sequence[Document]:
@@ -71,20 +72,23 @@ def _document_id(document: Document) -> str:
     return str(key)
 
 
-def read_vectors(store: VectorStore, ids: list[str]) -> dict[str, list[float]]:
-    """The stored vector of each id present in ``store``."""
-    if not ids:
-        return {}
+def read_vectors(store: VectorStore, ids: list[str]) -> tuple[dict[str, list[float]], bool]:
+    """The stored vector of each id present in ``store``, and whether the store keeps vectors bit for bit (Qdrant
+    normalises cosine vectors again on upload, which moves their last bits: their seal can check the text only)."""
     if isinstance(store, InMemoryVectorStore):
-        return {key: store.store[key]["vector"] for key in ids if key in store.store}
+        return {key: store.store[key]["vector"] for key in ids if key in store.store}, True
     kind = type(store).__name__
     if kind == "QdrantVectorStore":
+        if not ids:
+            return {}, False
         points = store.client.retrieve(store.collection_name, ids, with_vectors=True)  # type: ignore[attr-defined]
         name = store.vector_name  # type: ignore[attr-defined]
-        return {str(p.id): p.vector[name] if isinstance(p.vector, dict) else p.vector for p in points}
+        return {str(p.id): p.vector[name] if isinstance(p.vector, dict) else p.vector for p in points}, False
     if kind == "Chroma":
+        if not ids:
+            return {}, True
         found = store.get(ids=ids, include=["embeddings"])  # type: ignore[attr-defined]
-        return {key: list(vector) for key, vector in zip(found["ids"], found["embeddings"], strict=True)}
+        return {key: list(vector) for key, vector in zip(found["ids"], found["embeddings"], strict=True)}, True
     raise InvalidInputError(f"StoredVectors reads vectors back from InMemoryVectorStore, QdrantVectorStore and "
                             f"Chroma, not {kind}: with another store, leave re-embedding filters out of a "
                             "late-chunking retriever")
