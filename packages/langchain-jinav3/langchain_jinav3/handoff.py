@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from langchain_core.documents import Document
 
-from jinav3 import SEAL_KEY, Seal, check_seal
+from jinav3 import SEAL_KEY, check_seal
 
 Vector = list[float]
 #: Chunk ids are UUIDs, which every store accepts (Qdrant takes nothing else).
@@ -115,12 +115,6 @@ def with_carried(document: Document, chunk: LateChunkText) -> Document:
 def carried_vector(text: str) -> LateChunkText | None:
     """The text itself when it carries a late-chunked vector, else None."""
     return text if isinstance(text, LateChunkText) else None
-
-
-def sealed_space(document: Document) -> str | None:
-    """The vector space named by the seal in ``document``'s metadata (None without a seal)."""
-    value = document.metadata.get(SEAL_KEY)
-    return None if value is None else Seal.decode(value).space
 
 
 def lost_late_chunks(texts: Sequence[str]) -> list[str]:
