@@ -20,9 +20,10 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter, TextSplitter
 
-from jinav3 import SEAL_KEY, BrokenSealError, Chunk, InvalidInputError, check_texts, seal_string
+from jinav3 import SEAL_KEY, BrokenSealError, Chunk, InvalidInputError, Seal, check_texts
 from jinav3.late_chunking.chunking import ChunkerLike
 from jinav3.late_chunking.languages import check_language
+from jinav3.late_chunking.seal import fingerprint, vector_fingerprint
 from langchain_jinav3.embeddings import JinaV3Embeddings
 from langchain_jinav3.handoff import Vector, with_late_chunk
 
@@ -139,14 +140,17 @@ class JinaV3LateChunkingSplitter(TextSplitter):
                     "splitting it again would late-chunk it without its document's context. Split the original "
                     "documents, once."
                 )
+            document_print = fingerprint(text)  # once per document, not per chunk (what Seal.of would do)
             for chunk in chunks:
                 if not chunk.text.strip():
                     continue  # a whitespace-only chunk from a custom chunker: nothing to store
                 chunk_metadata = copy.deepcopy(metadata)
                 if self._add_start_index:
                     chunk_metadata["start_index"] = chunk.start
-                seal = seal_string(space=space, document=text, start=chunk.start, end=chunk.end, text=chunk.text,
-                                   vector=chunk.embedding)
+                if text[chunk.start:chunk.end] != chunk.text:
+                    raise InvalidInputError(f"chunk {chunk.text[:40]!r} is not document[{chunk.start}:{chunk.end}]")
+                seal = Seal(space, document_print, chunk.start, chunk.end, fingerprint(chunk.text),
+                            vector_fingerprint(chunk.embedding)).encode()
                 document = Document(page_content=chunk.text, metadata=chunk_metadata)
                 documents.append(with_late_chunk(document, chunk.embedding, seal))
                 vectors.append(chunk.embedding.tolist())
