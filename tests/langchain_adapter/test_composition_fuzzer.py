@@ -13,7 +13,7 @@ Each generated pipeline takes a few documents (repeated sentences across documen
     persistent client, through the store embeddings the guide prescribes (``splitter.store_embeddings()``);
   * edits and deletes of documents re-synced with cleanup="full" (index paths), or another document added;
   * a query: ContextualCompressionRetriever with EmbeddingsRedundantFilter or EmbeddingsFilter, with or without
-    StoredVectors in front.
+    StoredVectors in front, or an EnsembleRetriever (id_key=SEAL_KEY) that must keep every chunk the store returns.
 Property: after every step, every vector in the store equals a fresh fp32 late chunking (by the core) of its own
 span in its own current document (<= 1e-5), or the step raised an InvalidInputError and left the store as it was;
 a query-time filter either compares the stored vectors or raises.
@@ -52,7 +52,7 @@ from langchain_text_splitters import (
 )
 
 import langchain_jinav3
-from jinav3 import Embedder, InvalidInputError
+from jinav3 import SEAL_KEY, Embedder, InvalidInputError
 from langchain_jinav3 import JinaV3Embeddings, JinaV3LateChunkingSplitter, aindex, index
 
 from .conftest import DIMS
@@ -159,14 +159,16 @@ pipelines = st.builds(
     documents=st.lists(st.lists(st.tuples(st.sampled_from(LINES), st.sampled_from(JOINTS)), min_size=1, max_size=7)
                        .map(lambda parts: "".join(a + b for a, b in parts).strip()), min_size=1, max_size=3),
     before=st.sampled_from(["none", "none", "markdown_headers", "recursive", "reorder"]),
-    chunker=st.sampled_from(["sentences", "paragraphs", "recursive", "character", "markdown", "st_tokens"]),
-    after=st.sampled_from(["none", "none", "reorder", "metadata_edit", "metadata_replaced", "resplit_recursive",
-                           "resplit_character", "json", "rebuilt", "ours_again"]),
+    chunker=st.sampled_from(["sentences", "sentences", "paragraphs", "recursive", "recursive", "character",
+                             "markdown", "st_tokens"]),
+    after=st.sampled_from(["none", "none", "none", "none", "reorder", "metadata_edit", "metadata_replaced",
+                           "resplit_recursive", "resplit_character", "json", "rebuilt", "ours_again"]),
     write=st.sampled_from(["add", "add", "index", "index", "langchain_index"]),
     store=st.sampled_from(["memory", "qdrant", "chroma"]),
     edits=st.lists(st.tuples(st.sampled_from(["edit", "delete", "add"]), st.integers(0, 9), st.sampled_from(LINES)),
                    max_size=2),
-    query=st.sampled_from(["none", "redundant", "redundant_stored", "filter", "filter_stored"]),
+    query=st.sampled_from(["none", "redundant", "redundant_stored", "filter", "filter_stored", "ensemble",
+                           "ensemble"]),
     asynchronous=st.booleans(),
     records_sql=st.booleans(),
 )
@@ -288,6 +290,9 @@ class Run:
         kind = self.pipeline.query
         if kind == "none" or not self.opened.records():
             return
+        if kind == "ensemble":
+            await self.fuse()
+            return
         steps: list[Any] = [langchain_jinav3.StoredVectors(self.opened.store)] if kind.endswith("_stored") and \
             SEALED else []
         if kind.startswith("redundant"):
@@ -306,6 +311,23 @@ class Run:
             return
         self.outcome.append("query answered")
         self.outcome += [f"violation: {v}" for v in query_violations(found, self.opened.records())]
+
+    async def fuse(self) -> None:
+        """EnsembleRetriever over the store twice: every chunk the store returns must survive its deduplication
+        (by the seal; the code before issue 35 had none, so LangChain's default, page_content, is what it got)."""
+        base = self.opened.store.as_retriever(search_kwargs={"k": 6})
+        fused = retrievers.EnsembleRetriever(retrievers=[base, base], id_key=SEAL_KEY if SEALED else None)
+        asynchronous = self.pipeline.asynchronous
+        direct = await base.ainvoke("Which wall?") if asynchronous else base.invoke("Which wall?")
+        kept = await fused.ainvoke("Which wall?") if asynchronous else fused.invoke("Which wall?")
+        self.outcome.append("query answered")
+
+        def places(found: list[Document]) -> set[tuple[Any, ...]]:
+            return {(d.metadata.get("source"), d.metadata.get("start_index"), d.page_content) for d in found}
+
+        lost = places(direct) - places(kept)
+        self.outcome += [f"violation: query: EnsembleRetriever dropped {text[:30]!r} of {source}"
+                         for source, _, text in sorted(lost, key=str)]
 
     async def run(self) -> None:
         try:
