@@ -2,7 +2,8 @@
 record keys that cover each chunk's context) with InMemoryRecordManager and SQLRecordManager on SQLite, both cleanup
 modes, into InMemoryVectorStore and Qdrant local mode, through generated edit sequences: after every step each
 stored vector, read back from the store, is a fresh late chunking of its document's current text, and the stored
-chunks are exactly the expected ones. LangChain's ``index()`` over the splitter's chunks is refused."""
+chunks are exactly the expected ones. LangChain's ``index()`` over the splitter's chunks is refused by a strict store,
+in worker threads too; a chunk whose seal no longer matches is refused by ours."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from langchain_core.indexing import index as langchain_index
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from jinav3 import Embedder, InvalidInputError
+from jinav3 import SEAL_KEY, BrokenSealError, Embedder, InvalidInputError, LateChunkingRequiredError
 from langchain_jinav3 import JinaV3Embeddings, JinaV3LateChunkingSplitter, aindex, index
 
 from .conftest import DIMS
@@ -190,25 +191,30 @@ def test_an_edit_replaces_every_chunk_of_that_document_and_skips_the_others(fp32
     assert second == {"num_added": 4, "num_updated": 0, "num_skipped": 3, "num_deleted": 4}
 
 
-def test_langchains_own_index_over_late_chunks_is_refused(fp32, splitter, documents):
+@pytest.fixture
+def strict(fp32: JinaV3Embeddings) -> JinaV3Embeddings:
+    return fp32.model_copy(update={"strict_late_chunking": True})
+
+
+def test_langchains_own_index_into_a_strict_store_is_refused(strict, splitter, documents):
+    """LangChain's index() rebuilds every Document (the chunk text loses its vector): a strict store refuses the
+    plain texts before anything is written, store and record manager alike."""
     chunks = splitter.split_documents(documents)
     manager = InMemoryRecordManager("refused")
     manager.create_schema()
-    store = InMemoryVectorStore(fp32)
-    with pytest.raises(InvalidInputError, match=r"indexing\.index\(\)/aindex\(\) rebuilt .*langchain_jinav3"):
+    store = InMemoryVectorStore(strict)
+    with pytest.raises(LateChunkingRequiredError, match=r"without a late-chunked vector.*langchain_jinav3\.index"):
         langchain_index(chunks, manager, store, cleanup="full", key_encoder="sha256")
-    with pytest.raises(InvalidInputError, match=r"Use langchain_jinav3\.index\(\) / aindex\(\)"):
+    with pytest.raises(LateChunkingRequiredError, match=r"use langchain_jinav3\.index\(\) / aindex\(\)"):
         asyncio.run(langchain_aindex(chunks, manager, store, cleanup="full", key_encoder="sha256"))
     assert store.store == {}
-    qdrant, read = make_store("qdrant", fp32)
-    with pytest.raises(InvalidInputError, match=r"langchain_core\.indexing\.index\(\)/aindex\(\) rebuilt"):
-        langchain_index(chunks, manager, qdrant, cleanup="full")
+    assert manager.list_keys() == []
+    qdrant, read = make_store("qdrant", strict)
+    with pytest.raises(LateChunkingRequiredError):
+        langchain_index(chunks, manager, qdrant, cleanup="full", key_encoder="sha256")
     assert read() == {}
-    # The same plain texts outside index() are a plain request: they get plain vectors (with a warning).
-    with pytest.warns(UserWarning, match="without their late-chunked vector"):
-        plain = fp32.embed_documents([str(chunks[0].page_content)])
-    np.testing.assert_allclose(plain, fp32.core.embed([str(chunks[0].page_content)], "retrieval.passage", DIMS),
-                               atol=1e-6)
+    # Queries through the same strict embeddings are never affected.
+    assert len(strict.embed_query(str(chunks[0].page_content))) == DIMS
 
 
 class ThreadedAsyncStore(InMemoryVectorStore):
@@ -219,18 +225,18 @@ class ThreadedAsyncStore(InMemoryVectorStore):
 
 
 @pytest.mark.parametrize("kind", ["qdrant", "to_thread"])
-def test_langchains_aindex_through_a_worker_thread_is_refused(fp32, splitter, documents, kind):
+def test_langchains_aindex_through_a_worker_thread_is_refused(strict, splitter, documents, kind):
     """Qdrant's async add runs its sync add in an executor thread (LangChain's run_in_executor), another store's with
-    asyncio.to_thread: the thread's own stack does not show aindex(), the awaiting task's coroutines do."""
+    asyncio.to_thread: the strict check needs no call stack, so it holds there as anywhere."""
     chunks = splitter.split_documents(documents)
     manager = InMemoryRecordManager(f"threaded-{kind}")
     manager.create_schema()
     if kind == "qdrant":
-        store, read = make_store("qdrant", fp32)
+        store, read = make_store("qdrant", strict)
     else:
-        store = ThreadedAsyncStore(fp32)
+        store = ThreadedAsyncStore(strict)
         read = lambda: store.store  # noqa: E731
-    with pytest.raises(InvalidInputError, match=r"Use langchain_jinav3\.index\(\) / aindex\(\)"):
+    with pytest.raises(LateChunkingRequiredError, match=r"langchain_jinav3\.index\(\) / aindex\(\)"):
         asyncio.run(langchain_aindex(chunks, manager, store, key_encoder="sha1"))
     assert read() == {}
     assert manager.list_keys() == []
@@ -239,26 +245,38 @@ def test_langchains_aindex_through_a_worker_thread_is_refused(fp32, splitter, do
     assert result["num_added"] == len(chunks)
 
 
-def test_a_plain_neighbour_in_a_worker_thread_is_not_refused(fp32, splitter, documents):
-    """Only the task that runs LangChain's aindex() is refused: a neighbouring task adding the same texts as plain
-    texts through the same worker-thread store, at the same time, gets plain vectors (with the warning)."""
+def test_a_lenient_store_takes_plain_texts_as_plain_requests(fp32, splitter, documents):
+    """strict_late_chunking=False (the default: the embeddings also serve plain stores): LangChain's index() then
+    stores plain vectors, with a warning naming the strict mode. This is why a late-chunking store gets
+    splitter.store_embeddings()."""
     chunks = splitter.split_documents(documents)
-    manager = InMemoryRecordManager("neighbours")
+    manager = InMemoryRecordManager("lenient")
     manager.create_schema()
-    store, _ = make_store("qdrant", fp32)
-    text = str(chunks[0].page_content)
+    store = InMemoryVectorStore(fp32)
+    with pytest.warns(UserWarning, match=r"without their late-chunked vector.*strict_late_chunking=True"):
+        langchain_index(chunks, manager, store, key_encoder="sha256")
+    plain = fp32.core.embed([str(c.page_content) for c in chunks], "retrieval.passage", DIMS)
+    np.testing.assert_allclose(sorted(map(list, (r["vector"] for r in store.store.values()))),
+                               sorted(map(list, plain)), atol=1e-6)
 
-    async def both() -> list[Any]:
-        return await asyncio.gather(langchain_aindex(chunks, manager, store, key_encoder="sha1"),
-                                    store.aadd_texts([text], ids=[str(uuid.uuid4())]), return_exceptions=True)
 
-    with pytest.warns(UserWarning, match="without their late-chunked vector"):
-        refused, added = asyncio.run(both())
-    assert isinstance(refused, InvalidInputError), refused
-    assert isinstance(added, list) and len(added) == 1, added
-    stored = store.client.retrieve("chunks", added, with_vectors=True)[0].vector
-    plain = fp32.core.embed([text], "retrieval.passage", DIMS)[0]
-    np.testing.assert_allclose(np.asarray(stored) / np.linalg.norm(stored), plain, atol=1e-6)
+def test_a_chunk_with_a_changed_or_missing_seal_is_refused_before_anything_is_written(fp32, splitter, documents):
+    chunks = splitter.split_documents(documents)
+    manager = InMemoryRecordManager("sealed")
+    manager.create_schema()
+    store = InMemoryVectorStore(fp32)
+    other_seal = {**chunks[0].metadata, SEAL_KEY: chunks[1].metadata[SEAL_KEY]}
+    swapped = [chunks[0].model_copy(update={"metadata": other_seal}), *chunks[1:]]
+    with pytest.raises(BrokenSealError, match="another seal in its metadata"):
+        index(swapped, manager, store)
+    dropped = [chunks[0].model_copy(update={"metadata": {"source": "a.txt"}}), *chunks[1:]]
+    with pytest.raises(BrokenSealError, match="no seal in its metadata"):
+        index(dropped, manager, store)
+    rebuilt = [Document(page_content=str(c.page_content), metadata=c.metadata) for c in chunks]
+    with pytest.raises(InvalidInputError, match="its metadata holds a seal, so it is a chunk rebuilt"):
+        index(rebuilt, manager, store)
+    assert store.store == {}
+    assert manager.list_keys() == []
 
 
 def test_bad_input_is_named(fp32, documents):

@@ -4,8 +4,10 @@ Vector stores call ``embed_documents`` when they add texts and ``embed_query`` w
 wants ``retrieval.passage`` for the first and ``retrieval.query`` for the second, so this class maps each call to
 its task and hands the texts to the core ``Embedder``. Pooling, batching, Matryoshka and HTTP stay in the core.
 ``embed_documents`` also returns the late-chunked vector that a :class:`JinaV3LateChunkingSplitter` chunk carries
-in its text (see :mod:`langchain_jinav3.handoff`), and refuses the LangChain machinery that would store or return
-a wrong vector instead (``index()`` rebuilding chunks, a text-keyed ``CacheBackedEmbeddings``).
+in its text (see :mod:`langchain_jinav3.handoff`) once its seal holds. With ``strict_late_chunking=True`` (the
+embeddings of a late-chunking store) it refuses to make a plain passage vector for a text that lost its carried
+vector on the way (a LangChain splitter or cleaner after ours, LangChain's own ``index()``, a filter re-embedding
+retrieved chunks): that check needs no call stack, so it holds in threads, executors and worker processes alike.
 """
 
 from __future__ import annotations
@@ -27,18 +29,22 @@ from pydantic import (
     model_validator,
 )
 
-from jinav3 import Chunk, Embedder, InvalidInputError, check_texts
+from jinav3 import Chunk, Embedder, InvalidInputError, LateChunkingRequiredError, check_seal, check_texts
 from jinav3.late_chunking.chunking import ChunkerLike
 from jinav3.matryoshka import check_dimensions, float_path_encoding
 from jinav3.runtime.settings import DEFAULT_MODELS, backend_options, canonical_model
 from jinav3.tasks import validate_task
-from langchain_jinav3.caching import refuse_unsafe_cache
-from langchain_jinav3.callers import called_from
 from langchain_jinav3.handoff import Vector, carried_vector, lost_late_chunks
 
 #: The settings below that are backend options (handed to the core as they are).
 _OPTION_FIELDS = ("engine", "device", "dtype", "max_length", "token_budget", "base_url", "timeout", "max_retries",
                   "full_dimensions")
+
+
+#: Texts that LangChain stores embed only to learn the vector width, never to store: langchain-qdrant's
+#: ``QdrantVectorStore`` calls ``embed_documents(["dummy_text"])`` when it opens or creates a collection. A strict
+#: embeddings answers them (plainly) so that a strict store can be opened at all.
+_WIDTH_PROBES = frozenset({"dummy_text"})
 
 
 class JinaV3Embeddings(BaseModel, Embeddings):
@@ -89,6 +95,11 @@ class JinaV3Embeddings(BaseModel, Embeddings):
         default="float",
         description="'float', or 'binary'/'ubinary': the sign bits as ±1.0 floats of the full width (cosine over "
         "them ranks by Hamming distance; packed bytes in a float store would not).",
+    )
+    strict_late_chunking: bool = Field(
+        default=False,
+        description="Refuse (LateChunkingRequiredError) to embed a document text plainly unless it carries its "
+        "sealed late-chunked vector: for the store of a late-chunking index. Queries are never affected.",
     )
     api_key: SecretStr | None = Field(
         default_factory=secret_from_env(["JINA_API_KEY", "JINAAI_API_KEY"], default=None),
@@ -161,44 +172,44 @@ class JinaV3Embeddings(BaseModel, Embeddings):
     def _check_query(self, text: str) -> None:
         if not isinstance(text, str):
             raise InvalidInputError(f"query must be a string, got {type(text).__name__}")
-        refuse_unsafe_cache(self, query=True)
 
     def _sort_out(self, texts: list[str]) -> tuple[list[Vector | None], list[str]]:
         """The carried late-chunked vector of each text (None where there is none) and the texts to embed. A chunk
-        from another vector space is refused, and so is a plain copy of a live late chunk inside LangChain's
-        ``index()`` (which always drops the vectors); elsewhere such a copy is embedded plainly, with a warning."""
+        whose seal does not hold (another vector space) is refused; so is every plain text when strict, before
+        anything is embedded. Lenient, a plain copy of a live chunk is embedded plainly, with a warning."""
         texts = check_texts(texts)
-        refuse_unsafe_cache(self, query=False)
         carried: list[Vector | None] = []
         space = None
         for text in texts:
             chunk = carried_vector(text)
-            if chunk is not None:
-                space = space or self.vector_space()
-                if chunk.space != space:
-                    raise InvalidInputError(
-                        f"the chunk {text[:40]!r} was late-chunked in vector space {chunk.space!r}, but these "
-                        f"embeddings produce {space!r}; split and store with the same settings"
-                    )
-                carried.append(chunk.embedding.tolist())
-            else:
+            if chunk is None:
                 carried.append(None)
+                continue
+            space = space or self.vector_space()
+            check_seal(chunk.seal, what=f"the chunk {text[:40]!r}", text=str(chunk), vector=chunk.embedding,
+                       space=space, fix="Split and store with JinaV3Embeddings of the same settings.")
+            carried.append(chunk.embedding.tolist())
         rest = [text for text, vector in zip(texts, carried, strict=True) if vector is None]
-        lost = lost_late_chunks(rest)
-        if lost and called_from("langchain_core.indexing"):
-            raise InvalidInputError(
-                f"langchain_core.indexing.index()/aindex() rebuilt {len(lost)} chunks of JinaV3LateChunkingSplitter "
-                f"as new Documents, which drops their late-chunked vectors (e.g. {lost[0][:40]!r}), so they would be "
-                "stored with plain ones; and its text keys would keep an edited document's unchanged chunks with "
-                "their old context. Use langchain_jinav3.index() / aindex() instead (same arguments)."
+        if self.strict_late_chunking and any(text not in _WIDTH_PROBES for text in rest):
+            raise LateChunkingRequiredError(
+                f"{len(rest)} of {len(texts)} texts reached embed_documents of a strict_late_chunking JinaV3Embeddings "
+                f"without a late-chunked vector (e.g. {rest[0][:40]!r}), so they would be stored with plain, "
+                "context-free vectors. A chunk loses its vector when something rebuilds it after "
+                "JinaV3LateChunkingSplitter: a LangChain text splitter or cleaner after ours (split with ours last, "
+                "or give ours that splitter as its chunker), LangChain's own index() (use langchain_jinav3.index() "
+                "/ aindex()), JSON, or a filter re-embedding retrieved chunks (put "
+                "langchain_jinav3.StoredVectors(store) before it). Plain texts belong in a store whose embeddings "
+                "have strict_late_chunking=False."
             )
+        lost = lost_late_chunks(rest)
         if lost:
             warnings.warn(
                 f"{len(lost)} texts equal chunks made by JinaV3LateChunkingSplitter but arrived without their "
                 f"late-chunked vector (e.g. {lost[0][:40]!r}), so they get plain, context-free vectors (right for "
                 "a plain text, wrong for a chunk). Pass the splitter's Document objects to the store unchanged (a "
                 "Document rebuilt from page_content or JSON drops the vector), sync a store with "
-                "langchain_jinav3.index(), or use split_documents_with_embeddings.",
+                "langchain_jinav3.index(), and give a late-chunking store splitter.store_embeddings() "
+                "(strict_late_chunking=True), which refuses such texts.",
                 UserWarning,
                 stacklevel=3,
             )

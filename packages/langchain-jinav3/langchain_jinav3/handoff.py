@@ -1,24 +1,23 @@
-"""How a chunk's late-chunked vector reaches ``embed_documents``: the chunk's text carries it.
+"""How a chunk's late-chunked vector reaches ``embed_documents``: the chunk's text carries it, with its seal.
 
 LangChain's ``Document`` has no embedding field, and every vector store embeds with
 ``embeddings.embed_documents(texts)``, texts only. So the splitter makes each chunk's ``page_content`` a
 :class:`LateChunkText`: a ``str`` (equal to the chunk text, usable everywhere a string is) that also holds the
-chunk's contextual vector and the vector space it belongs to. Stores hand the very same string objects to
-``embed_documents``, which returns the carried vector instead of embedding the text alone.
+chunk's contextual vector and its seal (:mod:`jinav3.late_chunking.seal`: text, offsets, document, vector and
+vector space). Stores hand the very same string objects to ``embed_documents``, which checks the seal and returns the
+carried vector instead of embedding the text alone. The same seal sits in the chunk Document's metadata under
+``SEAL_KEY``, so it is persisted with the chunk and every later step (``index()``,
+:class:`~langchain_jinav3.StoredVectors`) can check the stored vector against it.
 
 Why this and not a queue keyed by text: an unrelated caller who embeds an equal *plain* string never receives a
-contextual vector (it is a different object); nothing waits anywhere, so no pending state grows or needs releasing
-(the vector lives and dies with the chunk); the same chunks added to a second store, or pickled to another process,
-still carry their vectors; and two documents containing the same sentence never swap vectors.
+contextual vector (it is a different object); nothing waits anywhere (the vector lives and dies with the chunk);
+the same chunks added to a second store, or pickled to another process, still carry their vectors; and two
+documents containing the same sentence never swap vectors.
 
-What can lose the vector: anything that rebuilds the text as a plain string (``Document(page_content=...)``
-validation, ``str(...)``, JSON). A plain string is a request for a plain vector, and gets one; but when it equals a
-chunk still alive in this process (:func:`lost_late_chunks`) it may be a chunk that lost its vector on the way, so
-``embed_documents`` refuses it inside LangChain's ``index()`` (which always rebuilds documents; use
-:func:`langchain_jinav3.index`) and warns elsewhere.
-
-Each chunk also carries where it comes from (``origin``: a digest of its document's text; ``start``: its offset),
-so a sync or a cache can tell two equal texts of different contexts apart (:func:`context_key`).
+What loses the vector: anything that rebuilds the text as a plain string (a LangChain text splitter or cleaner after
+ours, ``Document(page_content=...)`` validation, LangChain's ``index()``, ``str(...)``, JSON). A plain string is
+then a request for a plain vector: a ``strict_late_chunking`` embeddings refuses it; a lenient one embeds it plainly
+and warns when it equals a chunk still alive in this process (:func:`lost_late_chunks`).
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import uuid
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -33,65 +33,74 @@ from typing import Any
 import numpy as np
 from langchain_core.documents import Document
 
+from jinav3 import SEAL_KEY, check_seal
+
 Vector = list[float]
+#: Chunk ids are UUIDs, which every store accepts (Qdrant takes nothing else).
+_NAMESPACE = uuid.UUID("5b0d5a34-8f7e-4bb8-9a52-6c1b3f1ed2a4")
 
 
 class LateChunkText(str):
-    """A chunk's text that carries its late-chunked vector (``embedding``), ``space`` (model, width, task), and
-    its place: ``origin`` (digest of the document's text) and ``start`` (character offset; -1 when unknown)."""
+    """A chunk's text that carries its late-chunked vector (``embedding``) and ``seal`` (what the vector is valid
+    for); ``space`` is the seal's vector space (model, width, task, encoding)."""
 
     embedding: np.ndarray
+    seal: str
     space: str
-    origin: str
-    start: int
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle (and deep-copy) with the vector, so chunks sent to another process keep it."""
-        return (_rebuild, (str(self), self.embedding, self.space, self.origin, self.start))
-
-
-def _rebuild(text: str, embedding: np.ndarray, space: str, origin: str = "", start: int = -1) -> LateChunkText:
-    return carrying(text, embedding, space, origin, start)
+        return (carrying, (str(self), self.embedding, self.seal))
 
 
 def digest(text: str) -> str:
-    """A short, stable fingerprint of a document's text (sha256, hex)."""
+    """A short, stable fingerprint of a text (sha256, hex)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def context_key(chunk: LateChunkText, metadata: dict[str, Any] | None = None) -> str:
-    """A digest of everything the chunk's vector depends on (space, document, place, text, the vector's bytes) and
-    of ``metadata``: equal only for the same chunk of the same document text embedded the same way."""
-    material = json.dumps([chunk.space, chunk.origin, chunk.start, str(chunk), metadata or {}], sort_keys=True,
+    """A digest of the chunk's seal (space, document, place, text, vector) and of ``metadata``: equal only for the
+    same chunk of the same document text embedded the same way, with the same metadata."""
+    material = json.dumps([chunk.seal, metadata or {}], sort_keys=True,
                           default=str)  # dates and other loader metadata: keyed by their text
-    return hashlib.sha256(material.encode("utf-8") + np.ascontiguousarray(chunk.embedding).tobytes()).hexdigest()
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def chunk_id(chunk: LateChunkText, metadata: dict[str, Any]) -> str:
+    """The Document id of a chunk: distinct for equal texts of different documents or places (or metadata), so
+    stores and fusion retrievers keep both; the same for the same chunk split again (adding it twice replaces it)."""
+    return str(uuid.uuid5(_NAMESPACE, context_key(chunk, metadata)))
 
 
 # Plain text -> a live LateChunkText with that text. Weak values: an entry disappears with the last chunk holding
-# it, so this never keeps a vector alive; it only lets embed_documents notice texts that lost their vector.
+# it, so this never keeps a vector alive; it only lets a lenient embed_documents notice texts that lost their vector.
 _LIVE: weakref.WeakValueDictionary[str, LateChunkText] = weakref.WeakValueDictionary()
 _LOCK = threading.Lock()
 
 
-def carrying(text: str, embedding: Any, space: str, origin: str = "", start: int = -1) -> LateChunkText:
-    """``text`` as a :class:`LateChunkText` holding ``embedding`` (stored once, read-only) in vector ``space``, cut
-    at ``start`` from the document whose text has digest ``origin``."""
-    chunk = LateChunkText(text)
+def carrying(text: str, embedding: Any, seal: str) -> LateChunkText:
+    """``text`` as a :class:`LateChunkText` holding ``embedding`` (stored once, read-only) and its ``seal``, which
+    must hold for that text and vector."""
     vector = np.array(embedding, copy=True)
+    checked = check_seal(seal, what=f"the chunk {text[:40]!r}", fix="Split the document again.", text=str(text),
+                         vector=vector)
+    chunk = LateChunkText(text)
     vector.setflags(write=False)
     chunk.embedding = vector
-    chunk.space = space
-    chunk.origin = origin
-    chunk.start = start
+    chunk.seal = seal
+    chunk.space = checked.space
     with _LOCK:
         _LIVE[str(text)] = chunk
     return chunk
 
 
-def with_late_chunk(document: Document, embedding: Any, space: str, origin: str = "", start: int = -1) -> Document:
-    """``document`` whose ``page_content`` carries ``embedding``. Assigned after construction: pydantic validation
-    would turn the string back into a plain ``str``."""
-    document.page_content = carrying(document.page_content, embedding, space, origin, start)
+def with_late_chunk(document: Document, embedding: Any, seal: str) -> Document:
+    """``document`` as a sealed chunk: its ``page_content`` carries ``embedding``, its metadata holds the seal under
+    ``SEAL_KEY`` and its id is :func:`chunk_id`. Assigned after construction: pydantic validation would turn the
+    string back into a plain ``str``."""
+    document.metadata[SEAL_KEY] = seal
+    document.page_content = carrying(document.page_content, embedding, seal)
+    document.id = chunk_id(document.page_content, document.metadata)
     return document
 
 

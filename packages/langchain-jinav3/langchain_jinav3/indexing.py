@@ -2,17 +2,18 @@
 
 ``langchain_core.indexing.index()`` is LangChain's way to sync a store (a RecordManager remembers what was written;
 unchanged documents are skipped, vanished ones deleted). With late chunks it goes wrong twice: it rebuilds every
-Document, so the chunk text loses the vector it carries (:mod:`langchain_jinav3.handoff`), and it keys records by
-text and metadata, so after an edit the chunks whose text did not change would keep the vectors of the old context.
+Document, so the chunk text loses the vector it carries (:mod:`langchain_jinav3.handoff`; a ``strict_late_chunking``
+store refuses the plain texts), and it keys records by text and metadata, so after an edit the chunks whose text did
+not change would keep the vectors of the old context.
 :func:`index` and :func:`aindex` run that same LangChain function, with the same arguments and results, changing
 two things: a chunk's record key covers its document's text, its place and its vector
-(:func:`~langchain_jinav3.handoff.context_key`), so every chunk of an edited document is replaced while the other
-documents are skipped; and the store receives each chunk carrying its vector again.
+(:func:`~langchain_jinav3.handoff.context_key`: its seal and metadata), so every chunk of an edited document is
+replaced while the other documents are skipped; and the store receives each chunk carrying its vector again. Each
+chunk's seal is checked against its text, its vector and its metadata before anything is written.
 """
 
 from __future__ import annotations
 
-import uuid
 import weakref
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
@@ -26,14 +27,12 @@ from langchain_core.indexing import index as langchain_index
 from langchain_core.indexing.api import IndexingResult
 from langchain_core.vectorstores import VectorStore
 
-from jinav3 import InvalidInputError
-from langchain_jinav3.handoff import LateChunkText, carried_vector, context_key, with_carried
+from jinav3 import SEAL_KEY, BrokenSealError, InvalidInputError, check_seal
+from langchain_jinav3.handoff import LateChunkText, carried_vector, chunk_id, with_carried
 
 if TYPE_CHECKING:  # annotations only (postponed): no runtime dependency on typing_extensions for Python 3.10
     from typing_extensions import Unpack
 
-#: Record keys are UUIDs, which every store accepts as ids (Qdrant takes nothing else).
-_NAMESPACE = uuid.UUID("5b0d5a34-8f7e-4bb8-9a52-6c1b3f1ed2a4")
 
 
 class IndexOptions(TypedDict, total=False):
@@ -89,13 +88,28 @@ class _Sync:
 
     def key(self, document: Document) -> str:
         chunk = carried_vector(document.page_content)
+        sealed = document.metadata.get(SEAL_KEY)
         if chunk is None:
             raise InvalidInputError(
                 f"langchain_jinav3.index() got a Document without a late-chunked vector "
-                f"({document.page_content[:40]!r}): pass the chunks of JinaV3LateChunkingSplitter as it returns "
-                "them; plain documents go through langchain_core.indexing.index()"
+                f"({document.page_content[:40]!r}): "
+                + ("its metadata holds a seal, so it is a chunk rebuilt after JinaV3LateChunkingSplitter (by a "
+                   "LangChain splitter or cleaner, JSON or a store) that lost its vector; re-run the splitter on "
+                   "the source documents and index its chunks as it returns them"
+                   if sealed is not None else
+                   "pass the chunks of JinaV3LateChunkingSplitter as it returns them; plain documents go through "
+                   "langchain_core.indexing.index()")
             )
-        key = str(uuid.uuid5(_NAMESPACE, context_key(chunk, document.metadata)))
+        if sealed != chunk.seal:
+            raise BrokenSealError(
+                f"the chunk {document.page_content[:40]!r} has {'no' if sealed is None else 'another'} seal in its "
+                f"metadata ({SEAL_KEY!r}) than the vector it carries: its metadata was replaced or copied from "
+                "another chunk after JinaV3LateChunkingSplitter. Keep the splitter's metadata key (add your own keys "
+                "next to it)."
+            )
+        check_seal(sealed, what=f"the chunk {document.page_content[:40]!r}", text=str(document.page_content),
+                   vector=chunk.embedding, fix="Re-run JinaV3LateChunkingSplitter on the source documents.")
+        key = chunk_id(chunk, document.metadata)
         self.chunks[key] = chunk
         return key
 

@@ -20,11 +20,12 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter, TextSplitter
 
-from jinav3 import Chunk, InvalidInputError, check_texts
+from jinav3 import SEAL_KEY, BrokenSealError, Chunk, InvalidInputError, Seal, check_texts
 from jinav3.late_chunking.chunking import ChunkerLike
 from jinav3.late_chunking.languages import check_language
+from jinav3.late_chunking.seal import fingerprint, vector_fingerprint
 from langchain_jinav3.embeddings import JinaV3Embeddings
-from langchain_jinav3.handoff import Vector, digest, with_late_chunk
+from langchain_jinav3.handoff import Vector, with_late_chunk
 
 
 def langchain_spans(splitter: TextSplitter, text: str) -> list[tuple[int, int]] | list[str]:
@@ -102,6 +103,12 @@ class JinaV3LateChunkingSplitter(TextSplitter):
             "language": check_language(language),
         }
 
+    def store_embeddings(self) -> JinaV3Embeddings:
+        """The embeddings for the store these chunks go into: a copy of the splitter's with
+        ``strict_late_chunking=True`` (same settings and loaded model; the splitter's own object is not changed), so
+        a text that reaches the store without its carried, sealed vector is refused instead of embedded plainly."""
+        return self.embeddings.model_copy(update={"strict_late_chunking": True})
+
     def _boundaries(self) -> ChunkerLike | Callable[[str], list[str] | list[tuple[int, int]]]:
         """What the core uses as the chunk boundary source: a LangChain splitter gives its chunks' own places."""
         if isinstance(self.chunker, TextSplitter):
@@ -127,15 +134,25 @@ class JinaV3LateChunkingSplitter(TextSplitter):
         vectors: list[Vector] = []
         space = self.embeddings.vector_space() if any(per_text) else ""
         for text, chunks, metadata in zip(texts, per_text, metadatas, strict=True):
-            origin = digest(text) if chunks else ""
+            if SEAL_KEY in metadata:
+                raise BrokenSealError(
+                    f"the document {text[:40]!r} is already a late-chunked chunk (its metadata holds {SEAL_KEY!r}): "
+                    "splitting it again would late-chunk it without its document's context. Split the original "
+                    "documents, once."
+                )
+            document_print = fingerprint(text)  # once per document, not per chunk (what Seal.of would do)
             for chunk in chunks:
                 if not chunk.text.strip():
                     continue  # a whitespace-only chunk from a custom chunker: nothing to store
                 chunk_metadata = copy.deepcopy(metadata)
                 if self._add_start_index:
                     chunk_metadata["start_index"] = chunk.start
+                if text[chunk.start:chunk.end] != chunk.text:
+                    raise InvalidInputError(f"chunk {chunk.text[:40]!r} is not document[{chunk.start}:{chunk.end}]")
+                seal = Seal(space, document_print, chunk.start, chunk.end, fingerprint(chunk.text),
+                            vector_fingerprint(chunk.embedding)).encode()
                 document = Document(page_content=chunk.text, metadata=chunk_metadata)
-                documents.append(with_late_chunk(document, chunk.embedding, space, origin, chunk.start))
+                documents.append(with_late_chunk(document, chunk.embedding, seal))
                 vectors.append(chunk.embedding.tolist())
         return documents, vectors
 
