@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--chunk-size", type=int, default=300, help="characters per chunk (at most)")
 
     args, model = parse_args(__doc__.splitlines()[0], argv, top=2, extra=options)
-    embeddings = JinaV3Embeddings(model=model, dimensions=args.dimensions)
+    # strict: the store holds late-chunked vectors only, so a text that arrives without its carried vector is refused
+    embeddings = JinaV3Embeddings(model=model, dimensions=args.dimensions, strict_late_chunking=True)
     width = (f"{display_name(embeddings.core.model_name)} "
              f"({args.dimensions or embeddings.core.dimensions} dimensions)")
     if args.qdrant is None:
