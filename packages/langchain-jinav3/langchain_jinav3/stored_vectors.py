@@ -41,7 +41,7 @@ class StoredVectors(BaseDocumentTransformer):
             raise InvalidInputError("StoredVectors needs langchain-community (where LangChain's embedding filters "
                                     "live): pip install langchain-community") from exc
         ids = [_document_id(document) for document in documents]
-        vectors, exact = read_vectors(self.vector_store, ids)
+        vectors = read_vectors(self.vector_store, ids)
         handed: list[Document] = []
         for document, key in zip(documents, ids, strict=True):
             vector = vectors.get(key)
@@ -49,7 +49,7 @@ class StoredVectors(BaseDocumentTransformer):
                 raise InvalidInputError(f"the retrieved document {key!r} is not in the store (deleted since?)")
             if SEAL_KEY in document.metadata:
                 check_seal(document.metadata[SEAL_KEY], what=f"the stored chunk {key!r}",
-                           text=str(document.page_content), vector=vector if exact else None,
+                           text=str(document.page_content), vector=vector,
                            fix="Re-index its document with langchain_jinav3.index() (or add the splitter's chunks "
                                "again) through strict_late_chunking embeddings.")
             handed.append(_DocumentWithState(  # from_document would drop the id
@@ -72,23 +72,23 @@ def _document_id(document: Document) -> str:
     return str(key)
 
 
-def read_vectors(store: VectorStore, ids: list[str]) -> tuple[dict[str, list[float]], bool]:
-    """The stored vector of each id present in ``store``, and whether the store keeps vectors bit for bit (Qdrant
-    normalises cosine vectors again on upload, which moves their last bits: their seal can check the text only)."""
+def read_vectors(store: VectorStore, ids: list[str]) -> dict[str, list[float]]:
+    """The stored vector of each id present in ``store`` (Qdrant normalises cosine vectors again on upload, which
+    moves their last bits; the seal's vector sketch allows for that)."""
     if isinstance(store, InMemoryVectorStore):
-        return {key: store.store[key]["vector"] for key in ids if key in store.store}, True
+        return {key: store.store[key]["vector"] for key in ids if key in store.store}
     kind = type(store).__name__
     if kind == "QdrantVectorStore":
         if not ids:
-            return {}, False
+            return {}
         points = store.client.retrieve(store.collection_name, ids, with_vectors=True)  # type: ignore[attr-defined]
         name = store.vector_name  # type: ignore[attr-defined]
-        return {str(p.id): p.vector[name] if isinstance(p.vector, dict) else p.vector for p in points}, False
+        return {str(p.id): p.vector[name] if isinstance(p.vector, dict) else p.vector for p in points}
     if kind == "Chroma":
         if not ids:
-            return {}, True
+            return {}
         found = store.get(ids=ids, include=["embeddings"])  # type: ignore[attr-defined]
-        return {key: list(vector) for key, vector in zip(found["ids"], found["embeddings"], strict=True)}, True
+        return {key: list(vector) for key, vector in zip(found["ids"], found["embeddings"], strict=True)}
     raise InvalidInputError(f"StoredVectors reads vectors back from InMemoryVectorStore, QdrantVectorStore and "
                             f"Chroma, not {kind}: with another store, leave re-embedding filters out of a "
                             "late-chunking retriever")
