@@ -314,3 +314,80 @@ def report_tally():
     print("\ncomposition fuzzer:", dict(sorted(TALLY.items())))
     for name, found in MESSAGES.items():
         print(name, *sorted(set(found))[:6], sep="\n  ")
+
+
+RELOADED_RUN = """
+import json, sys
+from haystack import Document, Pipeline
+spec = json.load(open(sys.argv[1]))
+pipeline = Pipeline.loads(open(spec["yaml"]).read())
+docs = [Document(content=text, meta={"file_path": name}) for name, text in spec["docs"].items()]
+data = {spec["first"]: {"documents": docs}, "writer": {"delete_sources": spec["delete"]}}
+if spec["sources"]:
+    data[spec["sources"]] = {"source_documents": docs}
+print(pipeline.run(data)["writer"])
+"""
+
+
+def forget_chroma_clients() -> None:
+    """chromadb caches one client per folder and process; drop it so the folder is read afresh from disk."""
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+
+
+@pytest.mark.parametrize(("store_kind", "stages"), [
+    ("qdrant", [("DocumentSplitter", ("word", (3, 1))), ("LateEmbedder", True)]),
+    ("chroma", [("DocumentCleaner", (True, True)), ("JinaV3LateChunkingSplitter", "word")]),
+    ("chroma", [("DocumentSplitter", ("word", (3, 0))), ("DocumentCleaner", (True, False)), ("LateEmbedder", True)]),
+])
+def test_a_persisted_pipeline_and_store_reloaded_in_a_fresh_process_stay_exact(tiny, tiny_fp32, tmp_path, store_kind,
+                                                                                stages):
+    """Index, save the pipeline as YAML, close the store; a fresh process loads both, edits one file and deletes the
+    other through JinaV3DocumentWriter; the store, reopened here, holds exactly the edited file's chunks."""
+    import json
+    import subprocess
+    import sys
+
+    fp32 = {**tiny, "backend_options": {"device": "cpu", "dtype": "float32"}, "dimensions": DIMS,
+            "progress_bar": False}
+    case = Case(stages=stages, writer="ours", store=store_kind, run_async=False, then="edit")
+    store = make_store(store_kind, str(tmp_path / "store"))
+    pipeline, _, reference = build(case, store, fp32)
+    # single spaces: a cleaner after the splitter then only strips chunk edges, which source_documents undoes
+    docs = [Document(content="Berlin is big. It has a wall. Kyoto was old! Why?\n", meta={"file_path": "a.txt"}),
+            Document(content="Kyoto has temples. Many visit.\n", meta={"file_path": "b.txt"})]
+    sources = next((name for name in pipeline.graph.nodes if name.endswith("LateEmbedder")), None)
+    data = {next(iter(pipeline.graph.nodes)): {"documents": docs}}
+    if sources:
+        data[sources] = {"source_documents": docs}
+    result = pipeline.run(data, include_outputs_from={reference} if reference else set())
+    current = {d.meta["file_path"]: d.content for d in (result[reference]["documents"] if reference else docs)}
+    check_store(store, current, True, tiny_fp32)
+    (tmp_path / "pipeline.yaml").write_text(pipeline.dumps())
+    collection = getattr(store, "_collection_name", None)
+    if store_kind == "qdrant":
+        store._client.close()
+    del pipeline, store
+    forget_chroma_clients()
+    edited = {"a.txt": "Berlin is big. It had a wall until 1989. Kyoto was old!\n"}
+    spec = {"yaml": str(tmp_path / "pipeline.yaml"), "docs": edited, "delete": ["b.txt"],
+            "first": next(iter(data)), "sources": sources}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, "HAYSTACK_TELEMETRY_ENABLED": "False"}
+    done = subprocess.run([sys.executable, "-c", RELOADED_RUN, str(tmp_path / "spec.json")], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    if store_kind == "qdrant":
+        reopened = make_store("qdrant", str(tmp_path / "store"))
+    else:
+        from haystack_integrations.document_stores.chroma import ChromaDocumentStore
+
+        forget_chroma_clients()
+        reopened = ChromaDocumentStore(persist_path=str(tmp_path / "store"), collection_name=collection,
+                                       distance_function="cosine")
+    reference_text = edited["a.txt"]
+    if stages[0][0] == "DocumentCleaner":
+        reference_text = DocumentCleaner(remove_extra_whitespaces=True, remove_empty_lines=True).run(
+            documents=[Document(content=reference_text)])["documents"][0].content
+    assert check_store(reopened, {"a.txt": reference_text}, True, tiny_fp32) > 0
