@@ -38,7 +38,7 @@ from haystack.components.preprocessors import (
 from haystack.components.writers import DocumentWriter
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.document_stores.types import DuplicatePolicy
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from haystack_integrations.components.embedders.jinav3 import JinaV3DocumentEmbedder
@@ -73,19 +73,29 @@ class MetaTagger:
 
 texts = st.lists(st.sampled_from(PIECES), min_size=3, max_size=24).map(" ".join).filter(str.strip)
 lengths = st.integers(1, 5).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1)))
-stage = st.one_of(
-    st.tuples(st.just("DocumentSplitter"), st.tuples(st.sampled_from(["word", "period", "passage", "line"]), lengths)),
-    st.tuples(st.just("RecursiveDocumentSplitter"), st.tuples(st.sampled_from(["word", "char"]), lengths)),
-    st.tuples(st.just("MarkdownHeaderSplitter"), st.just(None)),
-    st.tuples(st.just("HierarchicalDocumentSplitter"), st.sampled_from([(6, 3), (4,)])),
-    st.tuples(st.just("DocumentCleaner"), st.tuples(st.booleans(), st.booleans())),
-    st.tuples(st.just("DocumentPreprocessor"), lengths),
-    st.tuples(st.just("MetaTagger"), st.just(None)),
+ours = st.one_of(
     st.tuples(st.just("JinaV3LateChunkingSplitter"), st.sampled_from(["sentences", "tokens", "word", "period"])),
     st.tuples(st.just("LateEmbedder"), st.booleans()),
     st.tuples(st.just("PlainEmbedder"), st.booleans()),
 )
-
+splitters = st.one_of(
+    st.tuples(st.just("DocumentSplitter"), st.tuples(st.sampled_from(["word", "period", "passage", "line"]), lengths)),
+    st.tuples(st.just("RecursiveDocumentSplitter"), st.tuples(st.sampled_from(["word", "char"]), lengths)),
+    st.tuples(st.just("MarkdownHeaderSplitter"), st.just(None)),
+    st.tuples(st.just("HierarchicalDocumentSplitter"), st.sampled_from([(6, 3), (4,)])),
+    st.tuples(st.just("DocumentPreprocessor"), lengths),
+)
+transforms = st.one_of(
+    st.tuples(st.just("DocumentCleaner"), st.tuples(st.booleans(), st.booleans())),
+    st.tuples(st.just("MetaTagger"), st.just(None)),
+)
+stage = st.one_of(splitters, transforms, ours)
+# the shape users build (transforms, a splitter, transforms, ours), with any stage anywhere in it
+one = st.builds(lambda x: [x], stage)
+pipelines = st.tuples(st.one_of(st.just([]), st.builds(lambda x: [x], transforms), one),
+                      st.one_of(st.builds(lambda x: [x], splitters), st.just([])),
+                      st.one_of(st.builds(lambda x: [x], transforms), st.just([]), one, st.lists(stage, max_size=2)),
+                      st.one_of(ours, stage)).map(lambda t: [*t[0], *t[1], *t[2], t[3]])
 
 @dataclass
 class Case:
@@ -96,7 +106,7 @@ class Case:
     then: str
 
 
-cases = st.builds(Case, stages=st.lists(stage, min_size=1, max_size=4), writer=st.sampled_from(["ours", "haystack"]),
+cases = st.builds(Case, stages=pipelines, writer=st.sampled_from(["ours", "haystack"]),
                   store=st.sampled_from(["memory", "qdrant", "chroma"]), run_async=st.booleans(),
                   then=st.sampled_from(["nothing", "edit", "delete"]))
 
@@ -248,6 +258,9 @@ def attempt(step: str, store: Any, go: Any) -> dict[str, str] | None:
             cause = cause.__cause__
         TALLY[f"{step} refused: {type(cause).__name__}"] += 1
         MESSAGES.setdefault(type(cause).__name__, []).append(str(cause)[:300])
+        if COUNT_ONLY and snapshot(store) != before:
+            TALLY[f"{step}: REFUSED AFTER WRITING"] += 1
+            return None
         assert snapshot(store) == before, f"{type(cause).__name__}: {cause} left the store changed"
         return None
     TALLY[f"{step} ran"] += 1
@@ -266,8 +279,19 @@ def holds(step: str, check: Any) -> bool:
     return True
 
 
+ISSUE_TEXT = "Berlin is big.  It has a wall.\n\nKyoto was old! Why?\n"
+ISSUE_SPLIT = ("DocumentSplitter", ("word", (3, 0)))
+
+
 @settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(case=cases, first=texts, second=texts)
+# issue 35's Haystack case, always among the examples: a cleaner or DocumentPreprocessor before the late embedder
+@example(case=Case([ISSUE_SPLIT, ("DocumentCleaner", (True, True)), ("LateEmbedder", False)], "ours", "memory", False,
+                   "edit"), first=ISSUE_TEXT, second="Kyoto has temples.  Many visit.")
+@example(case=Case([("DocumentPreprocessor", (3, 0)), ("LateEmbedder", False)], "haystack", "qdrant", False,
+                   "nothing"), first=ISSUE_TEXT, second="Kyoto has temples.  Many visit.")
+@example(case=Case([ISSUE_SPLIT, ("DocumentCleaner", (False, False)), ("LateEmbedder", True)], "ours", "chroma",
+                   False, "delete"), first=ISSUE_TEXT, second="Kyoto has temples. Many visit.")
 def test_every_stored_vector_is_exact_late_chunking_or_the_run_is_refused(tiny, tiny_fp32, case, first, second):
     fp32 = {**tiny, "backend_options": {"device": "cpu", "dtype": "float32"}, "dimensions": DIMS,
             "progress_bar": False}
@@ -285,6 +309,7 @@ def test_every_stored_vector_is_exact_late_chunking_or_the_run_is_refused(tiny, 
         docs = [Document(content=first, meta={"file_path": "a.txt"}),
                 Document(content=second, meta={"file_path": "b.txt"})]
         current = attempt("first run", store, lambda: run(pipeline, case, docs, extra, reference, None))
+        TALLY[f"{'late-chunking' if late else 'plain'} pipelines {'refused' if current is None else 'ran'}"] += 1
         if current is None:
             return
         if not holds("first run", lambda: check_store(store, current, late, tiny_fp32)):
