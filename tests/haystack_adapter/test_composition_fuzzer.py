@@ -190,41 +190,49 @@ def vector(doc: Document) -> list[float] | None:
     return doc.embedding if isinstance(doc.embedding, list) and doc.embedding else None
 
 
-def run(pipeline: Any, case: Case, docs: list[Document], extra: dict[str, Any], reference: str | None,
-        delete: list[str] | None) -> dict[str, str | None]:
-    """Run; returns each file's current document text (None where nothing splits: each stored Document is then a
-    whole document, its own source)."""
-    data: dict[str, Any] = {next(iter(pipeline.graph.nodes)): {"documents": docs}}
+def run(pipeline: Any, case: Case, docs: list[Document], extra: dict[str, Any], delete: list[str] | None
+        ) -> dict[str, list[str]]:
+    """Run; returns the versions of each file's whole document in the run (the input, and every stage's output
+    Documents that are not chunks, e.g. after a cleaner): a stored chunk must be exact in one of them."""
+    names = list(pipeline.graph.nodes)
+    data: dict[str, Any] = {names[0]: {"documents": docs}}
     for name in extra:
         data.setdefault(name, {})["source_documents"] = docs
     if delete:
         data["writer"] = {"delete_sources": delete}
-    outputs = {reference} if reference else set()
+    stages = set(names) - {"writer"}
     if case.run_async:
-        result = asyncio.run(pipeline.run_async(data, include_outputs_from=outputs))
+        result = asyncio.run(pipeline.run_async(data, include_outputs_from=stages))
     else:
-        result = pipeline.run(data, include_outputs_from=outputs)
-    if not any(kind in SPLITTING for kind, _ in case.stages):
-        return {d.meta["file_path"]: None for d in docs}
-    return {d.meta["file_path"]: d.content for d in (result[reference]["documents"] if reference else docs)}
+        result = pipeline.run(data, include_outputs_from=stages)
+    versions: dict[str, list[str]] = {d.meta["file_path"]: [d.content or ""] for d in docs}
+    for name in names:
+        for doc in result.get(name, {}).get("documents", []):
+            if doc.meta.get("source_id") is None and doc.content not in versions[doc.meta["file_path"]]:
+                versions[doc.meta["file_path"]].append(doc.content or "")
+    return versions
 
 
-def span_of(doc: Document, text: str) -> tuple[int, int]:
-    """Where a stored chunk is in its document: its seal says so; without one (COUNT_ONLY against an adapter from
-    before seals) its split offset when the text is there, else the first occurrence of its text."""
+def place(doc: Document, versions: list[str]) -> tuple[str, tuple[int, int]]:
+    """Which version of its document a stored chunk belongs to, and its span there: its seal says so; without one
+    (COUNT_ONLY against an adapter from before seals) the last version holding its text, at its split offset when
+    the text is there, else at the first occurrence."""
+    content = doc.content or ""
     if SEAL_KEY in doc.meta:
         seal = Seal.decode(doc.meta[SEAL_KEY])
-        assert seal.document == fingerprint(text), f"{doc.id} is not of the current document"
-        return seal.start, seal.end
+        found = [text for text in versions if fingerprint(text) == seal.document]
+        assert found, f"{doc.id} was late-chunked in a text that is no version of its document"
+        return found[0], (seal.start, seal.end)
     start = doc.meta.get("split_idx_start")
-    content = doc.content or ""
-    if not (isinstance(start, int) and text[start : start + len(content)] == content):
-        start = text.find(content)
-        assert start >= 0, f"{doc.id} ({content[:30]!r}) is not in its current document"
-    return start, start + len(content)
+    for text in reversed(versions):
+        if isinstance(start, int) and text[start : start + len(content)] == content:
+            return text, (start, start + len(content))
+        if content in text:
+            return text, (text.find(content), text.find(content) + len(content))
+    raise AssertionError(f"{doc.id} ({content[:30]!r}) is in no version of its document")
 
 
-def check_store(store: Any, current: dict[str, str | None], late: bool, core: Embedder) -> int:
+def check_store(store: Any, current: dict[str, list[str]], late: bool, core: Embedder) -> int:
     """The property; returns how many vectors it checked."""
     everything = store.filter_documents()
     stored = [d for d in everything if vector(d) is not None]
@@ -232,22 +240,21 @@ def check_store(store: Any, current: dict[str, str | None], late: bool, core: Em
     if not late:
         assert not any(SEAL_KEY in d.meta for d in stored)
         return 0
-    for name, text in current.items():
-        own = [d for d in stored if d.meta["file_path"] == name]
-        groups = [(text, own)] if text is not None else [(d.content or "", [d]) for d in own]
-        for document, members in groups:
-            spans = [span_of(d, document) for d in members]
-            for doc, (start, end) in zip(members, spans, strict=True):
-                assert document[start:end] == doc.content
-            if members:
-                truth = core.late_chunk(document, spans=spans, task="retrieval.passage", dimensions=DIMS)
-                np.testing.assert_allclose([vector(d) for d in members], [c.embedding for c in truth], atol=1e-5)
-        if not COUNT_ONLY:
-            assert all(SEAL_KEY in d.meta for d in own)  # a late-chunking index holds sealed vectors only
+    groups: dict[tuple[str, str], list[tuple[Document, tuple[int, int]]]] = {}
+    for doc in stored:
+        text, span = place(doc, current[doc.meta["file_path"]])
+        assert text[span[0] : span[1]] == doc.content
+        groups.setdefault((doc.meta["file_path"], text), []).append((doc, span))
+    for (_, text), members in groups.items():
+        truth = core.late_chunk(text, spans=[span for _, span in members], task="retrieval.passage",
+                                dimensions=DIMS)
+        np.testing.assert_allclose([vector(d) for d, _ in members], [c.embedding for c in truth], atol=1e-5)
+    if not COUNT_ONLY:
+        assert all(SEAL_KEY in d.meta for d in stored)  # a late-chunking index holds sealed vectors only
     return len(stored)
 
 
-def attempt(step: str, store: Any, go: Any) -> dict[str, str] | None:
+def attempt(step: str, store: Any, go: Any) -> dict[str, list[str]] | None:
     """Run one step; a refusal must leave the store as it was."""
     before = snapshot(store)
     try:
@@ -304,11 +311,11 @@ def test_every_stored_vector_is_exact_late_chunking_or_the_run_is_refused(tiny, 
     folder = tempfile.mkdtemp(prefix="r10h-fuzz-")
     store = make_store(case.store, folder)
     try:
-        pipeline, extra, reference = build(case, store, fp32)
+        pipeline, extra, _ = build(case, store, fp32)
         late = any(kind in LATE for kind, _ in case.stages)
         docs = [Document(content=first, meta={"file_path": "a.txt"}),
                 Document(content=second, meta={"file_path": "b.txt"})]
-        current = attempt("first run", store, lambda: run(pipeline, case, docs, extra, reference, None))
+        current = attempt("first run", store, lambda: run(pipeline, case, docs, extra, None))
         TALLY[f"{'late-chunking' if late else 'plain'} pipelines {'refused' if current is None else 'ran'}"] += 1
         if current is None:
             return
@@ -319,9 +326,9 @@ def test_every_stored_vector_is_exact_late_chunking_or_the_run_is_refused(tiny, 
         if case.then == "edit":
             edited = [replace(docs[0], content=docs[0].content + " The wall fell."), docs[1]]
             edited = [Document(content=d.content, meta=d.meta) for d in edited]
-            now = attempt("edit", store, lambda: run(pipeline, case, edited, extra, reference, None))
+            now = attempt("edit", store, lambda: run(pipeline, case, edited, extra, None))
         else:
-            now = attempt("delete", store, lambda: run(pipeline, case, docs[:1], extra, reference, ["b.txt"]))
+            now = attempt("delete", store, lambda: run(pipeline, case, docs[:1], extra, ["b.txt"]))
             if now is not None:
                 current.pop("b.txt")
         if now is not None:
@@ -387,7 +394,7 @@ def test_a_persisted_pipeline_and_store_reloaded_in_a_fresh_process_stay_exact(t
     if sources:
         data[sources] = {"source_documents": docs}
     result = pipeline.run(data, include_outputs_from={reference} if reference else set())
-    current = {d.meta["file_path"]: d.content for d in (result[reference]["documents"] if reference else docs)}
+    current = {d.meta["file_path"]: [d.content] for d in (result[reference]["documents"] if reference else docs)}
     check_store(store, current, True, tiny_fp32)
     (tmp_path / "pipeline.yaml").write_text(pipeline.dumps())
     collection = getattr(store, "_collection_name", None)
@@ -415,4 +422,4 @@ def test_a_persisted_pipeline_and_store_reloaded_in_a_fresh_process_stay_exact(t
     if stages[0][0] == "DocumentCleaner":
         reference_text = DocumentCleaner(remove_extra_whitespaces=True, remove_empty_lines=True).run(
             documents=[Document(content=reference_text)])["documents"][0].content
-    assert check_store(reopened, {"a.txt": reference_text}, True, tiny_fp32) > 0
+    assert check_store(reopened, {"a.txt": [reference_text]}, True, tiny_fp32) > 0
