@@ -94,8 +94,8 @@ stage = st.one_of(splitters, transforms, ours)
 one = st.builds(lambda x: [x], stage)
 pipelines = st.tuples(st.one_of(st.just([]), st.builds(lambda x: [x], transforms), one),
                       st.one_of(st.builds(lambda x: [x], splitters), st.just([])),
-                      st.one_of(st.builds(lambda x: [x], transforms), st.just([]), one, st.lists(stage, max_size=2)),
-                      st.one_of(ours, stage)).map(lambda t: [*t[0], *t[1], *t[2], t[3]])
+                      st.one_of(st.builds(lambda x: [x], transforms), one, st.lists(stage, max_size=2)),
+                      st.one_of(ours, ours, stage)).map(lambda t: [*t[0], *t[1], *t[2], t[3]])
 
 @dataclass
 class Case:
