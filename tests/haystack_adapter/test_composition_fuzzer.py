@@ -44,7 +44,7 @@ from hypothesis import strategies as st
 from haystack_integrations.components.embedders.jinav3 import JinaV3DocumentEmbedder
 from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChunkingSplitter
 from haystack_integrations.components.writers.jinav3 import JinaV3DocumentWriter
-from jinav3 import SEAL_KEY, Embedder, Seal
+from jinav3 import SEAL_KEY, Embedder, InvalidInputError, Seal
 from jinav3.late_chunking.seal import fingerprint
 
 DIMS = 16
@@ -274,6 +274,21 @@ def attempt(step: str, store: Any, go: Any) -> dict[str, list[str]] | None:
     return current
 
 
+def re_embed_at_query_time(store: Any, fp32: dict[str, Any]) -> None:
+    """Retrieved chunks handed to our embedder again (as a re-ranking step would) keep their stored vectors, or the
+    embedder raises; it never makes a plain vector for a late-chunked chunk. (Chroma with cosine distance stores
+    normalised copies, a few float32 ulps off, so the seal's exact vector fingerprint refuses them: a refusal.)"""
+    retrieved = [d for d in store.filter_documents() if vector(d) is not None]
+    try:
+        again = JinaV3DocumentEmbedder(**fp32).run(documents=retrieved)["documents"]
+    except InvalidInputError as exc:
+        TALLY[f"query-time re-embedding refused ({type(store).__name__})"] += 1
+        MESSAGES.setdefault("query time", []).append(str(exc)[:400])
+        return
+    TALLY[f"query-time re-embedding kept the stored vectors ({type(store).__name__})"] += 1
+    assert [np.float32(d.embedding).tobytes() for d in again] == [np.float32(vector(d)).tobytes() for d in retrieved]
+
+
 def holds(step: str, check: Any) -> bool:
     """Check the property after a step that ran; COUNT_ONLY tallies a violation instead of failing."""
     try:
@@ -321,6 +336,8 @@ def test_every_stored_vector_is_exact_late_chunking_or_the_run_is_refused(tiny, 
             return
         if not holds("first run", lambda: check_store(store, current, late, tiny_fp32)):
             return
+        if late:
+            re_embed_at_query_time(store, fp32)
         if case.then == "nothing" or not isinstance(pipeline.get_component("writer"), JinaV3DocumentWriter):
             return
         if case.then == "edit":
