@@ -44,6 +44,7 @@ def test_document_embedder_defaults_and_to_dict():
             "backend_options": None, "base_url": None, "embedding_type": "float", "late_chunking": False,
             "prefix": "", "suffix": "", "batch_size": 32, "progress_bar": True, "meta_fields_to_embed": [],
             "embedding_separator": "\n", "normalized": True, "truncate": False, "overwrite": False,
+            "strict_late_chunking": False,
         },
     }
 
@@ -207,11 +208,14 @@ def test_late_chunking_groups_by_source_in_split_order(tiny):
 
 
 async def test_late_chunking_async_and_without_offsets(tiny):
+    """Chunks without offsets are found in their source when it is in the run (else refused: test_late_chunking_
+    sources); sync and async agree."""
+    source = Document(id="s", content="Berlin is big. It has a wall.")
     chunks = [Document(content=t, meta={"source_id": "s"}) for t in ("Berlin is big.", "It has a wall.")]
     embedder = JinaV3DocumentEmbedder(**tiny, late_chunking=True, progress_bar=False)
-    sync = embedder.run(documents=chunks)["documents"]
-    asyn = (await embedder.run_async(documents=chunks))["documents"]
-    expected = embedder.embedder.late_chunk("Berlin is big. It has a wall.", spans=[(0, 14), (15, 29)])
+    sync = embedder.run(documents=chunks, source_documents=[source])["documents"]
+    asyn = (await embedder.run_async(documents=chunks, source_documents=[source]))["documents"]
+    expected = embedder.embedder.late_chunk(source.content, spans=[(0, 14), (15, 29)])
     for a, b, late in zip(sync, asyn, expected, strict=True):
         np.testing.assert_allclose(a.embedding, late.embedding, atol=1e-5)
         np.testing.assert_allclose(b.embedding, late.embedding, atol=1e-5)

@@ -19,9 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from haystack_integrations.components.embedders.jinav3 import JinaV3DocumentEmbedder, JinaV3TextEmbedder
-from haystack_integrations.components.embedders.jinav3._component import LATE_CHUNKED_KEY
 from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChunkingSplitter
-from jinav3 import Embedder, InvalidInputError
+from jinav3 import SEAL_KEY, Embedder, InvalidInputError, Seal
 
 from .texts import BERLIN, KYOTO
 
@@ -154,21 +153,15 @@ def test_chunks_without_text_keep_no_embedding_and_are_named(tiny, caplog):
     assert empty.id in caplog.text
 
 
-def test_uncovered_text_is_never_invented(tiny, caplog):
-    """A chunk removed between splitter and embedder leaves a gap: each covered stretch is late-chunked on its own
-    (its text is exact), and a warning names the gap."""
-    source = Document(content=BERLIN)
-    chunks = split(source, "period", 1, 0)
-    kept = [chunks[0], chunks[2]]
+def test_uncovered_text_is_refused_not_late_chunked_per_piece(tiny):
+    """A chunk removed between splitter and embedder leaves a gap: the source cannot be rebuilt, so the run is
+    refused (it used to late-chunk each covered stretch alone, with a warning only)."""
+    chunks = split(Document(content=BERLIN), "period", 1, 0)
     embedder = JinaV3DocumentEmbedder(**tiny, late_chunking=True, dimensions=DIMS, progress_bar=False)
-    with caplog.at_level(logging.WARNING):
-        out = embedder.run(documents=kept)["documents"]
-    start = chunks[2].meta["split_idx_start"]
-    assert f"{len(chunks[0].content)}..{start}" in caplog.text
-    core = embedder.embedder
-    first = core.late_chunk(chunks[0].content, spans=[(0, len(chunks[0].content))], dimensions=DIMS)[0]
-    last = core.late_chunk(chunks[2].content, spans=[(0, len(chunks[2].content))], dimensions=DIMS)[0]
-    np.testing.assert_allclose([d.embedding for d in out], [first.embedding, last.embedding], atol=1e-6)
+    with pytest.raises(InvalidInputError, match=f"covers characters {len(chunks[0].content)}"):
+        embedder.run(documents=[chunks[0], chunks[2]])
+    with pytest.raises(InvalidInputError, match="do not rebuild that document exactly"):
+        embedder.run(documents=chunks[:2])  # the end is missing: only the source id shows it
 
 
 def test_chunks_that_contradict_each_other_are_refused(tiny):
@@ -179,12 +172,12 @@ def test_chunks_that_contradict_each_other_are_refused(tiny):
         embedder.run(documents=changed)
 
 
-def test_chunks_without_offsets_are_joined_with_a_warning(tiny, caplog):
-    chunks = [Document(content=t, meta={"source_id": "s"}) for t in ("Berlin is big.", "It has a wall.")]
+def test_chunks_without_offsets_are_refused(tiny):
+    chunks = [Document(content=t, meta={"source_id": "s", "split_id": i})
+              for i, t in enumerate(("Berlin is big.", "It has a wall."))]
     embedder = JinaV3DocumentEmbedder(**tiny, late_chunking=True, progress_bar=False)
-    with caplog.at_level(logging.WARNING):
+    with pytest.raises(InvalidInputError, match="no split_idx_start"):
         embedder.run(documents=chunks)
-    assert "no split_idx_start" in caplog.text
 
 
 def test_a_document_embedder_after_the_splitter_keeps_the_contextual_vectors(tiny, caplog):
@@ -204,11 +197,12 @@ def test_a_document_embedder_after_the_splitter_keeps_the_contextual_vectors(tin
     assert "kept the late-chunked vectors of 3 documents" in caplog.text
     by_id = {d.id: d.embedding for d in kept}
     assert [by_id[d.id] for d in late] == [d.embedding for d in late]
-    assert all(d.meta[LATE_CHUNKED_KEY].endswith(f"@{DIMS}") for d in kept)
-    late, replaced = pipeline(dimensions=DIMS, overwrite=True)
-    by_id = {d.id: d.embedding for d in replaced}
-    assert not np.allclose([by_id[d.id] for d in late], [d.embedding for d in late], atol=1e-4)
-    with pytest.raises(Exception, match="late-chunked vector of space"):
+    assert all(Seal.decode(d.meta[SEAL_KEY]).space.endswith(f"@{DIMS}") for d in kept)
+    late, replaced = pipeline(dimensions=DIMS, overwrite=True)  # plain vectors now, so no seal
+    by_id = {d.id: d for d in replaced}
+    assert not np.allclose([by_id[d.id].embedding for d in late], [d.embedding for d in late], atol=1e-4)
+    assert not any(SEAL_KEY in d.meta for d in replaced)
+    with pytest.raises(Exception, match="late-chunked in vector space"):
         pipeline(dimensions=8)  # another width would mix two vector spaces in one store
 
 

@@ -9,9 +9,8 @@ import pytest
 from haystack import Document
 from haystack.components.preprocessors import DocumentSplitter
 
-from haystack_integrations.components.embedders.jinav3._component import LATE_CHUNKED_KEY
 from haystack_integrations.components.preprocessors.jinav3 import JinaV3LateChunkingSplitter
-from jinav3 import InvalidInputError, SentenceChunker
+from jinav3 import SEAL_KEY, InvalidInputError, SentenceChunker, check_seal
 
 from .texts import BERLIN, KYOTO
 
@@ -78,8 +77,11 @@ def test_sentence_chunks_look_like_document_splitter_output(tiny):
     assert [d.content for d in out] == [source.content[s:e] for s, e in spans]
     for i, (doc, (start, _)) in enumerate(zip(out, spans, strict=True)):
         assert doc.meta == {"lang": "en", "source_id": source.id, "page_number": 1 if i < 3 else 2,
-                            "split_id": i, "split_idx_start": start, LATE_CHUNKED_KEY: f"{splitter.model}@16"}
-        plain_meta = {k: v for k, v in doc.meta.items() if k != LATE_CHUNKED_KEY}
+                            "split_id": i, "split_idx_start": start, SEAL_KEY: doc.meta[SEAL_KEY]}
+        seal = check_seal(doc.meta[SEAL_KEY], what="chunk", fix="", text=doc.content, vector=doc.embedding,
+                          start=start, end=start + len(doc.content), document=source.content)
+        assert seal.space == f"{splitter.model}@16"
+        plain_meta = {k: v for k, v in doc.meta.items() if k != SEAL_KEY}
         plain = Document(content=doc.content, meta=plain_meta)  # what a plain split gives: same id
         assert doc.id == plain.id and len(doc.embedding) == 16
     expected = splitter.embedder.late_chunk(source.content, spans=spans, dimensions=16)
@@ -94,8 +96,8 @@ def test_with_document_splitter_the_output_is_that_split_plus_embeddings(tiny):
         progress_bar=False,
     )
     out = splitter.run(documents=sources)["documents"]
-    marker = {LATE_CHUNKED_KEY: f"{splitter.model}@32"}
-    assert [(d.id, d.content, d.meta) for d in out] == [(d.id, d.content, {**d.meta, **marker}) for d in plain]
+    assert [(d.id, d.content) for d in out] == [(d.id, d.content) for d in plain]
+    assert [{k: v for k, v in d.meta.items() if k != SEAL_KEY} for d in out] == [d.meta for d in plain]
     core = splitter.embedder
     for source in sources:
         own = [d for d in out if d.meta["source_id"] == source.id]

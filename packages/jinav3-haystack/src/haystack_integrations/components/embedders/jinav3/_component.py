@@ -23,10 +23,6 @@ from jinav3.usage import TokenUsage
 
 BACKENDS: tuple[str, ...] = ("local", "api")
 
-#: Meta key set on every Document whose embedding is a late-chunked (contextual) vector. Its value names the vector
-#: space (``<model>@<width>``); ``JinaV3DocumentEmbedder`` leaves such Documents alone unless ``overwrite=True``.
-LATE_CHUNKED_KEY = "jinav3_late_chunked"
-
 #: Output encodings a Haystack ``Document.embedding`` (a list of floats) can hold: floats, or the sign bits as ±1.0
 #: floats of the full width (``binary`` and ``ubinary`` alike: packed bytes read as floats would rank wrongly).
 EMBEDDING_TYPES: tuple[str, ...] = ("float", "binary", "ubinary")

@@ -1,13 +1,15 @@
-"""Where chunk Documents sit in their source document: grouping by ``source_id`` and laying chunks out as spans.
+"""Where chunk Documents sit in their source document: grouping by ``source_id``, rebuilding a source from its
+chunks, and locating chunks in a source given whole.
 
 Late chunking embeds a whole source once and pools each chunk's tokens, so chunk Documents must be regrouped by the
 document they came from and placed back into its text. Haystack splitters record that in ``meta["source_id"]``,
 ``meta["split_id"]`` and ``meta["split_idx_start"]``.
 
-The rule is "exact or said out loud": a source is rebuilt character for character from ``split_idx_start``
-(overlapping chunks must agree on the characters they share), so the vectors are those of late chunking over the
-true source. Text that no chunk covers is never invented: each stretch of text the chunks do cover becomes its own
-sequence, with a warning. Chunks that contradict each other are an error.
+The rule is "exact or refused": a source is either given (the unsplit documents, when they are in the run) and each
+chunk is found in it, or rebuilt character for character from ``split_idx_start`` and then proved to be the source
+(Haystack's default document id is a hash of content and meta, so the rebuilt text must hash to ``source_id``).
+Anything else (a cleaner that stripped chunk edges, a dropped chunk, chunks without offsets) is an error that says
+which composition works, never a per-piece fallback.
 """
 
 from __future__ import annotations
@@ -15,11 +17,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from haystack import Document, logging
+from haystack import Document
 
-from jinav3 import InvalidInputError, Span, spans_from_texts
+from jinav3 import SEAL_KEY, InvalidInputError, Span, spans_from_texts
 
-logger = logging.getLogger(__name__)
+#: Meta keys that Haystack's splitters (and ours) add to a chunk; the rest is the source document's own meta.
+SPLIT_KEYS: frozenset[str] = frozenset(
+    {"source_id", "parent_id", "page_number", "split_id", "split_idx_start", "_split_overlap", SEAL_KEY,
+     "jinav3_late_chunked"}
+)
+
+#: What works, said by every refusal of a source that cannot be rebuilt.
+COMPOSITIONS = (
+    "Compositions that work: connect the unsplit documents to the embedder too "
+    "(pipeline.connect('<converter or cleaner>.documents', '<embedder>.source_documents')), so each chunk is found "
+    "in its real source; or clean before splitting (DocumentCleaner -> DocumentSplitter -> "
+    "JinaV3DocumentEmbedder(late_chunking=True)); or use JinaV3LateChunkingSplitter(document_splitter=...) on the "
+    "unsplit documents"
+)
+
+
+class SourceNotRebuiltError(InvalidInputError):
+    """The chunks of a source do not give back that source exactly, and the source itself is not in the run."""
 
 
 def _int(value: object) -> bool:
@@ -29,6 +48,11 @@ def _int(value: object) -> bool:
 def has_text(doc: Document) -> bool:
     """A chunk with at least one character (whitespace counts: it is part of the source and gets a vector)."""
     return bool(doc.content)
+
+
+def is_chunk(doc: Document) -> bool:
+    """A Document a splitter made (it names its source and its place there)."""
+    return doc.meta.get("source_id") is not None and ("split_id" in doc.meta or "split_idx_start" in doc.meta)
 
 
 def group_by_source(documents: Sequence[Document], key: str = "source_id") -> list[list[int]]:
@@ -49,74 +73,77 @@ def group_by_source(documents: Sequence[Document], key: str = "source_id") -> li
 
 
 @dataclass
-class Segment:
-    """One sequence to late-chunk: its ``text``, and for each member (an index into the caller's chunk list) its
-    span in that text."""
+class Located:
+    """One source to late-chunk: its whole ``text`` and, per member chunk (in the caller's order), its span."""
 
     text: str = ""
-    members: list[int] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)
 
 
-def rebuild_source(source: str, chunks: Sequence[str], starts: Sequence[object]) -> list[Segment]:
-    """The text of one source rebuilt from its chunks (in split order), as one or more exact segments.
-
-    With ``split_idx_start`` on every chunk, characters are laid out at their offsets: overlapping chunks must
-    agree (else :class:`InvalidInputError`), and a stretch no chunk covers splits the source into segments (a
-    warning names it; nothing is filled in). Without offsets the chunks are joined with one space, as the Jina API
-    does for late chunking, with a warning that the vectors are those of the joined text."""
-    if len(chunks) == 1 and not _int(starts[0]):
-        return [Segment(chunks[0], [0], [(0, len(chunks[0]))])]  # a chunk alone is its own text: nothing to join
+def rebuild_source(source: str, chunks: Sequence[str], starts: Sequence[object]) -> Located:
+    """The text of one source laid out from its chunks at their ``split_idx_start`` offsets (overlaps must agree),
+    with each chunk's span. Only a text with no uncovered stretch is returned; the caller still has to prove it is
+    the whole source (:func:`proves_source`), since nothing shows what a cleaner stripped off the end."""
     if not all(_int(start) for start in starts):
-        logger.warning(
-            "Chunks of source {source} have no split_idx_start, so the source cannot be rebuilt exactly; late "
-            "chunking runs over the chunks joined by one space (as the Jina API does). Split with Haystack's "
-            "DocumentSplitter, or use JinaV3LateChunkingSplitter on the unsplit documents, for exact vectors.",
-            source=source,
+        raise SourceNotRebuiltError(
+            f"the chunks of source {source} have no split_idx_start, so their source cannot be rebuilt exactly. "
+            + COMPOSITIONS
         )
-        joined = Segment()
-        for member, chunk in enumerate(chunks):
-            joined.text += (" " if joined.text else "") + chunk
-            joined.members.append(member)
-            joined.spans.append((len(joined.text) - len(chunk), len(joined.text)))
-        return [joined]
-
     order = sorted(range(len(chunks)), key=lambda i: (starts[i], -len(chunks[i]), i))
-    segments: list[Segment] = []
-    offset = 0  # where the current segment starts in the source
-    gaps: list[tuple[int, int]] = []
+    text, spans = "", [(0, 0)] * len(chunks)
     for member in order:
         chunk, start = chunks[member], starts[member]
         assert isinstance(start, int)
-        if start < 0:
-            raise InvalidInputError(f"a chunk of source {source} has a negative split_idx_start ({start})")
-        current = segments[-1] if segments else None
-        if current is None or start > offset + len(current.text):
-            if current is not None or start > 0:
-                gaps.append((offset + len(current.text) if current else 0, start))
-            current, offset = Segment(), start
-            segments.append(current)
-        local = start - offset
-        known = current.text[local : local + len(chunk)]
-        if not chunk.startswith(known):
-            raise InvalidInputError(
-                f"chunks of source {source} disagree about the text at characters {start}..{start + len(known)} "
-                f"({known[:40]!r} vs {chunk[: len(known)][:40]!r}): they were changed after splitting or come from "
-                "different texts, so the source cannot be rebuilt; late-chunk the unsplit documents with "
-                "JinaV3LateChunkingSplitter(document_splitter=...) instead"
+        if start > len(text) or start < 0:
+            raise SourceNotRebuiltError(
+                f"no chunk of source {source} covers characters {len(text)}..{start}: a chunk was dropped, or a "
+                "cleaner (DocumentCleaner, DocumentPreprocessor) stripped chunk edges after splitting, so the source "
+                "cannot be rebuilt and late chunking each piece alone would store vectors without their context. "
+                + COMPOSITIONS
             )
-        current.text += chunk[len(known) :]
-        current.members.append(member)
-        current.spans.append((local, local + len(chunk)))
-    if gaps:
-        logger.warning(
-            "Source {source} cannot be rebuilt exactly: no chunk covers characters {gaps}. Each covered stretch is "
-            "late-chunked on its own (nothing is filled in), so chunks miss the context across the gaps. Pass the "
-            "chunks exactly as the splitter made them, or use JinaV3LateChunkingSplitter on the unsplit documents.",
-            source=source,
-            gaps=", ".join(f"{a}..{b}" for a, b in gaps),
-        )
-    return segments
+        known = text[start : start + len(chunk)]
+        if not chunk.startswith(known):
+            raise SourceNotRebuiltError(
+                f"chunks of source {source} disagree about the text at characters {start}..{start + len(known)} "
+                f"({known[:40]!r} vs {chunk[: len(known)][:40]!r}): they were changed after splitting (e.g. by "
+                "DocumentCleaner) or come from different texts, so the source cannot be rebuilt. " + COMPOSITIONS
+            )
+        text += chunk[len(known) :]
+        spans[member] = (start, start + len(chunk))
+    return Located(text, spans)
+
+
+def proves_source(text: str, chunk: Document) -> bool:
+    """Whether ``text`` is exactly the document ``chunk`` was split from: Haystack's default id of a Document with
+    that text and the chunk's own meta (minus what splitters add) is the chunk's ``source_id``."""
+    meta = {key: value for key, value in chunk.meta.items() if key not in SPLIT_KEYS}
+    return Document(content=text, meta=meta).id == chunk.meta.get("source_id")
+
+
+def locate_chunks(source: Document, chunks: Sequence[Document]) -> list[Span]:
+    """Spans of ``chunks`` (all with text) in their ``source`` Document given whole: ``split_idx_start`` where the
+    text is there, else the occurrence of the chunk's text nearest to it (a cleaner that stripped a chunk's edges
+    leaves its text inside the source). A chunk whose text does not occur in its source is an error."""
+    text, spans, anchor = source.content or "", [], 0
+    for chunk in chunks:
+        content, start = chunk.content or "", chunk.meta.get("split_idx_start")
+        anchor = start if _int(start) else anchor
+        if text[anchor : anchor + len(content)] != content:
+            found, position = [], text.find(content)
+            while position >= 0:
+                found.append(position)
+                position = text.find(content, position + 1)
+            if not found:
+                raise SourceNotRebuiltError(
+                    f"chunk {chunk.id} ({content[:40]!r}) does not occur in its source document {source.id}: a "
+                    "component after the splitter rewrote its text (e.g. DocumentCleaner with "
+                    "remove_extra_whitespaces or remove_empty_lines collapses text inside a chunk), so it has no "
+                    "span to late-chunk; clean before splitting (DocumentCleaner -> DocumentSplitter -> "
+                    "JinaV3DocumentEmbedder(late_chunking=True))"
+                )
+            anchor = min(found, key=lambda p, a=anchor: (abs(p - a), p))
+        spans.append((anchor, anchor + len(content)))
+    return spans
 
 
 def spans_in_source(source: str, chunks: Sequence[Document]) -> list[Span]:

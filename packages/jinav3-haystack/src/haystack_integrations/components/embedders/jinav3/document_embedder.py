@@ -1,13 +1,14 @@
 """``JinaV3DocumentEmbedder``: Documents in, the same Documents with ``embedding`` set out (the indexing side).
 
 Plain mode embeds each Document's text on its own. ``late_chunking=True`` treats the incoming Documents as chunks of
-larger sources (as ``DocumentSplitter`` emits them): the chunks of each ``source_id`` are laid back out at their
-``split_idx_start`` offsets (overlaps included), the source is embedded once, and each chunk gets the mean of its own
-tokens' contextual vectors. Sources are never mixed in one sequence; text no chunk covers is never invented.
+larger sources (as ``DocumentSplitter`` emits them) and late-chunks each source once, whole: the source Document
+itself when it is in the run (``source_documents``, each chunk found in it), else the text laid back out from the
+chunks' ``split_idx_start`` offsets and proved to be the source by its Haystack id. A source that can be neither is
+refused; nothing is late-chunked piece by piece.
 
-Documents that already carry a late-chunked vector (``meta["jinav3_late_chunked"]``, set by
-``JinaV3LateChunkingSplitter`` and by this embedder's late chunking) are passed through untouched unless
-``overwrite=True``: a plain re-embedding would replace their contextual vector with a context-free one.
+Every late-chunked Document carries a seal (``meta["jinav3_seal"]``) of its text, offsets, source and vector space.
+Sealed Documents pass through untouched while the seal holds; a changed one (a cleaner or splitter after the
+late-chunking step) is refused before anything is embedded.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from haystack.utils import Secret
 from tqdm import tqdm
 
 from haystack_integrations.components.embedders.jinav3._component import (
-    LATE_CHUNKED_KEY,
     JinaV3Component,
     batches,
     check_batch_size,
@@ -29,8 +29,24 @@ from haystack_integrations.components.embedders.jinav3._component import (
     default_api_key,
     restore_secrets,
 )
-from haystack_integrations.components.embedders.jinav3._sources import group_by_source, has_text, rebuild_source
-from jinav3 import InvalidInputError, Span
+from haystack_integrations.components.embedders.jinav3._seals import (
+    carries_late_chunking,
+    check_document,
+    sealed,
+    unsealed_meta,
+)
+from haystack_integrations.components.embedders.jinav3._sources import (
+    COMPOSITIONS,
+    Located,
+    SourceNotRebuiltError,
+    group_by_source,
+    has_text,
+    is_chunk,
+    locate_chunks,
+    proves_source,
+    rebuild_source,
+)
+from jinav3 import InvalidInputError, LateChunkingRequiredError, Span
 from jinav3.usage import TokenUsage
 
 logger = logging.getLogger(__name__)
@@ -81,6 +97,7 @@ class JinaV3DocumentEmbedder(JinaV3Component):
         base_url: str | None = None,
         embedding_type: str = "float",
         overwrite: bool = False,
+        strict_late_chunking: bool = False,
     ) -> None:
         """
         :param model: Folder or hub id (local) or API model name; None = jina-embeddings-v3 for the backend.
@@ -105,8 +122,14 @@ class JinaV3DocumentEmbedder(JinaV3Component):
         :param base_url: API backend: the Jina API root or a ``jinav3 serve`` server (see ``JinaV3TextEmbedder``).
         :param embedding_type: ``"float"``, ``"binary"`` or ``"ubinary"`` (see ``JinaV3TextEmbedder``).
         :param overwrite: Re-embed Documents that already carry a late-chunked vector. By default they are passed
-            through unchanged (with a log line), so a document embedder placed after a late-chunking splitter cannot
-            replace contextual vectors with context-free ones.
+            through unchanged while their seal holds (a changed one is refused), so a document embedder placed after
+            a late-chunking splitter cannot replace contextual vectors with context-free ones. In plain mode the new
+            vector is plain and the seal is dropped.
+        :param strict_late_chunking: Plain mode, for a late-chunking index: refuse
+            (``LateChunkingRequiredError``) to make a plain passage vector, i.e. for any Document without a valid
+            seal and for ``overwrite=True``; sealed Documents still pass through. Off by default: a plain-mode
+            embedder is also the embedder of plain indexes. ``late_chunking=True`` is always strict (every vector it
+            makes is late-chunked in its exact source, or the run is refused).
         """
         self._init_backend(model, backend, api_key, task, dimensions, backend_options, base_url, embedding_type)
         if late_chunking and (prefix or suffix or meta_fields_to_embed):
@@ -124,6 +147,7 @@ class JinaV3DocumentEmbedder(JinaV3Component):
         self.normalized = normalized
         self.truncate = truncate
         self.overwrite = overwrite
+        self.strict_late_chunking = strict_late_chunking
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(
@@ -139,6 +163,7 @@ class JinaV3DocumentEmbedder(JinaV3Component):
             normalized=self.normalized,
             truncate=self.truncate,
             overwrite=self.overwrite,
+            strict_late_chunking=self.strict_late_chunking,
         )
 
     @classmethod
@@ -150,56 +175,94 @@ class JinaV3DocumentEmbedder(JinaV3Component):
         values = [str(doc.meta[key]) for key in self.meta_fields_to_embed if doc.meta.get(key) is not None]
         return self.prefix + self.embedding_separator.join([*values, doc.content or ""]) + self.suffix
 
-    def _to_embed(self, documents: list[Document]) -> list[int]:
-        """Indices of the Documents this run embeds: all of them with ``overwrite=True``; otherwise all but those
-        already late-chunked in this embedder's space (one from another space is an error: it would be stored
-        next to vectors it cannot be compared with)."""
-        if self.overwrite:
-            return list(range(len(documents)))
+    def _refuse_plain(self, doc: Document, why: str) -> None:
+        """Strict mode: a passage vector without late chunking is refused (queries are never affected)."""
+        if self.strict_late_chunking and self.task != "retrieval.query":
+            raise LateChunkingRequiredError(
+                f"JinaV3DocumentEmbedder(strict_late_chunking=True) would make a plain vector for document {doc.id} "
+                f"({(doc.content or '')[:40]!r}), which {why}; late-chunk it (JinaV3LateChunkingSplitter, or "
+                "JinaV3DocumentEmbedder(late_chunking=True) after a splitter), or set strict_late_chunking=False "
+                "for an index of plain vectors"
+            )
+
+    def _plain_todo(self, documents: list[Document]) -> list[int]:
+        """Plain mode: the Documents to embed. A sealed one passes through only while its seal holds (its text,
+        vector and space are those it was late-chunked with); a broken seal is refused. ``overwrite=True``
+        re-embeds it plainly and drops the seal (refused in strict mode)."""
         todo, kept, space = [], 0, None
         for index, doc in enumerate(documents):
-            mark = doc.meta.get(LATE_CHUNKED_KEY)
-            if mark is None or doc.embedding is None:
+            if not carries_late_chunking(doc):
+                self._refuse_plain(doc, "carries no late-chunking seal")
                 todo.append(index)
-                continue
-            space = space or self.vector_space()
-            if mark != space:
-                raise InvalidInputError(
-                    f"document {doc.id} carries a late-chunked vector of space {mark!r}, but this embedder produces "
-                    f"{space!r}; use the same model and dimensions everywhere, or overwrite=True to re-embed it"
-                )
-            kept += 1
+            elif self.overwrite:
+                self._refuse_plain(doc, "is late-chunked (overwrite=True)")
+                todo.append(index)
+            else:
+                space = space or self.vector_space()
+                check_document(doc, component="JinaV3DocumentEmbedder", space=space)
+                kept += 1
         if kept:
-            logger.info(
-                "JinaV3DocumentEmbedder kept the late-chunked vectors of {count} documents (overwrite=False).",
-                count=kept,
-            )
+            logger.info("JinaV3DocumentEmbedder kept the late-chunked vectors of {count} documents (their seals "
+                        "hold; overwrite=False).", count=kept)
         return todo
 
-    def _plan(self, documents: list[Document]) -> _Plan:
-        """Plain mode: one unit per Document. Late chunking: per source, one unit per exact stretch of its text
-        (normally the whole source), with the members' spans in it. A chunk with no text at all (``""``/None) has
-        nothing to pool and keeps ``embedding=None``; whitespace-only chunks are part of the source and are pooled."""
-        todo = self._to_embed(documents)
+    def _keeps(self, documents: list[Document], group: list[int]) -> bool:
+        """Late chunking: whether a source's chunks all carry a valid seal of this space already (then they pass
+        through; anything else is late-chunked again from the source, exactly)."""
+        if self.overwrite:
+            return False
+        try:
+            for i in group:
+                check_document(documents[i], component="JinaV3DocumentEmbedder", space=self.vector_space())
+        except InvalidInputError:
+            return False
+        return True
+
+    def _source_of(self, chunks: list[Document], sources: dict[str, Document]) -> Located:
+        """One source's text and its chunks' spans: the source Document when it is in the run, else the text
+        rebuilt from the chunks, proved to be the source by its Haystack id. Anything else is refused."""
+        first = chunks[0]
+        source_id = first.meta.get("source_id")
+        if source_id is not None and source_id in sources:
+            return Located(sources[source_id].content or "", locate_chunks(sources[source_id], chunks))
+        if not is_chunk(first) and len(chunks) == 1:
+            return Located(first.content or "", [(0, len(first.content or ""))])  # a whole document, its own source
+        located = rebuild_source(str(source_id), [c.content or "" for c in chunks],
+                                 [c.meta.get("split_idx_start") for c in chunks])
+        if not proves_source(located.text, first):
+            raise SourceNotRebuiltError(
+                f"the chunks of source {source_id} do not rebuild that document exactly (the rebuilt text's "
+                "Haystack id is not the source_id): a chunk was dropped or changed after splitting (e.g. "
+                "DocumentCleaner stripped an edge), or the source's meta was changed, or it has an id of its own. "
+                + COMPOSITIONS
+            )
+        return located
+
+    def _plan(self, documents: list[Document], source_documents: list[Document] | None = None) -> _Plan:
+        """Plain mode: one unit per Document to embed. Late chunking: one unit per source (its whole text), with
+        the members' spans in it. A chunk with no text at all (``""``/None) has nothing to pool and keeps
+        ``embedding=None``; whitespace-only chunks are part of the source and are pooled."""
         if not self.late_chunking:
+            if source_documents is not None:
+                raise InvalidInputError("source_documents is an input of JinaV3DocumentEmbedder(late_chunking=True)")
+            todo = self._plain_todo(documents)
             return _Plan([[i] for i in todo], [self._text_to_embed(documents[i]) for i in todo], None)
+        sources = {doc.id: doc for doc in check_documents(source_documents or [], "JinaV3DocumentEmbedder")}
         members, texts, spans = [], [], []
-        empty = [documents[i].id for i in todo if not has_text(documents[i])]
+        empty = [doc.id for doc in documents if not has_text(doc)]
         if empty:
             logger.warning(
                 "JinaV3DocumentEmbedder: {count} chunks have no text and get no embedding: {ids}",
                 count=len(empty), ids=", ".join(empty[:5]),
             )
-        for group in group_by_source([documents[i] for i in todo]):
-            group = [todo[k] for k in group if has_text(documents[todo[k]])]
-            if not group:
+        for group in group_by_source(documents):
+            group = [i for i in group if has_text(documents[i])]
+            if not group or self._keeps(documents, group):
                 continue
-            source = documents[group[0]].meta.get("source_id", documents[group[0]].id)
-            for segment in rebuild_source(str(source), [documents[i].content or "" for i in group],
-                                          [documents[i].meta.get("split_idx_start") for i in group]):
-                members.append([group[m] for m in segment.members])
-                texts.append(segment.text)
-                spans.append(segment.spans)
+            located = self._source_of([documents[i] for i in group], sources)
+            members.append(group)
+            texts.append(located.text)
+            spans.append(located.spans)
         return _Plan(members, texts, spans)
 
     def _parts(self, plan: _Plan) -> Any:
@@ -235,31 +298,37 @@ class JinaV3DocumentEmbedder(JinaV3Component):
     def _output(self, documents: list[Document], plan: _Plan,
                 results: list[tuple[Sequence[int], list[list[Any]]]], usage: TokenUsage) -> dict[str, Any]:
         """New Documents (``dataclasses.replace``: inputs untouched, ids kept) in input order, and run meta.
-        Late-chunked ones are marked with their vector space so no later embedder overwrites them."""
+        Late-chunked ones carry their seal; plain vectors carry none (an old seal is dropped)."""
         output = list(documents)
-        mark = {LATE_CHUNKED_KEY: self.vector_space()} if plan.spans is not None else {}
+        space = self.vector_space() if plan.spans is not None else ""
         for part, found in results:
             for unit, unit_vectors in zip(part, found, strict=True):
-                for i, vec in zip(plan.members[unit], unit_vectors, strict=True):
+                for k, (i, vec) in enumerate(zip(plan.members[unit], unit_vectors, strict=True)):
                     doc = documents[i]
-                    output[i] = replace(doc, embedding=vec.tolist(), meta={**doc.meta, **mark} if mark else doc.meta)
+                    if plan.spans is None:
+                        output[i] = replace(doc, embedding=vec.tolist(), meta=unsealed_meta(doc.meta))
+                    else:
+                        output[i] = sealed(doc, space=space, document=plan.texts[unit], span=plan.spans[unit][k],
+                                           vector=vec.tolist())
         return {"documents": output, "meta": self._run_meta(usage)}
 
     # -- run --------------------------------------------------------------------------------------------------
     @component.output_types(documents=list[Document], meta=dict[str, Any])
-    def run(self, documents: list[Document]) -> dict[str, Any]:
-        """Embed ``documents``; returns new ``documents`` with ``embedding`` set and ``meta`` (model, token usage)."""
+    def run(self, documents: list[Document], source_documents: list[Document] | None = None) -> dict[str, Any]:
+        """Embed ``documents``; returns new ``documents`` with ``embedding`` set and ``meta`` (model, token usage).
+        ``source_documents`` (late chunking): the unsplit documents, when they are in the run."""
         documents = check_documents(documents, "JinaV3DocumentEmbedder")
         self.warm_up()
-        plan, usage = self._plan(documents), TokenUsage()
+        plan, usage = self._plan(documents, source_documents), TokenUsage()
         results = [(part, self._embed_part(plan, part, usage)) for part in self._parts(plan)]
         return self._output(documents, plan, results, usage)
 
     @component.output_types(documents=list[Document], meta=dict[str, Any])
-    async def run_async(self, documents: list[Document]) -> dict[str, Any]:
+    async def run_async(self, documents: list[Document],
+                        source_documents: list[Document] | None = None) -> dict[str, Any]:
         """Same as :meth:`run`, without blocking the event loop."""
         documents = check_documents(documents, "JinaV3DocumentEmbedder")
         await self.warm_up_async()
-        plan, usage = self._plan(documents), TokenUsage()
+        plan, usage = self._plan(documents, source_documents), TokenUsage()
         results = [(part, await self._aembed_part(plan, part, usage)) for part in self._parts(plan)]
         return self._output(documents, plan, results, usage)

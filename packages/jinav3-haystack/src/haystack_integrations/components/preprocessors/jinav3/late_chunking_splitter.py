@@ -12,7 +12,6 @@ splitter's output (same contents, meta and ids) with ``embedding`` added.
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from typing import Any, Literal
 
 from haystack import Document, component, default_from_dict, default_to_dict, logging
@@ -22,7 +21,6 @@ from haystack.utils.deserialization import deserialize_component_inplace
 from tqdm import tqdm
 
 from haystack_integrations.components.embedders.jinav3._component import (
-    LATE_CHUNKED_KEY,
     JinaV3Component,
     batches,
     check_batch_size,
@@ -30,7 +28,8 @@ from haystack_integrations.components.embedders.jinav3._component import (
     default_api_key,
     restore_secrets,
 )
-from haystack_integrations.components.embedders.jinav3._sources import spans_in_source
+from haystack_integrations.components.embedders.jinav3._seals import carries_late_chunking, sealed
+from haystack_integrations.components.embedders.jinav3._sources import is_chunk, spans_in_source
 from jinav3 import InvalidInputError, ParagraphChunker, SentenceChunker, Span
 from jinav3.usage import TokenUsage
 
@@ -191,6 +190,14 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
         """Split every non-empty source; an empty one is skipped with a warning, as ``DocumentSplitter`` does."""
         planned = []
         for doc in check_documents(documents, "JinaV3LateChunkingSplitter"):
+            if is_chunk(doc) or carries_late_chunking(doc):
+                raise InvalidInputError(
+                    f"JinaV3LateChunkingSplitter: document {doc.id} is already a chunk of document "
+                    f"{doc.meta.get('source_id')} (it has split meta or a late-chunking seal); splitting it again "
+                    "would late-chunk each piece without its document's context. Give this splitter the unsplit "
+                    "documents (its document_splitter=... decides the chunks), or put "
+                    "JinaV3DocumentEmbedder(late_chunking=True) after your splitter instead"
+                )
             if doc.content is None:
                 raise ValueError(f"JinaV3LateChunkingSplitter needs text documents; document {doc.id} has no content")
             if not doc.content.strip():
@@ -209,15 +216,15 @@ class JinaV3LateChunkingSplitter(JinaV3Component):
                 "window": self.window, "overlap": self.overlap, "embedding_type": self.core_embedding_type}
 
     def _embedded(self, part: Any, found: list[list[Any]]) -> list[Document]:
-        """The chunks with their vectors, marked late-chunked (``replace`` keeps the plain split's ids)."""
+        """The chunks with their vectors and seals (``replace`` keeps the plain split's ids)."""
         space = self.vector_space()
         output = []
-        for (_, chunks, _), vectors in zip(part, found, strict=True):
-            pooled = iter(vectors)
+        for (doc, chunks, spans), vectors in zip(part, found, strict=True):
+            pooled, placed = iter(vectors), iter(spans)
             for chunk in chunks:
                 if chunk.content:
-                    output.append(replace(chunk, embedding=next(pooled).embedding.tolist(),
-                                          meta={**chunk.meta, LATE_CHUNKED_KEY: space}))
+                    output.append(sealed(chunk, space=space, document=doc.content, span=next(placed),
+                                         vector=next(pooled).embedding.tolist()))
                 else:
                     output.append(chunk)
         return output

@@ -18,6 +18,10 @@ How this writer keeps a store in sync, using only the DocumentStore protocol (``
 - **Delete**: ``delete_sources`` names sources whose chunks must go (a document removed from the corpus, or one
   that became empty, whose splitter output is nothing). With ``cleanup="full"`` the input is the whole corpus and
   every stored source not in it is deleted (documents without ``meta[source_key]`` are never touched).
+- **Seals**: every late-chunked chunk carries a seal of its text, offsets, source and vector; before anything is
+  written or deleted, every seal is checked against the chunk as it arrives (a cleaner or splitter placed after
+  the late-chunking step is refused), all seals must share one vector space, and the chunks of one source must
+  come from one version of it.
 - **Ids**: ``sha256(source_key, source, position in the source, content, source fingerprint)``, the fingerprint
   hashing all chunk texts and offsets of the source. Ids are stable across runs of an unchanged source, unique
   within the store, and change for every chunk of an edited source, so no vector of an old context survives
@@ -37,6 +41,7 @@ from haystack.document_stores.errors import DocumentStoreError
 from haystack.document_stores.types import DocumentStore, DuplicatePolicy
 
 from haystack_integrations.components.embedders.jinav3._component import check_documents
+from haystack_integrations.components.embedders.jinav3._seals import check_written
 from haystack_integrations.components.embedders.jinav3._sources import group_by_source
 from jinav3 import InvalidInputError
 
@@ -190,6 +195,7 @@ class JinaV3DocumentWriter:
         if delete_sources is not None and (isinstance(delete_sources, str) or not isinstance(delete_sources, list)):
             raise TypeError(f"delete_sources must be a list of source values, got {type(delete_sources).__name__}")
         docs = check_documents(documents, "JinaV3DocumentWriter")
+        check_written(docs, component="JinaV3DocumentWriter", source_key=self.source_key)
         return plan_sync(docs, self.source_key, delete_sources, self.cleanup == "full")
 
     def _filter_failed(self, exc: Exception) -> DocumentStoreError:
