@@ -276,8 +276,7 @@ def attempt(step: str, store: Any, go: Any) -> dict[str, list[str]] | None:
 
 def re_embed_at_query_time(store: Any, fp32: dict[str, Any]) -> None:
     """Retrieved chunks handed to our embedder again (as a re-ranking step would) keep their stored vectors, or the
-    embedder raises; it never makes a plain vector for a late-chunked chunk. (Chroma with cosine distance stores
-    normalised copies, a few float32 ulps off, so the seal's exact vector fingerprint refuses them: a refusal.)"""
+    embedder raises; it never makes a plain vector for a late-chunked chunk."""
     retrieved = [d for d in store.filter_documents() if vector(d) is not None]
     try:
         again = JinaV3DocumentEmbedder(**fp32).run(documents=retrieved)["documents"]
