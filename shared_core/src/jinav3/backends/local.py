@@ -116,9 +116,10 @@ class LocalBackend(LocalBase):
         folder = resolve_model_dir(model)
         # int8 hook (jinav3.model.int8): fp32 model, Linear layers swapped for int8 ones after loading; CPU only.
         self.int8 = quantization.is_int8(dtype)
+        # The two settings clash whatever this machine has: say so before asking whether the device exists.
+        if self.int8 and device is not None and str(device).split(":")[0] != "cpu":
+            raise InvalidInputError(f"dtype='int8' runs on the CPU only, not on {device}; use bfloat16 there")
         self.device = pick_device("cpu" if self.int8 and device is None else device)
-        if self.int8 and self.device.type != "cpu":
-            raise InvalidInputError(f"dtype='int8' runs on the CPU only, not on {self.device}; use bfloat16 there")
         self.dtype = pick_dtype("float32" if self.int8 else dtype, self.device)
         merge_lora = merge_lora and not self.int8  # int8 copies are built from merged weights, never merged in place
         # Unpadded batches (jinav3.model.packing) by default wherever the attention can read sequence boundaries: no
