@@ -34,6 +34,10 @@ from collections.abc import Callable
 from typing import Any
 
 PRESSURE_TIMEOUT = 1.0  # seconds for a request head once more than half the connection slots are taken
+#: A request body arriving slower than this (bytes per second, averaged since it began, after a short grace) is a
+#: trickle: under pressure its connection gives up its slot, however young. A client on any real link sends faster.
+MIN_BODY_RATE = 1024.0
+BODY_RATE_GRACE = 0.1
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers
 MAX_HEADERS = 100
 
@@ -72,12 +76,13 @@ def guarded_protocol(base: type[asyncio.Protocol], header_timeout: float, max_co
     the reason of each connection they refuse (for the metrics)."""
     refused = on_refusal or (lambda reason: None)
     waiting: dict[Any, None] = {}  # connections waiting for a request head, oldest first (an ordered set)
-    receiving: dict[Any, float] = {}  # connections whose request body is arriving, oldest first: since when
+    receiving: dict[Any, list[float]] = {}  # connections whose request body is arriving, oldest first: [since, bytes]
 
     def victim() -> Any:
         """The connection to give up its slot: the oldest one part-way through a head (trickling), else the one
-        whose body has been arriving longest (for :data:`PRESSURE_TIMEOUT` at least), else the oldest one that never
-        sent a request, else the oldest idle kept-alive one; None when all are busy with requests."""
+        whose body has been arriving longest (for :data:`PRESSURE_TIMEOUT` at least), else the one whose body
+        arrives slowest below :data:`MIN_BODY_RATE`, else the oldest one that never sent a request, else the oldest
+        idle kept-alive one; None when all are busy with requests."""
         fresh = idle = None
         for connection in waiting:
             if connection._partial:
@@ -85,11 +90,15 @@ def guarded_protocol(base: type[asyncio.Protocol], header_timeout: float, max_co
             if not connection._served and fresh is None:
                 fresh = connection
             idle = idle or connection
-        for connection, since in receiving.items():
-            if connection.loop.time() - since >= PRESSURE_TIMEOUT:
-                return connection
-            break
-        return fresh or idle
+        slowest, slowest_rate = None, MIN_BODY_RATE
+        for connection, (since, received) in receiving.items():
+            age = connection.loop.time() - since
+            if age >= PRESSURE_TIMEOUT:
+                return connection  # the oldest body still arriving after the pressure deadline
+            rate = received / age if age >= BODY_RATE_GRACE else float("inf")
+            if rate < slowest_rate:
+                slowest, slowest_rate = connection, rate
+        return slowest or fresh or idle
 
     class GuardedProtocol(base):  # type: ignore[misc, valid-type]
         _head_timer: asyncio.TimerHandle | None = None
@@ -140,13 +149,14 @@ def guarded_protocol(base: type[asyncio.Protocol], header_timeout: float, max_co
                 if self._head_bytes > max_head_bytes:
                     self._head_too_large(f"the request head is larger than {max_head_bytes} bytes")
                     return
-            self._track_body()
+            self._track_body(len(data))
 
-        def _track_body(self) -> None:
-            """Note whether this connection's request body is still arriving (a candidate to give up its slot)."""
+        def _track_body(self, received: int) -> None:
+            """Note whether this connection's request body is still arriving, and how much of it came (a slow one is
+            a candidate to give up its slot)."""
             cycle = self.cycle
             if cycle is not None and cycle.more_body and not cycle.response_complete:
-                receiving.setdefault(self, self.loop.time())
+                receiving.setdefault(self, [self.loop.time(), 0.0])[1] += received
             else:
                 receiving.pop(self, None)
 
