@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ from jinav3.errors import BrokenSealError
 
 #: The metadata key under which every adapter stores a chunk's seal.
 SEAL_KEY = "jinav3_seal"
+#: The marker adapters set before seals existed (its value named the vector space): read only to refuse it.
+LEGACY_SEAL_KEY = "jinav3_late_chunked"
 _VERSION = 1
 _DIGITS = 32  # hex digits of sha256 kept: 128 bits, far beyond accidental collisions
 
@@ -149,6 +152,11 @@ class Seal:
         if source is not None and str(source) != self.source:
             found.append(f"it was late-chunked for document {self.source!r}, not {source!r}")
         return found
+
+
+def claims_late_chunk(metadata: Mapping[str, Any]) -> bool:
+    """Whether an object with ``metadata`` says it carries a late-chunked vector (a seal, or the older marker)."""
+    return SEAL_KEY in metadata or LEGACY_SEAL_KEY in metadata
 
 
 def seal_string(*, space: str, document: str, start: int, end: int, text: str, vector: Any, source: str = "") -> str:

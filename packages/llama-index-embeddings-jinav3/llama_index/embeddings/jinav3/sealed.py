@@ -11,9 +11,7 @@ from __future__ import annotations
 from llama_index.core.schema import BaseNode, MetadataMode
 
 from jinav3 import SEAL_KEY, BrokenSealError, LateChunkingRequiredError, check_seal
-
-#: The marker of nodes parsed before seals existed (its value named the vector space).
-LEGACY_KEY = "jinav3_late_chunked"
+from jinav3.late_chunking.seal import claims_late_chunk
 
 #: What works instead of a composition that breaks a seal.
 _FIX = (
@@ -25,7 +23,7 @@ _FIX = (
 
 def is_sealed(node: BaseNode) -> bool:
     """Whether ``node`` says it carries a late-chunked vector (a seal, or the marker of older versions)."""
-    return SEAL_KEY in node.metadata or LEGACY_KEY in node.metadata
+    return claims_late_chunk(node.metadata)
 
 
 def check_sealed_node(node: BaseNode, space: str) -> None:

@@ -12,9 +12,8 @@ from typing import Any
 from haystack import Document
 
 from jinav3 import SEAL_KEY, BrokenSealError, Seal, check_seal, seal_string
-
-#: The marker of earlier versions (a late-chunked vector without a seal): read only to refuse it.
-LEGACY_KEY = "jinav3_late_chunked"
+from jinav3.late_chunking.seal import LEGACY_SEAL_KEY as LEGACY_KEY
+from jinav3.late_chunking.seal import claims_late_chunk
 
 #: What a refusal of a changed chunk proposes.
 AFTER_LATE_CHUNKING = (
@@ -40,7 +39,7 @@ def unsealed_meta(meta: dict[str, Any]) -> dict[str, Any]:
 
 def carries_late_chunking(doc: Document) -> bool:
     """Whether ``doc`` claims a late-chunked vector (a seal, or the old marker)."""
-    return SEAL_KEY in doc.meta or LEGACY_KEY in doc.meta
+    return claims_late_chunk(doc.meta)
 
 
 def check_document(doc: Document, *, component: str, space: str | None = None) -> Seal:

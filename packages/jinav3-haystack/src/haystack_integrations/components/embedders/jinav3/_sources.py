@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from haystack import Document
 
 from jinav3 import SEAL_KEY, InvalidInputError, Span, spans_from_texts
+from jinav3.late_chunking.seal import LEGACY_SEAL_KEY
 
 #: Meta keys that Haystack's splitters (and ours) add to a chunk; the rest is the source document's own meta.
 SPLIT_KEYS: frozenset[str] = frozenset(
     {"source_id", "parent_id", "page_number", "split_id", "split_idx_start", "_split_overlap", SEAL_KEY,
-     "jinav3_late_chunked"}
+     LEGACY_SEAL_KEY}
 )
 
 #: What works, said by every refusal of a source that cannot be rebuilt.
