@@ -122,7 +122,8 @@ def test_chunks_at_request_hand_overs_are_no_further_from_local_than_interior_on
     rng = random.Random(3)
     distance: dict[str, list[float]] = {"boundary": [], "interior": []}
     budget, shared = api32.backend._late_limits(True, 256, None)
-    for _ in range(20):  # ~200 hand-over chunks: 6 documents gave ratios of 0.94-1.11 by the luck of the draw
+    for _ in range(20):  # 175 hand-over chunks, ratio 0.93 (the tiny checkpoint is the same in every session now;
+        # when its token ids still changed between sessions, the ratio ranged 0.88-1.12 and failed on CI once)
         text = " ".join(rng.choice(CORPUS) for _ in range(40))
         spans = [(c.start, c.end) for c in tiny_fp32.late_chunk(text, "sentences")]
         counts = api32.backend._counter.count([text[s:e] for s, e in spans], special_tokens=False)

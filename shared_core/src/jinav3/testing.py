@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from tokenizers import Tokenizer
+from tokenizers import Tokenizer, models
 
 from jinav3.tasks import DEFAULT_INSTRUCTIONS, TASKS
 
@@ -60,11 +60,28 @@ def train_tokenizer(vocab_size: int = 600, corpus: list[str] | None = None) -> T
         vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>", max_piece_length=8
     )
     tokenizer.train_from_iterator(corpus or CORPUS, trainer)
+    tokenizer.model = _in_a_fixed_order(tokenizer)
     tokenizer.add_special_tokens(["<mask>"])
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
     return tokenizer
+
+
+def _in_a_fixed_order(tokenizer: Tokenizer) -> models.Unigram:
+    """The trained pieces with ids and scores that do not change from run to run. The trainer walks hash maps in a
+    per-process order: scores differ in their last digits, and the characters it adds at the end get scores 1e-4
+    apart in whatever order it met them, so pieces swapped ids and every tiny checkpoint (and every figure measured
+    on one) differed between test sessions. Scores closer than 1e-3 are made equal (their group's highest, to 6
+    places) and equal scores ordered by the piece; the four special tokens keep ids 0-3."""
+    vocab = json.loads(tokenizer.to_str())["model"]["vocab"]
+    special, pieces = vocab[:4], sorted(vocab[4:], key=lambda entry: -entry[1])
+    fixed: list[tuple[str, float]] = []
+    for index, (piece, score) in enumerate(pieces):
+        tied = index > 0 and pieces[index - 1][1] - score < 1e-3
+        fixed.append((piece, fixed[-1][1] if tied else round(score, 6)))
+    fixed.sort(key=lambda entry: (-entry[1], entry[0]))
+    return models.Unigram([tuple(entry) for entry in special] + fixed, unk_id=3, byte_fallback=False)
 
 
 def jina_v3_config(vocab_size: int, hidden: int, layers: int, heads: int, intermediate: int) -> dict:
