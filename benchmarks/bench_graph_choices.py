@@ -75,8 +75,8 @@ def attention_choice(which: str, exports: dict[str, Path], rounds: int) -> list[
             task_id = backends["eager"]._task_id(TASK) if backends["eager"].tasks else -1
             ids = rng.integers(1000, 20000, (batch, length))
             feeds = backends["eager"]._feeds(ids, np.ones_like(ids), task_id)
-            outputs = {a: b._forward(feeds) for a, b in backends.items()}
-            seconds = interleaved({a: (lambda b=b, f=feeds: b._forward(f)) for a, b in backends.items()}, rounds)
+            outputs = {a: b._graph.forward(feeds) for a, b in backends.items()}
+            seconds = interleaved({a: (lambda b=b, f=feeds: b._graph.forward(f)) for a, b in backends.items()}, rounds)
             row = {"model": which, "engine": engine, "shape": f"{batch}x{length}",
                    "sdpa_ms": 1e3 * statistics.median(seconds["sdpa"]),
                    "eager_ms": 1e3 * statistics.median(seconds["eager"]),

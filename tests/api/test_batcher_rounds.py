@@ -113,13 +113,15 @@ DOCUMENT = "Berlin is the capital of Germany. It has a famous wall. The river is
 SPANS = [(0, 33), (34, 55), (56, len(DOCUMENT))]
 
 
-async def late_job(batcher, task, repeat=1):
-    """A late-chunking job of :data:`DOCUMENT` (its sentences; ``repeat`` times as long) for ``task``."""
+async def late_job(batcher, task, repeat=1, prepared=False):
+    """A late-chunking job of :data:`DOCUMENT` (its sentences; ``repeat`` times as long) for ``task``; ``prepared``:
+    chunked and tokenised before it is queued, as the server's handler does (else the batcher prepares it)."""
     document = " ".join([DOCUMENT] * repeat)
     spans = [(start + i * (len(DOCUMENT) + 1), end + i * (len(DOCUMENT) + 1)) for i in range(repeat)
              for start, end in SPANS]
     tokens = batcher.backend.tokenize_document(document, task).length
-    return await batcher.late_chunk(document, spans, task, tokens)
+    ready = batcher.backend.prepare([document], [spans], task, True)[0] if prepared else None
+    return await batcher.late_chunk(document, spans, task, tokens, ready)
 
 
 @pytest.mark.parametrize(("heavy_kind", "max_delay"), [("plain", 0.0), ("plain", 60.0), ("late", 60.0)],
@@ -147,7 +149,7 @@ async def test_a_small_job_beside_a_heavy_one_is_answered_within_two_sub_rounds(
             got = await batcher.embed(small, -1)
             assert same_vectors(got, backend.embed_ids(small, [-1]))
         else:
-            got = await late_job(batcher, "retrieval.query")
+            got = await late_job(batcher, "retrieval.query", prepared=True)  # counted from when it is queued
             alone = backend.late_chunk_prepared(backend.prepare([DOCUMENT], [SPANS], "retrieval.query", True))[0]
             assert same_vectors(got, alone)
         assert batcher.rounds - submitted <= 2

@@ -216,8 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="request body size limit")
     serve.add_argument("--batch-tokens", type=_int_at_least(1), default=65_536,
                        help="tokens gathered from concurrent requests into one round of forward passes")
-    serve.add_argument("--batch-wait-ms", type=_number_at_least(0), default=2.0,
-                       help="milliseconds a request waits for others to share its batch")
+    serve.add_argument("--batch-wait-ms", type=_number_at_least(0), default=0.0,
+                       help="milliseconds an idle server waits for more requests to share a batch (0: none; "
+                       "requests arriving during a batch share the next one anyway)")
+    serve.add_argument("--express-tokens", type=_int_at_least(0), default=64,
+                       help="requests of at most this many tokens (a query or two) are computed on an express lane "
+                       "beside a heavy request instead of after it (--engine onnx and openvino; 0 = off)")
     serve.add_argument("--max-pending", type=_int_at_least(1), default=100_000,
                        help="inputs allowed to wait; beyond it requests get 503 with Retry-After")
     serve.add_argument("--max-queue-seconds", type=_number_at_least(0), default=60.0,
@@ -519,6 +523,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             model_name=args.model_name, api_keys=tuple(keys), max_inputs=args.max_inputs,
             max_body_bytes=args.max_body_bytes, max_request_tokens=args.max_request_tokens,
             max_batch_tokens=args.batch_tokens, batch_wait_ms=args.batch_wait_ms, max_pending=args.max_pending,
+            express_tokens=args.express_tokens,
             max_queue_seconds=args.max_queue_seconds or None,
             header_timeout=args.header_timeout, body_timeout=args.body_timeout,
             keep_alive_timeout=args.keep_alive_timeout, max_connections=args.max_connections,

@@ -49,6 +49,9 @@ class LocalBase:
     """A model in this process behind an engine's forward pass. Thread-safe: forward passes are serialised."""
 
     engine = ""  # the ``engine=`` word that chose the subclass
+    #: Whether a forward pass can run on the express lane beside one under way (:meth:`express`): the graph engines
+    #: run a second instance of the graph; torch's task adapter is model state, so its passes stay one at a time.
+    runs_beside = False
     #: Largest share of padding in a batch (:func:`jinav3.model.batching.token_budget_batches`).
     max_padding = 0.1
 
@@ -68,6 +71,7 @@ class LocalBase:
     ) -> None:
         """What every engine sets once its model is loaded."""
         self._stop_check = threading.local()  # see stoppable()
+        self._lane = threading.local()  # see express()
         self.tasks = tasks
         self.instructions = instructions
         self.full_dimensions = hidden_size
@@ -124,6 +128,21 @@ class LocalBase:
             yield
         finally:
             self._stop_check.function = None
+
+    @contextmanager
+    def express(self) -> Iterator[None]:
+        """Within this block, this thread's forward passes run on the engine's express instance (where
+        :attr:`runs_beside`), beside a pass under way on the main one instead of after it: a server answers a short
+        query while a heavy request is being computed. The vectors are the same bit for bit (the same graph and
+        settings)."""
+        self._lane.express = True
+        try:
+            yield
+        finally:
+            self._lane.express = False
+
+    def _on_express_lane(self) -> bool:
+        return self.runs_beside and getattr(self._lane, "express", False)
 
     def _check_stop(self) -> None:
         function = getattr(self._stop_check, "function", None)

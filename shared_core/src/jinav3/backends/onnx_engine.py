@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +76,21 @@ def _session(graph: Path, threads: int | None) -> Any:
 Forward = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
+@dataclass(frozen=True)
+class LoadedGraph:
+    """What an engine's ``_open`` gives: the graph's input names, its forward pass, and a second forward pass that
+    may run at the same time as the first (the express lane: :meth:`LocalBase.express`), made on first use."""
+
+    inputs: set[str]
+    forward: Forward
+    beside: Callable[[], Forward]
+
+
 class OnnxBackend(LocalBase):
     """Runs ``onnx/model.onnx`` with ONNX Runtime on the CPU. Thread-safe: forward passes are serialised."""
 
     engine = "onnx"
+    runs_beside = True
     #: The precisions this engine runs; the first is the default.
     dtypes: tuple[str, ...] = ENGINE_DTYPES["onnx"]
 
@@ -127,11 +140,14 @@ class OnnxBackend(LocalBase):
         if self.precision == "int8" and importlib.util.find_spec("onnx") is not None:
             check_external_data(graph)  # before int8's first load spends seconds on imports and quantising
         try:
-            inputs, self._forward = self._open(graph, threads)
+            self._graph = self._open(graph, threads)
         except JinaV3Error:
             raise
         except Exception as exc:  # the engines' native errors: a missing, cut-short or foreign file
             raise graph_load_error(graph, exc) from exc
+        inputs = self._graph.inputs
+        self._express_lock = threading.Lock()
+        self._express_forward: Forward | None = None
         missing = {"input_ids", "attention_mask"} - inputs
         if missing:
             raise missing_inputs_error(graph, missing, inputs)
@@ -149,8 +165,9 @@ class OnnxBackend(LocalBase):
             )
         return chosen
 
-    def _open(self, graph: Path, threads: int | None) -> tuple[set[str], Forward]:
-        """Load ``graph`` in this engine's precision: its input names and its forward pass."""
+    def _open(self, graph: Path, threads: int | None) -> LoadedGraph:
+        """Load ``graph`` in this engine's precision. ONNX Runtime's ``run`` may be called from several threads at
+        once, so the express lane runs the same session."""
         if self.precision == "int8":
             from jinav3.model import onnx_int8
 
@@ -161,7 +178,11 @@ class OnnxBackend(LocalBase):
         else:
             session = _session(graph, threads)
         output = session.get_outputs()[0].name
-        return {i.name for i in session.get_inputs()}, lambda feeds: session.run([output], feeds)[0]
+
+        def forward(feeds: dict[str, np.ndarray]) -> np.ndarray:
+            return session.run([output], feeds)[0]
+
+        return LoadedGraph({i.name for i in session.get_inputs()}, forward, lambda: forward)
 
     def dtype_name(self) -> str:
         return self.precision
@@ -188,6 +209,16 @@ class OnnxBackend(LocalBase):
         for task_id, batch in self._progress(self._plan(sequences, task_ids), show_progress):
             self._check_stop()
             ids, mask = self._padded(sequences, batch)
-            with self._lock:
-                hidden = self._forward(self._feeds(ids, mask, task_id))
+            lock, forward = self._lane_forward()
+            with lock:
+                hidden = forward(self._feeds(ids, mask, task_id))
             yield batch, hidden, mask
+
+    def _lane_forward(self) -> tuple[threading.Lock, Forward]:
+        """The lock and forward pass of this thread's lane: the main instance, or the express one beside it."""
+        if not self._on_express_lane():
+            return self._lock, self._graph.forward
+        with self._express_lock:
+            if self._express_forward is None:
+                self._express_forward = self._graph.beside()
+        return self._express_lock, self._express_forward

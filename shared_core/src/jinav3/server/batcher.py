@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -49,6 +51,11 @@ from jinav3.server.throughput import ThroughputModel, calibration_rows
 
 #: The fewest tokens a sub-round is cut to by :meth:`MicroBatcher.sub_round_tokens` (smaller batches waste the engine).
 MIN_SUB_ROUND_TOKENS = 256
+#: Jobs of at most this many tokens (a query or two) go on the express lane, where the engine has one.
+EXPRESS_TOKENS = 64
+#: An express sub-round holds at most this many express-sized jobs' tokens, so a flood of queries keeps each
+#: express answer within a few milliseconds of work.
+EXPRESS_ROUND_JOBS = 8
 #: A text for the calibration's token ids (any real text: only its length matters).
 _CALIBRATION_TEXT = ("Berlin is the capital and largest city of Germany, both by area and by population. Its more "
                      "than 3.85 million inhabitants make it the most populous city of the European Union. ")
@@ -69,27 +76,56 @@ class ShuttingDown(Exception):
     """The server is stopping and will not compute this job; the caller should answer 503."""
 
 
-def _in_daemon_thread(function: Any, *args: Any) -> asyncio.Future:
-    """Run ``function(*args)`` on a new daemon thread (a stopping process never waits for it)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future = loop.create_future()
+class _RoundThread:
+    """The daemon thread one lane's sub-rounds run on, one after another. It lives as long as the server, so a
+    sub-round costs no thread start (a query's answer waits for it), and a stopping process never waits for it.
+    On the express lane its forward passes run on the engine's express instance (:meth:`LocalBase.express`)."""
 
-    def settle(outcome: Any, failed: bool) -> None:
-        if not future.done():
-            future.set_exception(outcome) if failed else future.set_result(outcome)
+    def __init__(self, name: str, lane: Callable[[], AbstractContextManager[None]]) -> None:
+        self._calls: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._lane = lane
+        threading.Thread(target=self._serve, name=name, daemon=True).start()
 
-    def target() -> None:
-        try:
-            outcome, failed = function(*args), False
-        except BaseException as exc:  # handed to the awaiting coroutine
-            outcome, failed = exc, True
-        try:
-            loop.call_soon_threadsafe(settle, outcome, failed)
-        except RuntimeError:  # the loop is closed: the process is exiting
-            pass
+    def run(self, function: Callable[..., Any], *args: Any) -> asyncio.Future:
+        """``function(*args)`` on this thread, after the calls before it; its outcome on the calling loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        self._calls.put((loop, future, function, args))
+        return future
 
-    threading.Thread(target=target, name="jinav3-round", daemon=True).start()
-    return future
+    def stop(self) -> None:
+        self._calls.put(None)
+
+    def _serve(self) -> None:
+        with self._lane():
+            while (call := self._calls.get()) is not None:
+                loop, future, function, args = call
+                try:
+                    outcome, failed = function(*args), False
+                except BaseException as exc:  # handed to the awaiting coroutine
+                    outcome, failed = exc, True
+                try:
+                    loop.call_soon_threadsafe(_settle, future, outcome, failed)
+                except RuntimeError:  # the loop is closed: the process is exiting
+                    return
+
+
+def _settle(future: asyncio.Future, outcome: Any, failed: bool) -> None:
+    if not future.done():
+        future.set_exception(outcome) if failed else future.set_result(outcome)
+
+
+@dataclass
+class _Lane:
+    """A queue of jobs and the worker that schedules them into sub-rounds on its own thread. The main lane takes
+    every job; where the engine :attr:`~LocalBase.runs_beside`, the express lane takes the small ones (at most
+    ``express_tokens``) and computes them beside the main lane's sub-round instead of after it."""
+
+    name: str
+    express: bool
+    thread: _RoundThread
+    queue: asyncio.Queue[_Job | None] = field(default_factory=asyncio.Queue)
+    worker: asyncio.Task[None] | None = None
 
 
 @dataclass(eq=False)  # identity: jobs live in a set
@@ -148,13 +184,15 @@ class MicroBatcher:
     ``max_wait`` is how long an idle worker waits for company once a job arrives (or until ``max_batch_tokens``
     tokens are waiting); ``max_pending`` bounds the inputs waiting, beyond which :class:`Overloaded` is raised;
     ``max_delay`` is the wait without progress after which a job goes first whatever its size;
-    ``sub_round_seconds`` caps a sub-round's tokens to about that long at the measured speed.
+    ``sub_round_seconds`` caps a sub-round's tokens to about that long at the measured speed; ``express_tokens``
+    is the most tokens a job may have to go on the express lane (0: no express lane; engines that cannot run two
+    passes at once have none).
     """
 
     def __init__(
-        self, backend: LocalBase, *, max_batch_tokens: int = 65_536, max_wait: float = 0.002,
+        self, backend: LocalBase, *, max_batch_tokens: int = 65_536, max_wait: float = 0.0,
         max_pending: int = 100_000, max_delay: float = 2.0, max_queue_seconds: float | None = None,
-        sub_round_seconds: float | None = 0.25,
+        sub_round_seconds: float | None = 0.25, express_tokens: int = EXPRESS_TOKENS,
     ) -> None:
         self.backend = backend
         self.max_batch_tokens = max_batch_tokens
@@ -163,22 +201,27 @@ class MicroBatcher:
         self.max_delay = max_delay
         self.max_queue_seconds = max_queue_seconds  # bound on the estimated seconds of queued work; None = none
         self.sub_round_seconds = sub_round_seconds  # target length of a sub-round; None = the backend's batch
+        self.express_tokens = express_tokens if backend.runs_beside else 0
         self.pending = 0  # inputs waiting or running
         self.pending_tokens = 0
-        self.rounds = 0  # sub-rounds computed
+        self.rounds = 0  # sub-rounds computed, on either lane
+        self.express_rounds = 0  # of them, on the express lane
         self.dropped = 0  # jobs dropped because their client went away
         self.isolations = 0  # failed shared sub-rounds split to find the failing job
         self.metrics: Any = None  # a ServerMetrics (sub_round, job_done) when the server exports metrics
         self.speed = ThroughputModel()
         self._live: set[_Job] = set()
         self._stopped: BaseException | None = None
-        self._queue: asyncio.Queue[_Job | None] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        self._lanes: list[_Lane] = []  # the main lane, then the express lane where there is one
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> None:
-        self._queue = asyncio.Queue()
-        self._worker = asyncio.get_running_loop().create_task(self._run(), name="jinav3-micro-batcher")
+        self._lanes = [_Lane("main", False, _RoundThread("jinav3-round", nullcontext))]
+        if self.express_tokens > 0:
+            self._lanes.append(_Lane("express", True, _RoundThread("jinav3-express", self.backend.express)))
+        loop = asyncio.get_running_loop()
+        for lane in self._lanes:
+            lane.worker = loop.create_task(self._run(lane), name=f"jinav3-micro-batcher-{lane.name}")
 
     def abort(self, reason: BaseException) -> None:
         """Answer every job not yet answered with ``reason`` and refuse new ones (a round already running on its
@@ -192,14 +235,15 @@ class MicroBatcher:
     async def close(self) -> None:
         """Stop the worker; jobs still unanswered get :class:`ShuttingDown` (never computed at shutdown)."""
         self.abort(ShuttingDown("the server is shutting down"))
-        if self._queue is None or self._worker is None:
-            return
-        self._worker.cancel()
-        try:
-            await self._worker
-        except asyncio.CancelledError:
-            pass
-        self._queue = self._worker = None
+        lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            lane.thread.stop()
+            if lane.worker is not None:
+                lane.worker.cancel()
+                try:
+                    await lane.worker
+                except asyncio.CancelledError:
+                    pass
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -248,7 +292,7 @@ class MicroBatcher:
     def _submit(self, job: _Job) -> asyncio.Future:
         if self._stopped is not None:
             raise type(self._stopped)(*self._stopped.args)
-        if self._queue is None:
+        if not self._lanes:
             raise RuntimeError("the micro-batcher is not running")
         if self.pending + job.inputs > self.max_pending and self.pending > 0:
             raise Overloaded(f"{self.pending} inputs are already waiting (limit {self.max_pending})")
@@ -257,8 +301,13 @@ class MicroBatcher:
         self.pending_tokens += job.tokens
         self._live.add(job)
         job.future.add_done_callback(lambda _: self._release(job))
-        self._queue.put_nowait(job)
+        self._lane_for(job).queue.put_nowait(job)
         return job.future
+
+    def _lane_for(self, job: _Job) -> _Lane:
+        """The express lane for a job of at most ``express_tokens`` (where there is one), else the main lane."""
+        express = len(self._lanes) > 1 and job.tokens <= self.express_tokens
+        return self._lanes[-1] if express else self._lanes[0]
 
     def admit(self, tokens: int) -> None:
         """Refuse a job of ``tokens`` at once (:class:`Overloaded`) when the work it would wait for, plus its
@@ -303,21 +352,20 @@ class MicroBatcher:
                                        prepared=prepared))
 
     # -- worker ------------------------------------------------------------------------------------------
-    async def _gather(self, pool: list[_Job], wait: float, limit: float) -> bool:
-        """Add to ``pool`` what is queued, and what arrives within ``wait`` seconds, until ``pool`` holds ``limit``
-        tokens. Returns whether the stop sentinel was seen."""
-        assert self._queue is not None
+    async def _gather(self, lane: _Lane, pool: list[_Job], wait: float, limit: float) -> bool:
+        """Add to ``pool`` what is queued on ``lane``, and what arrives within ``wait`` seconds, until ``pool`` holds
+        ``limit`` tokens. Returns whether the stop sentinel was seen."""
         tokens = sum(job.tokens for job in pool)
         deadline = time.perf_counter() + wait
         while tokens < limit:
             try:
-                job = self._queue.get_nowait()
+                job = lane.queue.get_nowait()
             except asyncio.QueueEmpty:
                 left = deadline - time.perf_counter()
                 if left <= 0:
                     break
                 try:
-                    job = await asyncio.wait_for(self._queue.get(), left)
+                    job = await asyncio.wait_for(lane.queue.get(), left)
                 except asyncio.TimeoutError:
                     break
             if job is None:
@@ -326,32 +374,38 @@ class MicroBatcher:
             tokens += job.tokens
         return False
 
-    async def _run(self) -> None:
-        assert self._queue is not None
+    async def _run(self, lane: _Lane) -> None:
+        """One lane's worker: sub-round after sub-round, each chosen afresh from everything waiting on the lane."""
         pool: list[_Job] = []
+        wait = 0.0 if lane.express else self.max_wait
         while True:
             if not pool:
-                first = await self._queue.get()
+                first = await lane.queue.get()
                 if first is None:
                     return
                 pool.append(first)
-                saw_stop = await self._gather(pool, self.max_wait, self.max_batch_tokens)  # company for it
+                saw_stop = await self._gather(lane, pool, wait, self.max_batch_tokens)  # company for it
             else:
-                saw_stop = await self._gather(pool, 0.0, math.inf)  # whatever arrived meanwhile
+                saw_stop = await self._gather(lane, pool, 0.0, math.inf)  # whatever arrived meanwhile
             live = [job for job in pool if not job.future.done()]  # done before its end: the client went away
             self.dropped += len(pool) - len(live)
             pool = live
             if pool:
-                pieces = next_sub_round(pool, self.sub_round_tokens(), time.perf_counter() - self.max_delay)
+                budget = self.sub_round_tokens()
+                if lane.express:
+                    budget = min(budget, EXPRESS_ROUND_JOBS * self.express_tokens)
+                pieces = next_sub_round(pool, budget, time.perf_counter() - self.max_delay)
                 started = time.perf_counter()
                 for piece in pieces:
                     piece.job.started_at = piece.job.started_at or started
-                outcomes = await _in_daemon_thread(self._compute, pieces)
+                outcomes = await lane.thread.run(self._compute, pieces)
                 answered = _deliver(pieces, outcomes)
                 finished = {id(job) for job in answered}
                 pool = [job for job in pool if id(job) not in finished]
-                self._measure(sum(piece.tokens for piece in pieces), time.perf_counter() - started)
+                if not lane.express:  # express sub-rounds are tiny and share the CPU: they would skew the rate
+                    self._measure(sum(piece.tokens for piece in pieces), time.perf_counter() - started)
                 self.rounds += 1
+                self.express_rounds += lane.express
                 if self.metrics is not None:
                     self._report(pieces, answered, started)
             if saw_stop:
