@@ -14,10 +14,11 @@ per-request cost), beside the bare engine's forward pass of that query; texts pe
 and 64 concurrent clients (requests of 8 short texts), beside the bare engine on the same requests one after
 another and on all of them as one batch (on this thread, and on a new thread per call as the server runs its
 sub-rounds: on a loaded machine torch's thread team on a long-lived thread can be many times slower); and the
-chaos mix: the 1-query probe's p95 while one client sends heavy requests (64 texts of 250 tokens) and 8 clients
-normal ones, over its p95 at idle; and admission on a fresh server (``--max-queue-seconds``, 8 heavy requests at
-once): the first refusal's ``Retry-After`` against the seconds until the queue was really empty. The load generator
-runs in this process and shares the CPU with the server: compare ratios measured in the same run.
+chaos mix: the 1-query probe's p95 (a client process of its own) while one client sends heavy requests (64 texts
+of 250 tokens) and 8 clients normal ones, over its p95 at idle; and admission on a fresh server
+(``--max-queue-seconds``, 8 heavy requests at once): the first refusal's ``Retry-After`` against the seconds until
+the queue was really empty. The load generator runs in this process and shares the CPU with the server: compare
+ratios measured in the same run.
 
     python benchmarks/serve_bench.py --engine openvino --dtype int8
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -118,21 +120,49 @@ def saturation(target: Target, clients: int, seconds: float) -> float:
     return asyncio.run(_saturate(target, clients, seconds))
 
 
+#: The chaos mix's probe, a client process of its own: in the load generator's event loop its answers waited
+#: behind the heavy answers' JSON (64 vectors) being parsed, which is the client's delay, not the server's.
+PROBE = """
+import json, sys, time, httpx
+url, model, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+body = {"model": model, "input": [sys.argv[4]]}
+with httpx.Client(timeout=300) as client:
+    client.post(url, json=body)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    until, times = time.perf_counter() + seconds, []
+    while time.perf_counter() < until:
+        started = time.perf_counter()
+        if client.post(url, json=body).status_code == 200:
+            times.append(time.perf_counter() - started)
+print(json.dumps(times))
+"""
+
+
 async def _chaos(target: Target, heavy: list[str], seconds: float) -> list[float]:
     limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+    probe = subprocess.Popen([sys.executable, "-c", PROBE, target.url, target.model, str(seconds), QUERY],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert probe.stdin is not None and probe.stdout is not None
+    probe.stdout.readline()  # connected and warm
     async with httpx.AsyncClient(timeout=300, limits=limits) as client:
-        until = time.perf_counter() + seconds
-        probe: list[float] = []
-        await asyncio.gather(
+        until = time.perf_counter() + seconds + 0.5
+        load = asyncio.gather(
             _client_loop(client, target, heavy, until),
             *(_client_loop(client, target, REQUEST[:4], until) for _ in range(8)),
-            _client_loop(client, target, [QUERY], until, probe),
         )
-        return probe
+        await asyncio.sleep(0.5)  # the load is under way before the probe starts
+        probe.stdin.write("go\n")
+        probe.stdin.flush()
+        await load
+    times = json.loads(probe.stdout.read())
+    probe.wait()
+    return times
 
 
 def chaos_probe(target: Target, heavy: list[str], seconds: float) -> list[float]:
-    """Seconds per 1-query request while one client sends ``heavy`` requests and 8 clients small ones."""
+    """Seconds per 1-query request (from a client process of its own) while one client sends ``heavy`` requests
+    and 8 clients small ones."""
     return asyncio.run(_chaos(target, heavy, seconds))
 
 

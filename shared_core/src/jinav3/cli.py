@@ -110,7 +110,8 @@ ENGINE_HELP = ("local model engine: torch (default), onnx (ONNX Runtime on the f
                "write one with jinav3 export-onnx) or openvino (OpenVINO on the same file, no torch)")
 
 SERVE_ENGINE_HELP = (". For a CPU server, --engine openvino --dtype int8 is the fastest (about 3x torch float32 on "
-                     "jina-embeddings-v3, docs/performance.md), with vectors equal to the same engine in-process; "
+                     "jina-embeddings-v3, docs/performance.md), with vectors equal to the same engine in-process, "
+                     "and the graph engines answer queries on an express lane beside heavy requests; "
                      "torch stays the default because it runs any folder or hub id as it is, while openvino needs "
                      "the exported onnx/model.onnx and the openvino extra, and its first int8 start writes the int8 "
                      "graph (about 20 s and 5 GB of memory for jina-embeddings-v3)")
