@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -189,7 +190,7 @@ def plot(rows: list[dict[str, Any]], title: str, path: Path) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("bytes per vector searched (log scale; labels: Matryoshka width)")
     ax.set_ylabel("nDCG@10 %")
-    ax.set_title(title, fontsize=9)
+    ax.set_title("\n".join(textwrap.wrap(title, 100)), fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
