@@ -29,6 +29,9 @@ def test_bits_are_the_cores_and_rescoring_is_the_float_ranking_of_the_candidates
     ids = [f"c{i}" for i in range(len(texts))]
     table.add(ids, texts, vectors, [{"chunk": i} for i in range(len(texts))])
     np.testing.assert_array_equal(table.stored_bits(ids), binary_codes(vectors))
+    if rescore_type == "vector":  # pgvector's own quantizer agrees (on float32; half precision may round to 0)
+        same = pg.execute(f"SELECT bool_and(binary_quantize(embedding) = bits) FROM {table.table}").fetchone()
+        assert same == (True,)
 
     query = Embedder.local(str(tiny_checkpoint), device="cpu").embed(["Which wall fell?"], "retrieval.query", DIMS)
     distances = hamming_distances(binary_codes(query), binary_codes(vectors))[0]
