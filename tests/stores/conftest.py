@@ -87,5 +87,7 @@ SPLITTERS = {"langchain": _langchain, "llama_index": _llama_index, "haystack": _
 @pytest.fixture(scope="module", params=sorted(SPLITTERS))
 def late_chunks(request: pytest.FixtureRequest, tiny_checkpoint: Path) -> tuple[str, list[str], np.ndarray]:
     """(framework, chunk texts, late-chunked vectors at DIMS) from that framework's splitter."""
+    pytest.importorskip({"langchain": "langchain_jinav3", "llama_index": "llama_index.node_parser.jinav3",
+                         "haystack": "haystack_integrations.components.preprocessors.jinav3"}[request.param])
     texts, vectors = SPLITTERS[request.param](str(tiny_checkpoint))(TEXTS)
     return request.param, texts, vectors

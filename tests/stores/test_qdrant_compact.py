@@ -55,6 +55,7 @@ def _late_vectors(core: Embedder, texts: list[str]) -> np.ndarray:
 @pytest.mark.parametrize("form", sorted(QUANTIZATION))
 def test_langchain_qdrant(tmp_path, tiny_checkpoint, form):
     pytest.importorskip("langchain_qdrant")
+    pytest.importorskip("langchain_jinav3")
     from langchain_core.documents import Document
     from langchain_qdrant import QdrantVectorStore
     from langchain_qdrant.qdrant import QdrantVectorStoreError
@@ -85,6 +86,7 @@ def test_langchain_qdrant(tmp_path, tiny_checkpoint, form):
 @pytest.mark.parametrize("form", sorted(QUANTIZATION))
 def test_llama_index_qdrant(tmp_path, tiny_checkpoint, form):
     pytest.importorskip("llama_index.vector_stores.qdrant")
+    pytest.importorskip("llama_index.node_parser.jinav3")
     from llama_index.core import StorageContext, VectorStoreIndex
     from llama_index.core.schema import Document
     from llama_index.vector_stores.qdrant import QdrantVectorStore
@@ -111,6 +113,7 @@ def test_llama_index_qdrant(tmp_path, tiny_checkpoint, form):
 @pytest.mark.parametrize("form", sorted(QUANTIZATION))
 def test_haystack_qdrant(tmp_path, tiny_checkpoint, form):
     pytest.importorskip("haystack_integrations.document_stores.qdrant")
+    pytest.importorskip("haystack_integrations.components.preprocessors.jinav3")
     from haystack import Document
     from haystack_integrations.components.retrievers.qdrant import QdrantEmbeddingRetriever
     from haystack_integrations.document_stores.qdrant import QdrantDocumentStore
