@@ -88,7 +88,7 @@ def test_llama_index_qdrant(tmp_path, tiny_checkpoint, form):
     pytest.importorskip("llama_index.vector_stores.qdrant")
     pytest.importorskip("llama_index.node_parser.jinav3")
     from llama_index.core import StorageContext, VectorStoreIndex
-    from llama_index.core.schema import Document
+    from llama_index.core.schema import Document, TextNode
     from llama_index.vector_stores.qdrant import QdrantVectorStore
 
     from llama_index.embeddings.jinav3 import JinaV3Embedding
@@ -102,6 +102,9 @@ def test_llama_index_qdrant(tmp_path, tiny_checkpoint, form):
     index = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(vector_store=vector_store),
                              embed_model=model)
     hits = index.as_retriever(similarity_top_k=3, vector_store_kwargs={"search_params": RESCORE}).retrieve(QUERY)
+    wider = JinaV3Embedding(model_name=str(tiny_checkpoint), device="cpu")  # the full 32 dimensions
+    with pytest.raises(ValueError, match="expected dim: 16, got 32"):  # Qdrant's own check, naming both widths
+        vector_store.add([TextNode(text="Kyoto", embedding=wider.get_text_embedding("Kyoto"))])
     client.close()
     ids, stored = _stored(tmp_path, "compact")
     late = _late_vectors(model.core, TEXTS)
