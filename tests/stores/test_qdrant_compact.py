@@ -129,8 +129,9 @@ def test_haystack_qdrant(tmp_path, tiny_checkpoint, form):
     chunks = splitter.run(documents=[Document(content=t) for t in TEXTS])["documents"]
     # quantization_config is a dict of Qdrant's REST fields; the retriever sends no search params, so a server
     # searches with its defaults (rescore on, no oversampling): query store._client beside it for oversampling.
+    quantization = QUANTIZATION[form].model_dump(exclude_none=True)
     store = QdrantDocumentStore(path=str(tmp_path), index="compact", embedding_dim=DIMS, on_disk=True,
-                                recreate_index=True, quantization_config=QUANTIZATION[form].model_dump())
+                                recreate_index=True, quantization_config=quantization)
     store.write_documents(chunks)
     query = JinaV3TextEmbedder(**tiny).run(text=QUERY)["embedding"]
     hits = QdrantEmbeddingRetriever(store, top_k=3, return_embedding=True).run(query_embedding=query)["documents"]
