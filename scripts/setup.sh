@@ -40,12 +40,12 @@ python -m pip install -q --upgrade "pip>=25.1"
 # bars, Installing...) and the heartbeat are the progress.
 say "step 2/3: torch (the largest download, several hundred MB)"
 with_heartbeat python scripts/install_torch_cpu.py
-editables=(-e "shared_core[local,server,ray,int8,onnx,openvino,thai]")
+editables=(-e "shared_core[local,server,ray,int8,onnx,openvino,thai,pgvector]")
 adapters=0
 for pkg in packages/*/; do
   [ -f "$pkg/pyproject.toml" ] && editables+=(-e "$pkg[local,test]") && adapters=$((adapters + 1))
 done
-say "step 3/3: installing the jinav3 core with its extras (local, server, ray, int8, onnx, openvino, thai), its $adapters framework" \
+say "step 3/3: installing the jinav3 core with its extras (local, server, ray, int8, onnx, openvino, thai, pgvector), its $adapters framework" \
     "adapters, and the test and lint tools (a few minutes on a fresh machine)"
 with_heartbeat python -m pip install --progress-bar on "${editables[@]}" --group test --group lint
 python scripts/setup_state.py > "$STAMP"

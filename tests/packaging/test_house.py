@@ -11,7 +11,7 @@ import jinav3
 PACKAGE = Path(jinav3.__file__).parent
 # Lowest first. A module may import its own family and any family listed before it.
 LAYERS = [
-    {"errors", "tasks", "matryoshka", "usage"},
+    {"errors", "tasks", "matryoshka", "usage", "compact"},
     {"runtime"},
     {"model"},
     {"late_chunking"},

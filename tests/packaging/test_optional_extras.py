@@ -19,6 +19,7 @@ EXTRAS = {
     "openvino": (("openvino",), ()),  # its tests are parameters of the ONNX engine's, skipped when they run
     "thai": (("pythainlp", "pycrfsuite"), ()),  # the Thai test skips; Thai text is refused with the install line
     "ray": (("ray", "pyarrow"), ("tests/distributed/",)),
+    "pgvector": (("psycopg",), ("tests/stores/test_pgvector_binary.py",)),
     "server": (("fastapi", "uvicorn", "prometheus_client"), ("tests/api/", "tests/evaluation/test_api_eval.py")),
     "adapters": (("haystack", "langchain_core", "llama_index"),
                  ("tests/haystack_adapter/", "tests/langchain_adapter/", "tests/llama_index_adapter/")),

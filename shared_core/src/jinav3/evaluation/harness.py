@@ -242,7 +242,7 @@ def evaluate(
         run.log(f"  chunked {label}: {sum(map(len, spans_by_label[label]))} chunks in "
                 f"{run.phases[f'chunking:{label}']:.1f} s")
 
-    query_parts = {"kind": "queries", "task": config.query_task, "texts": content_hash(queries)}
+    query_parts = query_cache_parts(queries, config)
     query_side = run.timed("queries", lambda: run.cached(query_parts, lambda: Embedded(
         *_timed_raw(embedder, queries, config.query_task, config.show_progress)), "queries"))
     width = query_side.vectors.shape[1]
@@ -257,11 +257,7 @@ def evaluate(
     for setting, label in plan:
         name = f"{setting}:{label}" if label else setting
         spans = spans_by_label[label] if label else []
-        parts: dict[str, Any] = {"kind": setting, "task": config.document_task, "docs": docs_hash}
-        if label:
-            parts.update(chunking=label, spans=content_hash(spans))
-        if setting == "late":
-            parts.update(window=config.window, overlap=config.overlap)
+        parts = document_cache_parts(setting, docs_hash, config, label, spans)
         embedded = run.timed(f"embedding:{name}", lambda s=setting, sp=spans, p=parts, n=name: run.cached(
             p, lambda: embed_setting(embedder, s, docs, sp, config), n))
         results[name] = _score_setting(run, dataset, doc_ids, query_side.vectors, embedded, setting, label, name)
@@ -282,6 +278,25 @@ def evaluate(
         "phase_seconds": run.phases,
         "results": results,
     }
+
+
+def query_cache_parts(queries: Sequence[str], config: EvalConfig) -> dict[str, Any]:
+    """What keys the query vectors in the cache (the model's ``describe()`` is added as ``model``)."""
+    return {"kind": "queries", "task": config.query_task, "texts": content_hash(queries)}
+
+
+def document_cache_parts(
+    setting: str, docs_hash: str, config: EvalConfig, label: str | None = None,
+    spans: Sequence[Sequence[tuple[int, int]]] = (),
+) -> dict[str, Any]:
+    """What keys one setting's document vectors in the cache (``docs_hash``: :func:`content_hash` of the
+    ``(id, text)`` pairs; the model's ``describe()`` is added as ``model``), so other tools can read them back."""
+    parts: dict[str, Any] = {"kind": setting, "task": config.document_task, "docs": docs_hash}
+    if label:
+        parts.update(chunking=label, spans=content_hash(spans))
+    if setting == "late":
+        parts.update(window=config.window, overlap=config.overlap)
+    return parts
 
 
 def _timed_raw(embedder: Embedder, texts: Sequence[str], task: str | None, progress: bool) -> tuple:
