@@ -31,6 +31,7 @@ pd = pytest.importorskip("pandas")
 
 from ray.cluster_utils import Cluster
 
+from jinav3.distributed.loopback_cluster import start_loopback_cluster
 from tests.distributed.loopback_sockets import OffLoopbackWatch, descendants
 
 HOST = "127.0.0.2"
@@ -52,17 +53,9 @@ def _corpus(path: Path) -> dict[str, str]:
 def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")  # no usage report to the cloud metadata address either
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    # A dead node is declared dead after 4 missed health checks of 0.5 s (the default waits 5 x 3 s).
-    head = {"num_cpus": 0, "node_ip_address": HOST, "include_dashboard": False,
-            "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 4}}
-    started = Cluster(initialize_head=True, head_node_args=head)
-    try:
-        for _ in range(2):
-            started.add_node(num_cpus=3, node_ip_address=HOST)
-        started.wait_for_nodes()
-        yield started
-    finally:
-        started.shutdown()
+    started = start_loopback_cluster(worker_nodes=2, cpus_per_node=3, host=HOST)
+    yield started
+    started.shutdown()
 
 
 def _raylet_hosting_an_actor(cluster: Cluster) -> int | None:
