@@ -2,6 +2,7 @@
 
     python benchmarks/ray_scaling.py                    # a 4-layer, 256-wide random checkpoint, 2000 documents
     python benchmarks/ray_scaling.py --model jinaai/jina-embeddings-v3 --documents 2000 --gpus-per-actor 1
+    python benchmarks/ray_scaling.py --nodes 1 2       # worker nodes of a loopback cluster on this machine instead
 
 For each actor count k, side by side on the same corpus and model:
 
@@ -9,6 +10,13 @@ For each actor count k, side by side on the same corpus and model:
   ``Embedder.late_chunk_many`` in batches, write Parquet — what you would write without Ray;
 - **Ray**, a fresh local instance with k + 1 logical CPUs (k one-CPU actors, one more for reading), the same work
   through ``jinav3.distributed.index_corpus``.
+
+With ``--nodes``, the same Ray work runs on a cluster started on this machine (``jinav3.distributed.
+loopback_cluster``: a head without CPUs and n worker nodes, all on 127.0.0.2), joined by address as on a real
+cluster: one one-CPU actor per worker node, each node one logical CPU more for the read tasks, and for comparison
+one node holding all n actors. On one box the nodes share its cores: a second node proves the protocol (objects
+moving between nodes' stores, a node per actor) and fault tolerance, and shows its overhead beside one node with
+the same actors; it cannot show scaling, which needs the second node's own cores.
 
 ``efficiency`` is Ray docs/s ÷ single-process docs/s. "with load" times everything a user waits for (model load;
 for Ray also the input count and actor start-up, but not ``ray.init``); "steady" leaves out the model load (one
@@ -91,6 +99,43 @@ def on_ray(model: str, corpus: Path, out: Path, actors: int, args: argparse.Name
     return seconds, summary.busy_seconds, summary.documents_indexed
 
 
+def on_cluster(model: str, corpus: Path, out: Path, nodes: int, actors: int, args: argparse.Namespace
+               ) -> tuple[float, float, int, int]:
+    """(seconds of ``index_corpus``, its busy seconds, documents indexed, nodes the actors ran on) on a loopback
+    cluster of ``nodes`` worker nodes sharing ``actors`` one-CPU actors (and one spare CPU a node)."""
+    import ray
+
+    from jinav3.distributed import IndexOptions, index_corpus
+    from jinav3.distributed.loopback_cluster import start_loopback_cluster
+
+    cluster = start_loopback_cluster(worker_nodes=nodes, cpus_per_node=actors // nodes + 1)
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        options = IndexOptions(model=model, device=args.device, actors=actors, cpus_per_actor=1.0,
+                               batch_size=args.batch_size)
+        start = time.perf_counter()
+        summary = index_corpus(corpus, out, options)
+        seconds = time.perf_counter() - start
+        actors_seen = cluster.global_state.actor_table(None).values()  # the GCS keeps finished actors too
+        used = len({a["Address"]["NodeID"] for a in actors_seen if "MapWorker" in a["ActorClassName"]})
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert summary.balanced, summary
+    return seconds, summary.busy_seconds, summary.documents_indexed, used
+
+
+def cluster_table(model: str, corpus: Path, root: Path, args: argparse.Namespace) -> None:
+    """Docs/s with 1..n worker nodes (one actor each) against one node holding the same actors."""
+    print(f"{'nodes':>5} {'actors':>6} {'on nodes':>8} {'docs/s':>7} {'steady':>7}")
+    layouts = [(n, n) for n in args.nodes] + [(1, n) for n in args.nodes if n > 1]
+    for nodes, actors in layouts:
+        seconds, busy, docs, used = on_cluster(model, corpus, root / f"cluster-{nodes}-{actors}", nodes, actors,
+                                               args)
+        print(f"{nodes:>5} {actors:>6} {used:>8} {docs / seconds:>7.1f} {docs / busy:>7.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="checkpoint folder or hub id (default: a random 4-layer 256-wide one)")
@@ -99,6 +144,8 @@ def main() -> None:
     parser.add_argument("--gpus-per-actor", type=float, default=0.0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--nodes", type=int, nargs="+",
+                        help="worker nodes of a loopback cluster on this machine (one actor each) instead of actors")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -109,6 +156,12 @@ def main() -> None:
             model = str(build_checkpoint(root / "model", hidden=256, layers=4, heads=4, intermediate=1024))
         corpus = root / "docs.jsonl"
         write_corpus(corpus, args.documents)
+        if args.nodes:
+            print(f"model: {args.model or 'random 4-layer 256-wide checkpoint'}; {args.documents} documents, late "
+                  f"chunking by sentences, batches of {args.batch_size}; a loopback Ray cluster (head without CPUs) "
+                  "joined by address, one-CPU actors")
+            cluster_table(model, corpus, root, args)
+            return
         print(f"model: {args.model or 'random 4-layer 256-wide checkpoint'}; {args.documents} documents, late "
               f"chunking by sentences, batches of {args.batch_size}; k actors (1 CPU each) vs one process with "
               "k torch threads")
