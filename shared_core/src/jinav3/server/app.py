@@ -34,7 +34,7 @@ from jinav3.errors import InputTooLongError, InvalidInputError
 from jinav3.late_chunking.chunking import Span
 from jinav3.matryoshka import encode, truncate_normalise
 from jinav3.model.choice import fallback_model_dir
-from jinav3.server.batcher import MicroBatcher, Overloaded, ShuttingDown
+from jinav3.server.batcher import EXPRESS_TOKENS, MicroBatcher, Overloaded, ShuttingDown
 from jinav3.server.errors import (
     ApiProblem,
     ClientGone,
@@ -73,7 +73,7 @@ class ServerConfig:
     max_request_tokens: int | None = None  # sum over a request's inputs; None = max_inputs x max_length
     max_batch_tokens: int = 65_536
     batch_wait_ms: float = 0.0  # an idle server computes a request at once; company is what arrives meanwhile
-    express_tokens: int = 64  # requests this small run on the express lane (graph engines; 0 = no express lane)
+    express_tokens: int = EXPRESS_TOKENS  # requests this small run on the express lane (graph engines; 0 = none)
     max_pending: int = 100_000
     max_queue_seconds: float | None = 60.0  # estimated seconds of queued work beyond which requests get 503 at once
     calibration_tokens: int = 512  # tokens of the timed warm-up at start that seeds admission (0: none)

@@ -1,18 +1,21 @@
 """Micro-batching: concurrent requests share forward passes of the local backend.
 
-Requests are tokenised (and checked against the limits) by the request handler, then queued as jobs. One worker
-keeps every waiting job in a pool and computes it in *sub-rounds* of about one backend batch (``token_budget``
-tokens, fewer where the measured speed says that takes longer than ``sub_round_seconds``), choosing each sub-round
-afresh from everything waiting at that moment (:func:`next_sub_round`): the jobs
-with the least work done so far first, then the least left, so a small request that arrives while a large one is
-being computed goes in the very next sub-round instead of waiting for the large one to finish: it waits for the work
-ahead of it at the scale of one sub-round, never for a whole heavy neighbour. Its sub-round takes as company only jobs
-of comparable size (:func:`company_limit`), never a large job's rows. A plain job is split by rows across sub-rounds
+Requests are tokenised (and checked against the limits) by the request handler, then queued as jobs on a lane. A
+lane's worker keeps every job waiting on it in a pool and computes it in *sub-rounds* of about one backend batch
+(``token_budget`` tokens, fewer where the measured speed says that takes longer than ``sub_round_seconds``),
+choosing each sub-round afresh from everything waiting at that moment (:func:`next_sub_round`): the jobs with the
+least work done so far first, then the least left, so a small request that arrives while a large one is being
+computed goes in the very next sub-round instead of waiting for the large one to finish: it waits for the work ahead
+of it at the scale of one sub-round, never for a whole heavy neighbour. Its sub-round takes as company only jobs of
+comparable size (:func:`company_limit`), never a large job's rows. A plain job is split by rows across sub-rounds
 (its rows are computed exactly as alone: rows never depend on their batch-mates) and answered when its last row is
 done; a late-chunking job is one sequence. Plain rows and late-chunking documents (of any task) share sub-rounds, so
-neither kind waits for the other. A job without progress for ``max_delay`` seconds goes first, so a stream of small
-requests cannot starve a large one, but it fills at most half a sub-round while newer jobs wait. Output choices
-(dimensions, normalisation, encoding) are per request and applied by the caller to the raw vectors.
+neither kind waits for the other. On the graph engines a second lane, the express lane, takes the jobs of at most
+``express_tokens`` (a query or two) and computes them beside the main lane's sub-round, on its own thread and
+instance of the graph (:class:`_Lane`), so a query never waits for a pass under way. A job without progress for
+``max_delay`` seconds goes first, so a stream of small requests cannot starve a large one, but it fills at most half
+a sub-round while newer jobs wait. Output choices (dimensions, normalisation, encoding) are per request and applied
+by the caller to the raw vectors.
 
 Work nobody waits for is never computed: a job whose future was cancelled (its client went away) leaves the pool
 before the next sub-round, and a sub-round whose jobs have all been cancelled stops before its next encoder layer
